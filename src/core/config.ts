@@ -1,0 +1,177 @@
+import { AccError } from "../lib/errors.js";
+import { parseDuration } from "./duration.js";
+import { isValidHostname, showValue } from "./validate.js";
+
+/** acc.toml, after defaults and ACC_<KEY> environment overrides. */
+export interface AccConfig {
+  /** Instance `foo` answers at foo.<domain>. */
+  domain: string;
+  /** Public HTTP port of acc's nginx. */
+  http_port: number;
+  /** Address acc's nginx listens on. */
+  listen_address: string;
+  /** Instances get ports from this range (inclusive), bound to 127.0.0.1. */
+  instance_port_min: number;
+  instance_port_max: number;
+  /** Default idle timeout in ms, null for never (models and instances override it). */
+  idle_timeout: number | null;
+  /** Port of `acc server` on 127.0.0.1. */
+  server_port: number;
+  /** Default start timeout in ms (models override it). */
+  start_timeout: number;
+  /** Default stop timeout in ms before SIGKILL (models override it). */
+  stop_timeout: number;
+  /** System user running acc's own services (nginx workers, managed Postgres) as root. */
+  service_user: string;
+}
+
+interface KeySpec {
+  doc: string;
+  kind: "string" | "port" | "int" | "duration" | "duration-or-never" | "host" | "address" | "user";
+  /** Default for root, then for a normal user. */
+  defaults: [string | number, string | number];
+}
+
+export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
+  domain: {
+    doc: "Instance NAME answers at http://NAME.<domain>; 'localhost' needs no DNS.",
+    kind: "host",
+    defaults: ["localhost", "localhost"],
+  },
+  http_port: { doc: "Public HTTP port of acc's nginx.", kind: "port", defaults: [80, 8080] },
+  listen_address: {
+    doc: "Address acc's nginx listens on ('0.0.0.0' for all IPv4 addresses).",
+    kind: "address",
+    defaults: ["0.0.0.0", "0.0.0.0"],
+  },
+  instance_port_min: {
+    doc: "Lowest port given to an instance (instances listen on 127.0.0.1 only).",
+    kind: "port",
+    defaults: [20000, 20000],
+  },
+  instance_port_max: {
+    doc: "Highest port given to an instance.",
+    kind: "port",
+    defaults: [29999, 29999],
+  },
+  idle_timeout: {
+    doc: "Stop an instance after this long without requests ('never' to keep it up).",
+    kind: "duration-or-never",
+    defaults: ["15m", "15m"],
+  },
+  server_port: {
+    doc: "Port of 'acc server' (the waker), on 127.0.0.1 only.",
+    kind: "port",
+    defaults: [9713, 9713],
+  },
+  start_timeout: {
+    doc: "How long a start may take to pass its health check (models may override).",
+    kind: "duration",
+    defaults: ["60s", "60s"],
+  },
+  stop_timeout: {
+    doc: "How long a stop waits after SIGTERM before SIGKILL (models may override).",
+    kind: "duration",
+    defaults: ["10s", "10s"],
+  },
+  service_user: {
+    doc: "As root: the system user that runs nginx workers and the managed Postgres.",
+    kind: "user",
+    defaults: ["acc", "acc"],
+  },
+};
+
+export function envKey(key: string): string {
+  return `ACC_${key.toUpperCase()}`;
+}
+
+function convert(key: string, spec: KeySpec, raw: unknown, source: string): unknown {
+  const bad = (hint: string): AccError =>
+    new AccError("ACC_INVALID", `invalid ${key} ${showValue(String(raw))} in ${source}`, { hint });
+  const text = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : null;
+  if (text === null) throw bad(`expected a ${spec.kind}`);
+  switch (spec.kind) {
+    case "port":
+    case "int": {
+      if (!/^\d+$/.test(text)) throw bad("expected a whole number");
+      const n = Number(text);
+      if (spec.kind === "port" && (n < 1 || n > 65535)) throw bad("expected a port from 1 to 65535");
+      return n;
+    }
+    case "duration":
+    case "duration-or-never": {
+      const ms = parseDuration(text, key);
+      if (ms === null && spec.kind === "duration") throw bad("'never' is not allowed here");
+      return ms;
+    }
+    case "host":
+      if (!isValidHostname(text.toLowerCase())) throw bad("expected a DNS name");
+      return text.toLowerCase();
+    case "address":
+      if (!/^(\d{1,3}\.){3}\d{1,3}$/.test(text) && !/^\[[0-9a-f:]+\]$/i.test(text)) {
+        throw bad("expected an IPv4 address or [IPv6]");
+      }
+      return text;
+    case "user":
+      if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(text)) throw bad("expected a system user name");
+      return text;
+    case "string":
+      if (/[\0-\x1f]/.test(text)) throw bad("control characters are not allowed");
+      return text;
+  }
+}
+
+/**
+ * Resolves the config from the parsed acc.toml and the environment: env ACC_<KEY> wins over
+ * the file, which wins over the defaults.
+ */
+export function resolveConfig(
+  file: Record<string, unknown>,
+  env: Readonly<Record<string, string | undefined>>,
+  isRoot: boolean,
+): AccConfig {
+  for (const key of Object.keys(file)) {
+    if (!(key in CONFIG_KEYS)) {
+      throw new AccError("ACC_INVALID", `unknown key ${showValue(key)} in acc.toml`, {
+        hint: `known keys: ${Object.keys(CONFIG_KEYS).join(", ")}`,
+      });
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
+    const fromEnv = env[envKey(key)];
+    if (fromEnv !== undefined && fromEnv !== "") {
+      out[key] = convert(key, spec, fromEnv, `env ${envKey(key)}`);
+    } else if (file[key] !== undefined) {
+      out[key] = convert(key, spec, file[key], "acc.toml");
+    } else {
+      out[key] = convert(key, spec, spec.defaults[isRoot ? 0 : 1], "defaults");
+    }
+  }
+  const config = out as unknown as AccConfig;
+  if (config.instance_port_min > config.instance_port_max) {
+    throw new AccError(
+      "ACC_INVALID",
+      `invalid port range ${config.instance_port_min}-${config.instance_port_max}`,
+      { hint: "instance_port_min must not be above instance_port_max" },
+    );
+  }
+  return config;
+}
+
+/** The acc.toml that `acc init` writes: every key, commented, with its default. */
+export function renderConfigFile(overrides: Partial<Record<keyof AccConfig, string | number>>, isRoot: boolean): string {
+  const lines = [
+    "# acc configuration. Every key can be overridden by the environment variable ACC_<KEY>",
+    "# (for example ACC_HTTP_PORT=8081). Uncomment a line to change a value.",
+    "",
+  ];
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [keyof AccConfig, KeySpec][]) {
+    const value = overrides[key] ?? spec.defaults[isRoot ? 0 : 1];
+    const literal = typeof value === "number" ? String(value) : JSON.stringify(value);
+    lines.push(`# ${spec.doc}`);
+    lines.push(overrides[key] !== undefined ? `${key} = ${literal}` : `# ${key} = ${literal}`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,66 @@
+/** Stable codes for errors a user can reach; bin/ and the HTTP layer map them in one place. */
+export type AccErrorCode =
+  | "ACC_USAGE" // bad command line
+  | "ACC_INVALID" // bad input value (name, host, param, config)
+  | "ACC_NOT_FOUND" // no such instance or model
+  | "ACC_CONFLICT" // name, host or port already taken
+  | "ACC_BUSY" // another operation holds the instance's lease
+  | "ACC_STATE" // the operation does not apply in the instance's current state
+  | "ACC_NOT_BOOTED" // acc's supervisord is not running
+  | "ACC_START_FAILED"
+  | "ACC_STOP_FAILED"
+  | "ACC_NGINX" // nginx refused a config change or a reload
+  | "ACC_SUPERVISOR"
+  | "ACC_MODEL" // a model's manifest is invalid
+  | "ACC_ENV" // something missing on the machine (binary, permission)
+  | "ACC_FAILED"; // any other operation failure
+
+export interface AccErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  /** Extra lines shown after the message, such as the last lines of a log. */
+  details?: string;
+}
+
+export class AccError extends Error {
+  readonly code: AccErrorCode;
+  readonly hint: string | undefined;
+  readonly details: string | undefined;
+
+  constructor(code: AccErrorCode, message: string, options: AccErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "AccError";
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details;
+  }
+}
+
+export function isAccError(error: unknown, code?: AccErrorCode): error is AccError {
+  return error instanceof AccError && (code === undefined || error.code === code);
+}
+
+/** Exit codes of the command line contract (design.md). */
+export function exitCodeFor(error: unknown): number {
+  if (!(error instanceof AccError)) return 1;
+  switch (error.code) {
+    case "ACC_USAGE":
+    case "ACC_INVALID":
+    case "ACC_CONFLICT":
+      return 2;
+    case "ACC_NOT_FOUND":
+      return 3;
+    default:
+      return 1;
+  }
+}
+
+/** Node's errno errors, narrowed so a caller can check one specific code. */
+export function hasErrno(error: unknown, code: string): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    "code" in error &&
+    (error as { code: unknown }).code === code
+  );
+}

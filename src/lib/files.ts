@@ -1,0 +1,51 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import path from "node:path";
+import { hasErrno } from "./errors.js";
+
+export interface WriteOptions {
+  mode?: number;
+  /** Owner to give the file, when running as root. */
+  uid?: number;
+  gid?: number;
+}
+
+/** Writes a file so that readers see either the old or the new content, never a mix. */
+export async function writeFileAtomic(
+  file: string,
+  content: string,
+  options: WriteOptions = {},
+): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  const handle = await open(temp, "wx", options.mode ?? 0o644);
+  try {
+    await handle.writeFile(content);
+    if (options.mode !== undefined) await handle.chmod(options.mode);
+    if (options.uid !== undefined && options.gid !== undefined) {
+      await handle.chown(options.uid, options.gid);
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** The file's content, or undefined when it does not exist. */
+export async function readFileIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    if (hasErrno(error, "ENOENT")) return undefined;
+    throw error;
+  }
+}
+
+export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
+  await mkdir(dir, { recursive: true, mode });
+}
