@@ -41,6 +41,9 @@ export interface ExecOptions {
   timeoutMs?: number;
   input?: string;
   signal?: AbortSignal;
+  /** Run as this user and group (root only); supplementary groups are dropped. */
+  uid?: number;
+  gid?: number;
 }
 
 export interface ExecResult {
@@ -60,6 +63,8 @@ export const exec: Exec = (file, args, options = {}) =>
       maxBuffer: 64 * 1024 * 1024,
       signal: options.signal,
       encoding: "utf8",
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
     };
     const child = execFile(file, [...args], execOptions, (error, stdout, stderr) => {
       const out = String(stdout);

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline/promises";
+import { fileURLToPath } from "node:url";
+import { commandHelp, parseCommandArgs, type CliEnv } from "../cli/command.js";
+import { findCommand, mainHelp } from "../cli/commands.js";
+import { makeStyle, useColor } from "../cli/output.js";
+import { AccError, exitCodeFor } from "../lib/errors.js";
+import type { AccContext } from "../services/context.js";
+import { openContext, resolveHome } from "../services/open.js";
+
+// dist/src/bin/acc.js -> the package root, where models/ and package.json live.
+const accRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+interface Global {
+  home: string | undefined;
+  rest: string[];
+  version: boolean;
+  help: boolean;
+}
+
+function parseGlobal(argv: string[]): Global {
+  const global: Global = { home: undefined, rest: [], version: false, help: false };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (arg === "--home") {
+      const value = argv[++i];
+      if (value === undefined) throw new AccError("ACC_USAGE", "--home needs a folder");
+      global.home = value;
+    } else if (arg.startsWith("--home=")) global.home = arg.slice(7);
+    else if (arg === "--version") global.version = true;
+    else if (arg === "-h" || arg === "--help") global.help = true;
+    else if (arg.startsWith("-")) throw new AccError("ACC_USAGE", `unknown option ${JSON.stringify(arg)}`, { hint: "acc help" });
+    else break;
+  }
+  global.rest = argv.slice(i);
+  return global;
+}
+
+function printError(error: unknown, color: boolean): void {
+  const style = makeStyle(color);
+  if (error instanceof AccError) {
+    const hint = error.hint ? ` ${style.dim(`(${error.hint})`)}` : "";
+    process.stderr.write(`${style.red("acc:")} ${error.message}${hint}\n`);
+    if (error.details) process.stderr.write(`${error.details.replace(/^/gm, "  | ")}\n`);
+    return;
+  }
+  process.stderr.write(`${style.red("acc: internal error (this is a bug):")} ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const color = useColor(process.env, process.stderr.isTTY === true);
+  let ctx: AccContext | undefined;
+  try {
+    const global = parseGlobal(argv);
+    const pkg = JSON.parse(readFileSync(path.join(accRoot, "package.json"), "utf8")) as { version: string };
+    if (global.version) {
+      process.stdout.write(`acc ${pkg.version}\n`);
+      return 0;
+    }
+    const [name, ...args] = global.rest;
+    if (name === undefined || global.help || name === "help") {
+      const topic = name === "help" ? args[0] : undefined;
+      const command = topic === undefined ? undefined : findCommand(topic);
+      if (topic !== undefined && !command) {
+        throw new AccError("ACC_USAGE", `unknown command ${JSON.stringify(topic)}`, { hint: "acc help lists them" });
+      }
+      process.stdout.write(`${command ? commandHelp(command) : mainHelp()}\n`);
+      return name === undefined && !global.help ? 2 : 0;
+    }
+    const command = findCommand(name);
+    if (!command) throw new AccError("ACC_USAGE", `unknown command ${JSON.stringify(name)}`, { hint: "acc help lists them" });
+    const parsed = parseCommandArgs(command, args);
+    if (parsed.values.help === true) {
+      process.stdout.write(`${commandHelp(command)}\n`);
+      return 0;
+    }
+    const json = parsed.values.json === true;
+    const home = resolveHome(global.home, process.env);
+    const progressOn = process.stderr.isTTY === true && !json;
+    const style = makeStyle(color);
+    const cli: CliEnv = {
+      home,
+      env: process.env,
+      accRoot,
+      json,
+      interactive: process.stdin.isTTY === true && process.stdout.isTTY === true,
+      progress: { step: (text) => progressOn && process.stderr.write(`${style.dim(`… ${text}`)}\n`) && undefined },
+      open: async () => {
+        ctx ??= await openContext({ home, env: process.env, accRoot, progress: cli.progress });
+        return ctx;
+      },
+      confirm: async (question) => {
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        try {
+          return /^y(es)?$/i.test((await rl.question(question)).trim());
+        } finally {
+          rl.close();
+        }
+      },
+      write: (text) => process.stdout.write(text) && undefined,
+    };
+    const result = await command.run(parsed, cli);
+    if (json) process.stdout.write(`${JSON.stringify(result.data, null, 2)}\n`);
+    else if (result.text) process.stdout.write(`${result.text}\n`);
+    return result.exitCode ?? 0;
+  } catch (error) {
+    printError(error, color);
+    return exitCodeFor(error);
+  } finally {
+    await ctx?.store.close();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

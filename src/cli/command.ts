@@ -1,0 +1,106 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { AccError } from "../lib/errors.js";
+import type { AccContext, Progress } from "../services/context.js";
+
+export type OptionSpecs = NonNullable<ParseArgsConfig["options"]>;
+
+export interface CliEnv {
+  home: string;
+  env: NodeJS.ProcessEnv;
+  accRoot: string;
+  json: boolean;
+  interactive: boolean;
+  progress: Progress;
+  /** Opens the home's services (config, store, drivers); closed by bin/ after the command. */
+  open(): Promise<AccContext>;
+  confirm(question: string): Promise<boolean>;
+  /** Writes a line as it happens (logs -f), for commands that stream. */
+  write(text: string): void;
+}
+
+export interface CommandResult {
+  /** What --json prints. */
+  data: unknown;
+  /** What a person sees. */
+  text: string;
+  exitCode?: number;
+}
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Usage line after `acc NAME`. */
+  usage: string;
+  /** Lines of help after the usage: one per option. */
+  help: string[];
+  options: OptionSpecs;
+  positionals: { min: number; max: number; names: string };
+  /** Whether --json is accepted. */
+  json: boolean;
+  run(args: ParsedArgs, cli: CliEnv): Promise<CommandResult>;
+}
+
+/** Parses a command's own arguments; any mistake is a usage error (exit 2) naming it. */
+export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
+  const options: OptionSpecs = { ...command.options, help: { type: "boolean", short: "h" } };
+  if (command.json) options.json = { type: "boolean" };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] ?? "" : String(error);
+    throw new AccError("ACC_USAGE", `acc ${command.name}: ${message.replace(/\. To specify.*$/, "")}`, {
+      hint: `acc ${command.name} --help`,
+    });
+  }
+  const { values, positionals } = parsed;
+  if (!values.help) {
+    if (positionals.length < command.positionals.min) {
+      throw new AccError("ACC_USAGE", `acc ${command.name}: missing ${command.positionals.names}`, {
+        hint: `usage: acc ${command.name} ${command.usage}`,
+      });
+    }
+    if (positionals.length > command.positionals.max) {
+      throw new AccError(
+        "ACC_USAGE",
+        `acc ${command.name}: unexpected argument ${JSON.stringify(positionals[command.positionals.max])}`,
+        { hint: `usage: acc ${command.name} ${command.usage}` },
+      );
+    }
+  }
+  return { values: values as ParsedArgs["values"], positionals };
+}
+
+export function commandHelp(command: Command): string {
+  const lines = [`usage: acc ${command.name} ${command.usage}`.trimEnd(), "", command.summary];
+  const help = [...command.help];
+  if (command.json) help.push("--json              print one JSON document (for scripts)");
+  help.push("-h, --help          show this help");
+  lines.push("", "options:", ...help.map((line) => `  ${line}`));
+  return lines.join("\n");
+}
+
+export function stringOption(args: ParsedArgs, key: string): string | undefined {
+  const value = args.values[key];
+  return typeof value === "string" ? value : undefined;
+}
+
+export function listOption(args: ParsedArgs, key: string): string[] {
+  const value = args.values[key];
+  return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
+}
+
+export function flag(args: ParsedArgs, key: string): boolean {
+  return args.values[key] === true;
+}
+
+export function positional(args: ParsedArgs, index: number): string {
+  const value = args.positionals[index];
+  if (value === undefined) throw new Error(`positional ${index} missing after validation`);
+  return value;
+}

@@ -1,0 +1,47 @@
+import type { Command } from "./command.js";
+import { createCommand } from "./create.js";
+import { destroyCommand, restartCommand, startCommand, stopCommand } from "./lifecycle.js";
+import { listCommand, showCommand } from "./list.js";
+import { logsCommand } from "./logs.js";
+import { bootCommand, initCommand, modelsCommand, shutdownCommand, statusCommand } from "./system.js";
+
+/** Every command, in the order `acc help` lists them. */
+export const COMMANDS: readonly Command[] = [
+  initCommand,
+  bootCommand,
+  shutdownCommand,
+  statusCommand,
+  modelsCommand,
+  createCommand,
+  listCommand,
+  showCommand,
+  startCommand,
+  stopCommand,
+  restartCommand,
+  destroyCommand,
+  logsCommand,
+];
+
+export function findCommand(name: string): Command | undefined {
+  return COMMANDS.find((command) => command.name === name);
+}
+
+export function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "usage: acc [--home DIR] COMMAND [ARGS...]",
+    "",
+    "acc runs many web application instances on one server, each behind nginx and under",
+    "supervisord, stopped when idle and started again by their next request.",
+    "",
+    "commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split(". ")[0]?.replace(/\.$/, "") ?? ""}`),
+    `  ${"help".padEnd(width)}  Show help for a command: acc help COMMAND`,
+    "",
+    "global options:",
+    "  --home DIR    acc's home folder (default $ACC_HOME, /var/lib/acc as root, ~/.acc otherwise)",
+    "  --version     print acc's version",
+    "",
+    "exit codes: 0 ok, 1 the operation failed, 2 bad usage or input (nothing changed), 3 no such instance or model",
+  ].join("\n");
+}

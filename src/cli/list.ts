@@ -1,0 +1,65 @@
+import { validateInstanceName } from "../core/validate.js";
+import { getInstance } from "../services/instances.js";
+import { readEnvSecrets } from "../services/instance-secrets.js";
+import { flag, positional, type Command } from "./command.js";
+import { instanceJson } from "./instance-view.js";
+import { ago, table } from "./output.js";
+
+export const listCommand: Command = {
+  name: "list",
+  summary: "List the instances: name, state, URL, last activity.",
+  usage: "[--json]",
+  help: [],
+  options: {},
+  positionals: { min: 0, max: 0, names: "" },
+  json: true,
+  async run(_args, cli) {
+    const ctx = await cli.open();
+    const instances = (await ctx.store.listInstances()).map((i) => instanceJson(ctx, i));
+    const now = ctx.now();
+    const text =
+      instances.length === 0
+        ? "no instances yet: acc create hello"
+        : table(
+            ["NAME", "MODEL", "STATE", "URL", "LAST ACTIVITY"],
+            instances.map((i) => [i.name, `${i.model} ${i.model_version}`, i.state, i.url, ago(i.last_activity_at, now)]),
+          );
+    return { data: instances, text };
+  },
+};
+
+export const showCommand: Command = {
+  name: "show",
+  summary: "Show one instance in full.",
+  usage: "NAME [--json] [--secrets]",
+  help: ["--secrets           also show the generated secrets and env file values"],
+  options: { secrets: { type: "boolean" } },
+  positionals: { min: 1, max: 1, names: "NAME" },
+  json: true,
+  async run(args, cli) {
+    const name = validateInstanceName(positional(args, 0));
+    const ctx = await cli.open();
+    const view = instanceJson(ctx, await getInstance(ctx, name));
+    const secrets = flag(args, "secrets") ? await readEnvSecrets(ctx, name) : undefined;
+    const rows: [string, string][] = [
+      ["name", view.name],
+      ["model", `${view.model} ${view.model_version}`],
+      ["state", view.state],
+      ["url", view.url],
+      ["hosts", view.hosts.join(", ")],
+      ["port", String(view.port)],
+      ["idle timeout", view.idle_timeout ?? "(model or config default)"],
+      ["created", view.created_at],
+      ["state since", view.state_changed_at],
+      ["last activity", view.last_activity_at ?? "-"],
+    ];
+    if (view.last_error) rows.push(["last error", view.last_error]);
+    for (const [key, value] of Object.entries(view.params)) rows.push([`param ${key}`, value]);
+    if (secrets) for (const [key, value] of Object.entries(secrets)) rows.push([`env ${key}`, value]);
+    const width = Math.max(...rows.map(([key]) => key.length));
+    return {
+      data: secrets ? { ...view, env: secrets } : view,
+      text: rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join("\n"),
+    };
+  },
+};

@@ -1,0 +1,119 @@
+import { validateHostname, validatePort } from "../core/validate.js";
+import { stopInstance } from "../services/instances.js";
+import { boot, initHome, shutdown, status } from "../services/system.js";
+import { flag, stringOption, type Command } from "./command.js";
+import { table } from "./output.js";
+
+export const initCommand: Command = {
+  name: "init",
+  summary:
+    "Create the home folder and acc.toml; install nginx and supervisord with apt when missing (as root). Safe to run again.",
+  usage: "[--domain D] [--http-port P] [--no-install]",
+  help: [
+    "--domain D          instances answer at NAME.D (default localhost)",
+    "--http-port P       public HTTP port (default 80 as root, 8080 otherwise)",
+    "--no-install        never run apt-get; print the command instead",
+  ],
+  options: { domain: { type: "string" }, "http-port": { type: "string" }, "no-install": { type: "boolean" } },
+  positionals: { min: 0, max: 0, names: "" },
+  json: true,
+  async run(args, cli) {
+    const domain = stringOption(args, "domain");
+    const port = stringOption(args, "http-port");
+    const result = await initHome({
+      home: cli.home,
+      ...(domain !== undefined ? { domain: validateHostname(domain) } : {}),
+      ...(port !== undefined ? { httpPort: validatePort(port, "HTTP port") } : {}),
+      install: !flag(args, "no-install"),
+      env: cli.env,
+    });
+    const lines = [
+      `${result.created ? "created" : "kept"} ${result.config}`,
+      ...(result.installed.length > 0 ? [`installed ${result.installed.join(", ")}`] : []),
+      "next: acc boot",
+    ];
+    return { data: result, text: lines.join("\n") };
+  },
+};
+
+export const bootCommand: Command = {
+  name: "boot",
+  summary: "Start acc's supervisord and nginx (safe to run again; run it from systemd at boot).",
+  usage: "",
+  help: [],
+  options: {},
+  positionals: { min: 0, max: 0, names: "" },
+  json: true,
+  async run(_args, cli) {
+    const ctx = await cli.open();
+    const result = await boot(ctx);
+    const lines = [`supervisord ${result.supervisord}; nginx running on ${ctx.config.listen_address}:${ctx.config.http_port}`];
+    if (result.reset.length > 0) lines.push(`were running before, now stopped until their next request: ${result.reset.join(", ")}`);
+    return { data: result, text: lines.join("\n") };
+  },
+};
+
+export const shutdownCommand: Command = {
+  name: "shutdown",
+  summary: "Stop every running instance gracefully, then nginx and acc's supervisord.",
+  usage: "",
+  help: [],
+  options: {},
+  positionals: { min: 0, max: 0, names: "" },
+  json: true,
+  async run(_args, cli) {
+    const ctx = await cli.open();
+    const result = await shutdown(ctx, (name) => stopInstance(ctx, name, "shutdown"));
+    const text = result.wasRunning
+      ? `stopped ${result.stopped.length} instance(s), nginx and supervisord`
+      : "acc was not running";
+    return { data: result, text };
+  },
+};
+
+export const statusCommand: Command = {
+  name: "status",
+  summary: "Show what runs and where: processes, ports, home, versions, instance counts.",
+  usage: "",
+  help: [],
+  options: {},
+  positionals: { min: 0, max: 0, names: "" },
+  json: true,
+  async run(_args, cli) {
+    const ctx = await cli.open();
+    const report = await status(ctx);
+    const counts = Object.entries(report.instances).map(([state, n]) => `${n} ${state}`).join(", ");
+    const rows = [
+      ["home", report.home],
+      ["supervisord", report.supervisord],
+      ["nginx", `${report.nginx} on ${report.listen_address}:${report.http_port}`],
+      ["domain", `${report.domain} (instance NAME answers at NAME.${report.domain})`],
+      ["instance ports", report.instance_ports],
+      ["instances", report.total === 0 ? "none" : `${report.total}: ${counts}`],
+      ["versions", `acc ${report.versions.acc}, node ${report.versions.node}, nginx ${report.versions.nginx}, supervisord ${report.versions.supervisord}`],
+    ];
+    const width = Math.max(...rows.map(([key]) => (key ?? "").length));
+    const exitCode = report.supervisord === "running" && report.nginx === "running" ? 0 : 1;
+    return { data: report, text: rows.map(([k, v]) => `${(k ?? "").padEnd(width)}  ${v}`).join("\n"), exitCode };
+  },
+};
+
+export const modelsCommand: Command = {
+  name: "models",
+  summary: "List the models: bundled ones and the home's own (HOME/models), with any manifest error.",
+  usage: "",
+  help: [],
+  options: {},
+  positionals: { min: 0, max: 0, names: "" },
+  json: true,
+  async run(_args, cli) {
+    const ctx = await cli.open();
+    const models = await ctx.models.list();
+    const broken = models.filter((m) => m.error !== undefined);
+    const text = table(
+      ["MODEL", "VERSION", "SOURCE", "DESCRIPTION"],
+      models.map((m) => [m.name, m.version ?? "-", m.source, m.error !== undefined ? `ERROR ${m.error}` : (m.description ?? "")]),
+    );
+    return { data: models, text, exitCode: broken.length > 0 ? 1 : 0 };
+  },
+};

@@ -1,0 +1,33 @@
+import type { AccConfig } from "../core/config.js";
+import type { HomePaths } from "../core/paths.js";
+import type { Nginx } from "../drivers/nginx/index.js";
+import type { Supervisor } from "../drivers/supervisord/index.js";
+import type { Exec } from "../lib/exec.js";
+import type { Store } from "../store/store.js";
+import type { ModelRegistry } from "./models.js";
+import type { Users } from "./users.js";
+
+export interface Progress {
+  /** A step under way, shown on a TTY only. */
+  step(text: string): void;
+}
+
+/** Everything services need, passed in (style.md): no module-level singletons. */
+export interface AccContext {
+  home: string;
+  paths: HomePaths;
+  config: AccConfig;
+  isRoot: boolean;
+  store: Store;
+  models: ModelRegistry;
+  /** acc's supervisord: instance programs and acc's own services. */
+  processes: Supervisor;
+  /** acc's nginx: per-instance routing. */
+  proxy: Nginx;
+  users: Users;
+  exec: Exec;
+  progress: Progress;
+  /** Folder of acc's own installation (bundled models, package.json). */
+  accRoot: string;
+  now(): Date;
+}

@@ -1,0 +1,111 @@
+import { access, readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parse as parseToml, TomlError } from "smol-toml";
+import { resolveConfig, type AccConfig } from "../core/config.js";
+import { homePaths } from "../core/paths.js";
+import { validateHomePath } from "../core/validate.js";
+import { createNginx } from "../drivers/nginx/index.js";
+import { createSupervisor } from "../drivers/supervisord/index.js";
+import { AccError, hasErrno } from "../lib/errors.js";
+import { exec } from "../lib/exec.js";
+import { openSqliteStore } from "../store/open.js";
+import type { AccContext, Progress } from "./context.js";
+import { storeMutex } from "./leases.js";
+import { createModelRegistry } from "./models.js";
+import { createUsers } from "./users.js";
+
+export function isRootUser(): boolean {
+  return typeof process.getuid === "function" && process.getuid() === 0;
+}
+
+/** --home, then ACC_HOME, then /var/lib/acc as root or ~/.acc otherwise. */
+export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  const chosen = flag ?? env.ACC_HOME ?? (isRootUser() ? "/var/lib/acc" : path.join(os.homedir(), ".acc"));
+  return validateHomePath(path.resolve(chosen));
+}
+
+export async function loadConfig(home: string, env: NodeJS.ProcessEnv): Promise<AccConfig> {
+  const file = homePaths(home).config;
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if (hasErrno(error, "ENOENT")) {
+      throw new AccError("ACC_NOT_FOUND", `${home} is not an acc home (no acc.toml)`, {
+        hint: `run acc init${home === "/var/lib/acc" ? "" : ` --home ${home}`} first`,
+      });
+    }
+    throw error;
+  }
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = parseToml(text) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof TomlError) {
+      throw new AccError("ACC_INVALID", `${file}:${error.line}: ${error.message.split("\n")[0] ?? ""}`);
+    }
+    throw error;
+  }
+  return resolveConfig(parsed, env, isRootUser());
+}
+
+export interface OpenOptions {
+  home: string;
+  env: NodeJS.ProcessEnv;
+  accRoot: string;
+  progress?: Progress;
+}
+
+const quiet: Progress = { step: () => undefined };
+
+/** Builds every dependency of the services for one home; nothing here starts a process. */
+export async function openContext(options: OpenOptions): Promise<AccContext> {
+  const { home, env, accRoot } = options;
+  const config = await loadConfig(home, env);
+  const paths = homePaths(home);
+  const store = openSqliteStore(paths.store);
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const isRoot = isRootUser();
+  const context: AccContext = {
+    home,
+    paths,
+    config,
+    isRoot,
+    store,
+    models: createModelRegistry({ bundledDir: path.join(accRoot, "models"), userDir: paths.models }),
+    processes: createSupervisor({ paths, exec }),
+    proxy: createNginx({
+      paths,
+      exec,
+      mutex: storeMutex(store),
+      config: {
+        listenAddress: config.listen_address,
+        httpPort: config.http_port,
+        serverPort: config.server_port,
+        isRoot,
+        serviceUser: config.service_user,
+      },
+    }),
+    users: createUsers({ exec }),
+    exec,
+    progress: options.progress ?? quiet,
+    accRoot,
+    now: () => new Date(),
+  };
+  return context;
+}
+
+export async function pathExists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,215 @@
+import { chown, mkdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { renderConfigFile, type AccConfig } from "../core/config.js";
+import { homePaths } from "../core/paths.js";
+import { AccError } from "../lib/errors.js";
+import { exec, ExecError, type Exec } from "../lib/exec.js";
+import { readFileIfExists, writeFileAtomic } from "../lib/files.js";
+import type { AccContext } from "./context.js";
+import { portAnswers } from "./health.js";
+import { isRootUser, loadConfig, pathExists } from "./open.js";
+import { createUsers } from "./users.js";
+
+/** Debian packages acc needs, with the binary that shows each is there. */
+export const REQUIRED_PACKAGES = [
+  { binary: "nginx", package: "nginx-light", paths: ["/usr/sbin/nginx"] },
+  { binary: "supervisord", package: "supervisor", paths: ["/usr/bin/supervisord"] },
+] as const;
+
+async function findBinary(paths: readonly string[]): Promise<string | undefined> {
+  for (const candidate of paths) if (await pathExists(candidate)) return candidate;
+  return undefined;
+}
+
+export interface InitOptions {
+  home: string;
+  domain?: string;
+  httpPort?: number;
+  install: boolean;
+  exec?: Exec;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface InitResult {
+  home: string;
+  config: string;
+  created: boolean;
+  installed: string[];
+}
+
+/** Sets a key in acc.toml, keeping every other line (and comment) as it is. */
+export function setConfigKey(text: string, key: string, literal: string): string {
+  const line = `${key} = ${literal}`;
+  const re = new RegExp(`^#?\\s*${key}\\s*=.*$`, "m");
+  return re.test(text) ? text.replace(re, line) : `${text.trimEnd()}\n${line}\n`;
+}
+
+/** Creates the home and its config; installs missing Debian packages when allowed. Idempotent. */
+export async function initHome(options: InitOptions): Promise<InitResult> {
+  const run = options.exec ?? exec;
+  const isRoot = isRootUser();
+  const installed: string[] = [];
+  const missing: string[] = [];
+  for (const need of REQUIRED_PACKAGES) {
+    if (!(await findBinary(need.paths))) missing.push(need.package);
+  }
+  if (missing.length > 0) {
+    const command = `apt-get install -y ${missing.join(" ")}`;
+    if (!options.install || !isRoot) {
+      throw new AccError("ACC_ENV", `missing Debian packages: ${missing.join(", ")}`, {
+        hint: isRoot ? `run ${command}, or acc init without --no-install` : `run as root: ${command}`,
+      });
+    }
+    const aptEnv = { ...options.env, DEBIAN_FRONTEND: "noninteractive" };
+    await run("apt-get", ["update"], { timeoutMs: 10 * 60_000, env: aptEnv });
+    await run("apt-get", ["install", "-y", "--no-install-recommends", ...missing], {
+      timeoutMs: 20 * 60_000,
+      env: aptEnv,
+    });
+    installed.push(...missing);
+  }
+
+  const paths = homePaths(options.home);
+  await mkdir(paths.home, { recursive: true, mode: 0o755 });
+  for (const dir of [paths.models, paths.instances, paths.code]) await mkdir(dir, { recursive: true, mode: 0o755 });
+  for (const dir of [paths.backups, paths.run, paths.supervisor]) await mkdir(dir, { recursive: true, mode: 0o700 });
+
+  const existing = await readFileIfExists(paths.config);
+  const overrides: Partial<Record<keyof AccConfig, string | number>> = {};
+  if (options.domain !== undefined) overrides.domain = options.domain;
+  if (options.httpPort !== undefined) overrides.http_port = options.httpPort;
+  let text = existing ?? renderConfigFile(overrides, isRoot);
+  if (existing !== undefined) {
+    for (const [key, value] of Object.entries(overrides)) {
+      text = setConfigKey(text, key, typeof value === "number" ? String(value) : JSON.stringify(value));
+    }
+  }
+  if (text !== existing) await writeFileAtomic(paths.config, text, { mode: 0o644 });
+  if (isRoot) {
+    // The service user runs nginx workers (and later the managed Postgres): never root.
+    const config = await loadConfig(paths.home, options.env);
+    await createUsers({ exec: run }).ensure(config.service_user, paths.home);
+  }
+  return { home: paths.home, config: paths.config, created: existing === undefined, installed };
+}
+
+export interface BootResult {
+  supervisord: "started" | "already running";
+  nginx: "running";
+  /** Instances the store said were up but whose process is gone (after a reboot). */
+  reset: string[];
+}
+
+/** Starts acc's supervisord and nginx; idempotent. */
+export async function boot(ctx: AccContext): Promise<BootResult> {
+  const wasRunning = await ctx.processes.isRunning();
+  if (!wasRunning && (await portAnswers(ctx.config.http_port, ctx.config.listen_address === "0.0.0.0" ? "127.0.0.1" : ctx.config.listen_address.replace(/^\[|\]$/g, "")))) {
+    throw new AccError("ACC_ENV", `port ${ctx.config.http_port} is already in use by another program`, {
+      hint: "stop that program (the system's nginx?) or set http_port in acc.toml",
+    });
+  }
+  await ctx.proxy.writeMainConfig();
+  await ctx.proxy.test();
+  await ctx.processes.writeMainConfig([
+    {
+      name: "acc-nginx",
+      command: ctx.proxy.command(),
+      logFile: path.join(ctx.paths.nginxLogs, "nginx.out.log"),
+      stopSignal: "QUIT",
+      stopTimeoutSec: 10,
+    },
+  ]);
+  await ctx.processes.start();
+  await ctx.proxy.waitRunning(15_000);
+  const reset: string[] = [];
+  if (!wasRunning) {
+    // supervisord was down, so no instance can be running: record it, they wake on demand.
+    for (const instance of await ctx.store.listInstances()) {
+      if (instance.state === "running" || instance.state === "starting" || instance.state === "stopping") {
+        await ctx.store.updateInstance(instance.name, { state: "stopped", operation: null }, ctx.now().toISOString());
+        await ctx.store.addEvent(
+          { instance: instance.name, action: "stop", cause: "boot", outcome: "ok", durationMs: null, message: `was ${instance.state} before acc's supervisord stopped` },
+          ctx.now().toISOString(),
+        );
+        reset.push(instance.name);
+      }
+    }
+  }
+  return { supervisord: wasRunning ? "already running" : "started", nginx: "running", reset };
+}
+
+export interface ShutdownResult {
+  stopped: string[];
+  wasRunning: boolean;
+}
+
+/** Stops running instances gracefully, then supervisord and everything under it. */
+export async function shutdown(ctx: AccContext, stopInstance: (name: string) => Promise<unknown>): Promise<ShutdownResult> {
+  if (!(await ctx.processes.isRunning())) return { stopped: [], wasRunning: false };
+  const stopped: string[] = [];
+  for (const instance of await ctx.store.listInstances()) {
+    if (instance.state === "running" || instance.state === "starting" || instance.state === "failed") {
+      await stopInstance(instance.name);
+      stopped.push(instance.name);
+    }
+  }
+  await ctx.processes.shutdown();
+  return { stopped, wasRunning: true };
+}
+
+async function versionOf(file: string, args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await exec(file, args, { timeoutMs: 5000 });
+    return (stdout + stderr).trim().split("\n")[0] ?? "";
+  } catch (error) {
+    if (error instanceof ExecError) return "not installed";
+    throw error;
+  }
+}
+
+export interface StatusReport {
+  home: string;
+  domain: string;
+  http_port: number;
+  listen_address: string;
+  server_port: number;
+  instance_ports: string;
+  supervisord: "running" | "stopped";
+  nginx: "running" | "stopped";
+  instances: Record<string, number>;
+  total: number;
+  versions: { acc: string; node: string; nginx: string; supervisord: string };
+}
+
+export async function status(ctx: AccContext): Promise<StatusReport> {
+  const supervisorUp = await ctx.processes.isRunning();
+  const nginxUp = supervisorUp && (await ctx.proxy.isRunning());
+  const counts: Record<string, number> = {};
+  const all = await ctx.store.listInstances();
+  for (const instance of all) counts[instance.state] = (counts[instance.state] ?? 0) + 1;
+  const pkg = JSON.parse(await readFile(path.join(ctx.accRoot, "package.json"), "utf8")) as { version: string };
+  const nginxVersion = (await versionOf("nginx", ["-v"])).replace(/^nginx version: /, "");
+  return {
+    home: ctx.home,
+    domain: ctx.config.domain,
+    http_port: ctx.config.http_port,
+    listen_address: ctx.config.listen_address,
+    server_port: ctx.config.server_port,
+    instance_ports: `${ctx.config.instance_port_min}-${ctx.config.instance_port_max}`,
+    supervisord: supervisorUp ? "running" : "stopped",
+    nginx: nginxUp ? "running" : "stopped",
+    instances: counts,
+    total: all.length,
+    versions: {
+      acc: pkg.version,
+      node: process.version,
+      nginx: nginxVersion,
+      supervisord: await versionOf("supervisord", ["--version"]),
+    },
+  };
+}
+
+/** Gives a folder to a user (as root), for files a service writes. */
+export async function giveTo(dir: string, ids: { uid: number; gid: number }): Promise<void> {
+  await chown(dir, ids.uid, ids.gid);
+}

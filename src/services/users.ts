@@ -1,0 +1,72 @@
+import { createHash } from "node:crypto";
+import type { Exec } from "../lib/exec.js";
+import { ExecError } from "../lib/exec.js";
+
+export interface UserIds {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * System user for an instance. Linux user names stop at 32 characters and instance names
+ * may have 40, so long names are cut and made unique with a hash of the whole name.
+ */
+export function instanceUserName(instance: string): string {
+  const plain = `acc-${instance}`;
+  if (plain.length <= 32) return plain;
+  const hash = createHash("sha256").update(instance).digest("hex").slice(0, 8);
+  return `acc-${instance.slice(0, 19)}-${hash}`;
+}
+
+export interface Users {
+  lookup(user: string): Promise<UserIds | undefined>;
+  /** Creates a system user with its own group and no login; idempotent. */
+  ensure(user: string, home: string): Promise<UserIds>;
+  /** Removes the user and its group; idempotent. */
+  remove(user: string): Promise<void>;
+}
+
+export function createUsers({ exec }: { exec: Exec }): Users {
+  async function lookup(user: string): Promise<UserIds | undefined> {
+    try {
+      const { stdout } = await exec("getent", ["passwd", user], { timeoutMs: 10_000 });
+      const fields = stdout.trim().split(":");
+      return { uid: Number(fields[2]), gid: Number(fields[3]) };
+    } catch (error) {
+      // getent exits 2 when the key is not found.
+      if (error instanceof ExecError && error.exitCode === 2) return undefined;
+      throw error;
+    }
+  }
+
+  return {
+    lookup,
+    async ensure(user, home) {
+      const existing = await lookup(user);
+      if (existing) return existing;
+      await exec(
+        "useradd",
+        [
+          "--system",
+          "--user-group",
+          "--no-create-home",
+          "--home-dir",
+          home,
+          "--shell",
+          "/usr/sbin/nologin",
+          // Debian's system id range (100-999) holds fewer users than a server holds instances.
+          ...["SYS_UID_MIN=100000", "SYS_UID_MAX=899999", "SYS_GID_MIN=100000", "SYS_GID_MAX=899999"].flatMap((kv) => ["-K", kv]),
+          user,
+        ],
+        { timeoutMs: 30_000 },
+      );
+      const created = await lookup(user);
+      if (!created) throw new Error(`useradd ${user} succeeded but the user is not there`);
+      return created;
+    },
+    async remove(user) {
+      if (!(await lookup(user))) return;
+      await exec("userdel", [user], { timeoutMs: 30_000 });
+    },
+  };
+}

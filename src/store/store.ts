@@ -1,0 +1,348 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Migrator, type Kysely, type Transaction } from "kysely";
+import { AccError } from "../lib/errors.js";
+import type { InstanceState } from "../core/states.js";
+import { migrationProvider } from "./migrations.js";
+import type { Database, EventsTable, InstancesTable } from "./schema.js";
+
+export interface InstanceRecord {
+  name: string;
+  model: string;
+  modelVersion: string;
+  modelHash: string;
+  state: InstanceState;
+  operation: string | null;
+  port: number;
+  hosts: string[];
+  params: Record<string, string>;
+  /** undefined: inherit; null: never; else milliseconds. */
+  idleTimeout: number | null | undefined;
+  createdAt: string;
+  updatedAt: string;
+  stateChangedAt: string;
+  lastActivityAt: string | null;
+  lastError: string | null;
+}
+
+export interface NewInstance {
+  name: string;
+  model: string;
+  modelVersion: string;
+  modelHash: string;
+  hosts: string[];
+  params: Record<string, string>;
+  idleTimeout: number | null | undefined;
+  portRange: { min: number; max: number };
+}
+
+export interface EventRecord {
+  id: number;
+  time: string;
+  instance: string | null;
+  action: string;
+  cause: string | null;
+  outcome: string;
+  durationMs: number | null;
+  message: string | null;
+}
+
+export type NewEvent = Omit<EventRecord, "id" | "time"> & { time?: string };
+
+export interface InstancePatch {
+  state?: InstanceState;
+  operation?: string | null;
+  lastError?: string | null;
+  lastActivityAt?: string | null;
+  idleTimeout?: number | null | undefined;
+  hosts?: string[];
+}
+
+export interface Lease {
+  resource: string;
+  operation: string;
+  release(): Promise<void>;
+}
+
+export interface LeaseHolder {
+  resource: string;
+  holder: string;
+  operation: string;
+  acquiredAt: string;
+}
+
+export interface Store {
+  readonly dialect: "sqlite" | "postgres";
+  migrate(): Promise<void>;
+  listInstances(): Promise<InstanceRecord[]>;
+  getInstance(name: string): Promise<InstanceRecord | undefined>;
+  /** Inserts the instance in state `creating` with a free port from the range. */
+  insertInstance(instance: NewInstance, now: string): Promise<InstanceRecord>;
+  updateInstance(name: string, patch: InstancePatch, now: string): Promise<void>;
+  deleteInstance(name: string): Promise<void>;
+  /** The instance that uses a host, if any. */
+  hostOwner(host: string): Promise<string | undefined>;
+  addEvent(event: NewEvent, now: string): Promise<void>;
+  listEvents(options: { instance?: string; limit: number }): Promise<EventRecord[]>;
+  /** Takes a lease, or returns the live holder when it is taken. */
+  tryLease(resource: string, operation: string, now: string): Promise<Lease | LeaseHolder>;
+  listLeases(): Promise<LeaseHolder[]>;
+  close(): Promise<void>;
+}
+
+/** Identity of this process that survives pid reuse: pid plus its start time in clock ticks. */
+export function processIdentity(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 22 (starttime) comes after the command name, which may hold spaces or ')'.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return `${pid}:${fields[19] ?? "0"}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function holderAlive(holder: string): boolean {
+  const pid = Number(holder.split(":")[0]);
+  return Number.isInteger(pid) && pid > 0 && processIdentity(pid) === holder;
+}
+
+function toRecord(row: InstancesTable): InstanceRecord {
+  return {
+    name: row.name,
+    model: row.model,
+    modelVersion: row.model_version,
+    modelHash: row.model_hash,
+    state: row.state as InstanceState,
+    operation: row.operation,
+    port: Number(row.port),
+    hosts: JSON.parse(row.hosts) as string[],
+    params: JSON.parse(row.params) as Record<string, string>,
+    idleTimeout:
+      row.idle_timeout === null ? undefined : row.idle_timeout === "never" ? null : Number(row.idle_timeout),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    stateChangedAt: row.state_changed_at,
+    lastActivityAt: row.last_activity_at,
+    lastError: row.last_error,
+  };
+}
+
+function idleToText(value: number | null | undefined): string | null {
+  return value === undefined ? null : value === null ? "never" : String(value);
+}
+
+/** True for a unique-constraint violation on either engine. */
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "23505";
+}
+
+export interface StoreOptions {
+  db: Kysely<Database>;
+  dialect: "sqlite" | "postgres";
+  /** Runs fn in a write transaction that serialises with other writers across processes. */
+  writeTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+}
+
+/** The store on any Kysely database: one implementation, so SQLite and Postgres cannot drift apart. */
+export function createKyselyStore({ db, dialect, writeTransaction }: StoreOptions): Store {
+  const self = identityOfSelf();
+
+  return {
+    dialect,
+
+    async migrate() {
+      const migrator = new Migrator({ db, provider: migrationProvider(dialect) });
+      const { error } = await migrator.migrateToLatest();
+      if (error) throw new AccError("ACC_FAILED", `store migration failed: ${String(error)}`, { cause: error });
+    },
+
+    async listInstances() {
+      const rows = await db.selectFrom("instances").selectAll().orderBy("name").execute();
+      return rows.map(toRecord);
+    },
+
+    async getInstance(name) {
+      const row = await db.selectFrom("instances").selectAll().where("name", "=", name).executeTakeFirst();
+      return row ? toRecord(row) : undefined;
+    },
+
+    async insertInstance(instance, now) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await writeTransaction(async (trx) => {
+            const taken = await trx.selectFrom("instances").select("name").where("name", "=", instance.name).executeTakeFirst();
+            if (taken) {
+              throw new AccError("ACC_CONFLICT", `instance ${instance.name} already exists`, {
+                hint: "choose another --name, or acc destroy it first",
+              });
+            }
+            for (const host of instance.hosts) {
+              const owner = await trx.selectFrom("hosts").select("instance").where("host", "=", host).executeTakeFirst();
+              if (owner) {
+                throw new AccError("ACC_CONFLICT", `host ${host} is already used by instance ${owner.instance}`);
+              }
+            }
+            const port = await freePort(trx, instance.portRange);
+            const row: InstancesTable = {
+              name: instance.name,
+              model: instance.model,
+              model_version: instance.modelVersion,
+              model_hash: instance.modelHash,
+              state: "creating",
+              operation: "create",
+              port,
+              hosts: JSON.stringify(instance.hosts),
+              params: JSON.stringify(instance.params),
+              idle_timeout: idleToText(instance.idleTimeout),
+              created_at: now,
+              updated_at: now,
+              state_changed_at: now,
+              last_activity_at: null,
+              last_error: null,
+            };
+            await trx.insertInto("instances").values(row).execute();
+            if (instance.hosts.length > 0) {
+              await trx
+                .insertInto("hosts")
+                .values(instance.hosts.map((host) => ({ host, instance: instance.name })))
+                .execute();
+            }
+            return toRecord(row);
+          });
+        } catch (error) {
+          // Another process took the same port between our read and our insert: pick again.
+          if (isUniqueViolation(error) && attempt < 20) continue;
+          throw error;
+        }
+      }
+    },
+
+    async updateInstance(name, patch, now) {
+      await writeTransaction(async (trx) => {
+        const values: Partial<InstancesTable> = { updated_at: now };
+        if (patch.state !== undefined) {
+          values.state = patch.state;
+          values.state_changed_at = now;
+        }
+        if (patch.operation !== undefined) values.operation = patch.operation;
+        if (patch.lastError !== undefined) values.last_error = patch.lastError;
+        if (patch.lastActivityAt !== undefined) values.last_activity_at = patch.lastActivityAt;
+        if ("idleTimeout" in patch) values.idle_timeout = idleToText(patch.idleTimeout);
+        if (patch.hosts !== undefined) {
+          values.hosts = JSON.stringify(patch.hosts);
+          await trx.deleteFrom("hosts").where("instance", "=", name).execute();
+          if (patch.hosts.length > 0) {
+            await trx.insertInto("hosts").values(patch.hosts.map((host) => ({ host, instance: name }))).execute();
+          }
+        }
+        await trx.updateTable("instances").set(values).where("name", "=", name).execute();
+      });
+    },
+
+    async deleteInstance(name) {
+      await writeTransaction(async (trx) => {
+        await trx.deleteFrom("hosts").where("instance", "=", name).execute();
+        await trx.deleteFrom("instances").where("name", "=", name).execute();
+      });
+    },
+
+    async hostOwner(host) {
+      const row = await db.selectFrom("hosts").select("instance").where("host", "=", host).executeTakeFirst();
+      return row?.instance;
+    },
+
+    async addEvent(event, now) {
+      const row: Omit<EventsTable, "id"> = {
+        time: event.time ?? now,
+        instance: event.instance,
+        action: event.action,
+        cause: event.cause,
+        outcome: event.outcome,
+        duration_ms: event.durationMs === null ? null : Math.round(event.durationMs),
+        message: event.message,
+      };
+      await db.insertInto("events").values(row).execute();
+    },
+
+    async listEvents({ instance, limit }) {
+      let query = db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit);
+      if (instance !== undefined) query = query.where("instance", "=", instance);
+      const rows = await query.execute();
+      return rows.reverse().map((row) => ({
+        id: Number(row.id),
+        time: row.time,
+        instance: row.instance,
+        action: row.action,
+        cause: row.cause,
+        outcome: row.outcome,
+        durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
+        message: row.message,
+      }));
+    },
+
+    async tryLease(resource, operation, now) {
+      const token = randomBytes(12).toString("hex");
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const inserted = await db
+          .insertInto("leases")
+          .values({ resource, holder: self, token, operation, acquired_at: now })
+          .onConflict((oc) => oc.column("resource").doNothing())
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) {
+          return {
+            resource,
+            operation,
+            release: async () => {
+              await db.deleteFrom("leases").where("resource", "=", resource).where("token", "=", token).execute();
+            },
+          };
+        }
+        const current = await db.selectFrom("leases").selectAll().where("resource", "=", resource).executeTakeFirst();
+        if (!current) continue;
+        if (holderAlive(current.holder)) {
+          return { resource, holder: current.holder, operation: current.operation, acquiredAt: current.acquired_at };
+        }
+        // The holder died mid-operation: take the lease over (compare-and-delete on its token).
+        await db.deleteFrom("leases").where("resource", "=", resource).where("token", "=", current.token).execute();
+      }
+      throw new AccError("ACC_BUSY", `could not take the lease on ${resource}`);
+    },
+
+    async listLeases() {
+      const rows = await db.selectFrom("leases").selectAll().execute();
+      return rows.map((r) => ({ resource: r.resource, holder: r.holder, operation: r.operation, acquiredAt: r.acquired_at }));
+    },
+
+    async close() {
+      await db.destroy();
+    },
+  };
+}
+
+function identityOfSelf(): string {
+  return processIdentity(process.pid) ?? `${process.pid}:0`;
+}
+
+async function freePort(trx: Kysely<Database> | Transaction<Database>, range: { min: number; max: number }): Promise<number> {
+  const rows = await trx
+    .selectFrom("instances")
+    .select("port")
+    .where("port", ">=", range.min)
+    .where("port", "<=", range.max)
+    .orderBy("port")
+    .execute();
+  let candidate = range.min;
+  for (const { port } of rows) {
+    if (Number(port) > candidate) break;
+    candidate = Number(port) + 1;
+  }
+  if (candidate > range.max) {
+    throw new AccError("ACC_FAILED", `no free instance port left in ${range.min}-${range.max}`, {
+      hint: "widen instance_port_min/instance_port_max in acc.toml",
+    });
+  }
+  return candidate;
+}
+

@@ -1,0 +1,150 @@
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { exec } from "../../src/lib/exec.js";
+import { createUsers, instanceUserName } from "../../src/services/users.js";
+import { freePort, isAlive, makeTempDir, removeDir, waitFor } from "./common.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The built CLI, as a user runs it. */
+export const ACC_BIN = path.resolve(here, "../../src/bin/acc.js");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface AccHome {
+  home: string;
+  httpPort: number;
+  env: NodeJS.ProcessEnv;
+  run(args: string[], options?: { timeoutMs?: number }): Promise<RunResult>;
+  /** Runs and fails unless the exit code is 0. */
+  ok(args: string[]): Promise<string>;
+  /** GET (or any method) through acc's nginx with the given Host. */
+  request(host: string, options?: { path?: string; method?: string; body?: string; timeoutMs?: number }): Promise<HttpAnswer>;
+  /** Stops everything the home runs (acc shutdown, then by pid what is left) and removes it. */
+  cleanup(): Promise<void>;
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+  ms: number;
+}
+
+export function httpRequest(
+  port: number,
+  host: string,
+  options: { path?: string; method?: string; body?: string; timeoutMs?: number } = {},
+): Promise<HttpAnswer> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        path: options.path ?? "/",
+        method: options.method ?? "GET",
+        headers: { host },
+        agent: false,
+        timeout: options.timeoutMs ?? 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), headers: res.headers, ms: Date.now() - started }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`request to ${host} timed out`)));
+    req.on("error", reject);
+    req.end(options.body);
+  });
+}
+
+async function pidFrom(file: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(file, "utf8")).trim());
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A fresh home on free ports, initialised (not booted). */
+export async function createAccHome(): Promise<AccHome> {
+  const home = await makeTempDir("acc-home-");
+  const httpPort = await freePort();
+  const serverPort = await freePort();
+  // A random slice below Linux's ephemeral range (32768+), so parallel test files do not hand
+  // out the same ports and no outgoing connection's source port blocks an instance's bind.
+  const base = 20000 + Math.floor(Math.random() * 120) * 100;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ACC_HOME: home,
+    ACC_HTTP_PORT: String(httpPort),
+    ACC_SERVER_PORT: String(serverPort),
+    ACC_LISTEN_ADDRESS: "127.0.0.1",
+    ACC_INSTANCE_PORT_MIN: String(base),
+    ACC_INSTANCE_PORT_MAX: String(base + 99),
+    NO_COLOR: "1",
+  };
+  const run = (args: string[], options: { timeoutMs?: number } = {}): Promise<RunResult> =>
+    new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [ACC_BIN, ...args],
+        { env, timeout: options.timeoutMs ?? 120_000, encoding: "utf8" },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  const accHome: AccHome = {
+    home,
+    httpPort,
+    env,
+    run,
+    async ok(args) {
+      const result = await run(args);
+      if (result.code !== 0) throw new Error(`acc ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+      return result.stdout;
+    },
+    request: (host, options) => httpRequest(httpPort, host, options),
+    async cleanup() {
+      const supervisordPid = await pidFrom(path.join(home, "run/supervisord.pid"));
+      const nginxPid = await pidFrom(path.join(home, "run/nginx.pid"));
+      const list = await run(["list", "--json"]);
+      const names = list.code === 0 ? (JSON.parse(list.stdout) as { name: string }[]).map((i) => i.name) : [];
+      if (supervisordPid !== undefined && isAlive(supervisordPid)) await run(["shutdown"], { timeoutMs: 120_000 });
+      for (const pid of [supervisordPid, nginxPid]) {
+        if (pid !== undefined && isAlive(pid)) {
+          process.kill(pid, "SIGTERM");
+          await waitFor(`pid ${pid} to exit`, () => (isAlive(pid) ? undefined : true), 15_000).catch(() => {
+            process.kill(pid, "SIGKILL");
+          });
+        }
+      }
+      // Whatever a test left: its instances' system users (as root) go with the home.
+      if (process.getuid?.() === 0) {
+        const users = createUsers({ exec });
+        for (const name of names) await users.remove(instanceUserName(name));
+      }
+      await removeDir(home);
+    },
+  };
+  const init = await run(["init", "--no-install"]);
+  if (init.code !== 0) {
+    await removeDir(home);
+    throw new Error(`acc init failed: ${init.stderr}`);
+  }
+  return accHome;
+}

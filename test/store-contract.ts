@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import type { TestContext } from "node:test";
+import { AccError } from "../src/lib/errors.js";
+import { withLease } from "../src/services/leases.js";
+import type { NewInstance, Store } from "../src/store/store.js";
+
+const NOW = "2026-11-26T10:00:00.000Z";
+
+function newInstance(name: string, hosts: string[] = [`${name}.localhost`]): NewInstance {
+  return {
+    name,
+    model: "hello",
+    modelVersion: "1.0.0",
+    modelHash: "abc",
+    hosts,
+    params: { greeting: "hi" },
+    idleTimeout: undefined,
+    portRange: { min: 20000, max: 20002 },
+  };
+}
+
+/**
+ * The behaviour every store implementation must have. `open` gives a fresh, migrated store;
+ * `childScript` opens the same store from another process (for cross-process leases).
+ */
+export async function storeContract(
+  t: TestContext,
+  open: () => Promise<Store>,
+  childLeaseCommand: (resource: string) => { file: string; args: string[] },
+): Promise<void> {
+  const store = await open();
+  t.after(() => store.close());
+
+  await t.test("instances: insert, read, ports unique and reused", async () => {
+    const a = await store.insertInstance(newInstance("a"), NOW);
+    const b = await store.insertInstance(newInstance("b"), NOW);
+    assert.equal(a.state, "creating");
+    assert.equal(a.port, 20000);
+    assert.equal(b.port, 20001);
+    assert.deepEqual((await store.getInstance("a"))?.hosts, ["a.localhost"]);
+    assert.deepEqual((await store.getInstance("a"))?.params, { greeting: "hi" });
+    assert.equal(await store.getInstance("zzz"), undefined);
+    await store.deleteInstance("a");
+    const c = await store.insertInstance(newInstance("c"), NOW);
+    assert.equal(c.port, 20000, "a freed port is given again");
+    await store.insertInstance(newInstance("d"), NOW);
+    await assert.rejects(store.insertInstance(newInstance("e"), NOW), /no free instance port left in 20000-20002/);
+    assert.deepEqual((await store.listInstances()).map((i) => i.name), ["b", "c", "d"]);
+  });
+
+  await t.test("names and hosts are unique", async () => {
+    await assert.rejects(store.insertInstance(newInstance("b", ["other.localhost"]), NOW), (e: unknown) => e instanceof AccError && e.code === "ACC_CONFLICT");
+    await store.deleteInstance("d");
+    await assert.rejects(store.insertInstance(newInstance("f", ["b.localhost"]), NOW), /host b.localhost is already used by instance b/);
+    assert.equal(await store.getInstance("f"), undefined, "nothing half-inserted");
+    assert.equal(await store.hostOwner("b.localhost"), "b");
+  });
+
+  await t.test("updates: state, idle timeout, hosts", async () => {
+    await store.updateInstance("b", { state: "running", operation: null, idleTimeout: null }, "2026-11-26T11:00:00.000Z");
+    let b = await store.getInstance("b");
+    assert.equal(b?.state, "running");
+    assert.equal(b?.stateChangedAt, "2026-11-26T11:00:00.000Z");
+    assert.equal(b?.idleTimeout, null);
+    await store.updateInstance("b", { idleTimeout: 60_000, hosts: ["x.example.com"] }, NOW);
+    b = await store.getInstance("b");
+    assert.equal(b?.idleTimeout, 60_000);
+    assert.equal(await store.hostOwner("b.localhost"), undefined);
+    assert.equal(await store.hostOwner("x.example.com"), "b");
+  });
+
+  await t.test("events are kept after the instance goes, newest last, limited", async () => {
+    for (let i = 0; i < 5; i++) {
+      await store.addEvent({ instance: "b", action: "start", cause: "cli", outcome: "ok", durationMs: i, message: null }, NOW);
+    }
+    await store.addEvent({ instance: "c", action: "stop", cause: null, outcome: "ok", durationMs: null, message: "m" }, NOW);
+    await store.deleteInstance("b");
+    const events = await store.listEvents({ instance: "b", limit: 3 });
+    assert.deepEqual(events.map((e) => e.durationMs), [2, 3, 4]);
+    assert.equal((await store.listEvents({ limit: 100 })).length, 6);
+  });
+
+  await t.test("leases: one holder at a time in a process", async () => {
+    const order: string[] = [];
+    const slow = withLease(store, "x", "start", async () => {
+      order.push("a-in");
+      await new Promise((r) => setTimeout(r, 100));
+      order.push("a-out");
+    }, { waitMs: 5000 });
+    await new Promise((r) => setTimeout(r, 10));
+    await assert.rejects(
+      withLease(store, "x", "stop", () => Promise.resolve(), { waitMs: 20, what: "instance x" }),
+      /instance x is busy: start in progress \(pid \d+/,
+    );
+    await withLease(store, "x", "stop", () => Promise.resolve(order.push("b")), { waitMs: 5000 });
+    await slow;
+    assert.deepEqual(order, ["a-in", "a-out", "b"]);
+    assert.deepEqual(await store.listLeases(), []);
+  });
+
+  await t.test("leases: another live process blocks; a dead holder's lease is taken over", async () => {
+    const { file, args } = childLeaseCommand("y");
+    const child = spawn(file, args, { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (d: Buffer) => (d.toString().includes("held") ? resolve() : undefined));
+        child.on("exit", (code) => reject(new Error(`child exited ${code}`)));
+      });
+      await assert.rejects(withLease(store, "y", "stop", () => Promise.resolve(), { waitMs: 50 }), /busy: hold in progress/);
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.once("exit", resolve));
+      const took = await withLease(store, "y", "stop", () => Promise.resolve("taken"), { waitMs: 2000 });
+      assert.equal(took, "taken");
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+  });
+}
