@@ -25,7 +25,14 @@ async function bootByHand(dataDir: string): Promise<number> {
   const started = performance.now();
   const child = spawn(process.execPath, ["server.js"], {
     cwd: path.join(root, "models/hello"),
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: dataDir, ACC_INSTANCE: "byhand", GREETING: "Hello" },
+    env: {
+      PATH: process.env.PATH,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATA_DIR: dataDir,
+      ACC_INSTANCE: "byhand",
+      GREETING: "Hello",
+    },
     stdio: "ignore",
   });
   try {
@@ -58,11 +65,14 @@ try {
   }
   const store = openSqliteStore(path.join(acc.home, "state.db"));
   for (const event of await store.listEvents({ limit: 100_000 })) {
-    if (event.action === "start" && event.outcome === "ok" && event.durationMs !== null) inside.push(event.durationMs);
+    if (event.action === "start" && event.outcome === "ok" && event.durationMs !== null)
+      inside.push(event.durationMs);
   }
   await store.close();
   const overhead = median(inside) - median(byHand);
-  console.log(`bench/lifecycle: hello, ${runs} runs, medians (CLI wall time includes node start-up of the acc process)`);
+  console.log(
+    `bench/lifecycle: hello, ${runs} runs, medians (CLI wall time includes node start-up of the acc process)`,
+  );
   printTable([
     ["create --no-start (CLI)", ms(median(create))],
     ["start to healthy (CLI)", ms(median(start))],

@@ -18,7 +18,10 @@ const jobs = argValue("jobs", 8);
 const MAXRSS_HOOK =
   'data:text/javascript,import{writeSync}from"node:fs";process.on("exit",()=>writeSync(2,"ACC_MAXRSS_KB="+process.resourceUsage().maxRSS+"\\n"))';
 
-function runMeasured(acc: AccHome, args: string[]): Promise<{ ms: number; maxRssKb: number; stdout: string }> {
+function runMeasured(
+  acc: AccHome,
+  args: string[],
+): Promise<{ ms: number; maxRssKb: number; stdout: string }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     execFile(
@@ -41,11 +44,18 @@ async function nginxRssMb(home: string): Promise<{ master: number; workers: numb
     return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
   };
   const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(masterPid)]);
-  const workers = stdout.split("\n").map((l) => Number(l.trim())).filter((pid) => pid > 0);
+  const workers = stdout
+    .split("\n")
+    .map((l) => Number(l.trim()))
+    .filter((pid) => pid > 0);
   return { master: await rss(masterPid), workers: await Promise.all(workers.map(rss)) };
 }
 
-async function startStop(acc: AccHome, name: string, rounds: number): Promise<{ start: number; stop: number }> {
+async function startStop(
+  acc: AccHome,
+  name: string,
+  rounds: number,
+): Promise<{ start: number; stop: number }> {
   const start: number[] = [];
   const stop: number[] = [];
   for (let i = 0; i < rounds; i++) {
@@ -116,15 +126,27 @@ try {
 
   console.log(`bench/scale: ${n} instances (hello, --no-start), ${jobs} concurrent creates`);
   printTable([
-    ["create rate", `${(n / createSeconds).toFixed(1)} instances/s (${createSeconds.toFixed(0)} s for ${n})`],
+    [
+      "create rate",
+      `${(n / createSeconds).toFixed(1)} instances/s (${createSeconds.toFixed(0)} s for ${n})`,
+    ],
     ["acc list --json (median of 5)", `${ms(median(lists))} (target < 200 ms at 10000)`],
     ["nginx -t (median of 3)", ms(median(tests))],
     ["nginx reload settled (median of 3)", ms(median(reloads))],
-    ["nginx -t + reload settled", `${ms(median(tests) + median(reloads))} (target < 500 ms at 10000)`],
-    ["nginx RSS master / per worker", `${memory.master.toFixed(0)} MB / ${memory.workers.map((w) => w.toFixed(0)).join(", ")} MB (target < 150 MB)`],
+    [
+      "nginx -t + reload settled",
+      `${ms(median(tests) + median(reloads))} (target < 500 ms at 10000)`,
+    ],
+    [
+      "nginx RSS master / per worker",
+      `${memory.master.toFixed(0)} MB / ${memory.workers.map((w) => w.toFixed(0)).join(", ")} MB (target < 150 MB)`,
+    ],
     ["start / stop at 1 instance (CLI, median)", `${ms(atOne.start)} / ${ms(atOne.stop)}`],
     [`start / stop at ${n} instances (CLI, median)`, `${ms(atN.start)} / ${ms(atN.stop)}`],
-    ["acc peak RSS: create / list --json", `${(peakCreateKb / 1024).toFixed(0)} MB / ${(listKb / 1024).toFixed(0)} MB`],
+    [
+      "acc peak RSS: create / list --json",
+      `${(peakCreateKb / 1024).toFixed(0)} MB / ${(listKb / 1024).toFixed(0)} MB`,
+    ],
   ]);
 } finally {
   process.stderr.write("cleaning up (destroying the instances)...\n");

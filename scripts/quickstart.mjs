@@ -12,7 +12,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const acc = path.join(root, "dist/src/bin/acc.js");
 
 function run(file, args, options = {}) {
-  const result = spawnSync(file, args, { cwd: root, stdio: options.capture ? ["inherit", "pipe", "inherit"] : "inherit", encoding: "utf8" });
+  const result = spawnSync(file, args, {
+    cwd: root,
+    stdio: options.capture ? ["inherit", "pipe", "inherit"] : "inherit",
+    encoding: "utf8",
+  });
   if (result.status !== 0 && !options.allowFail) {
     console.error(`quickstart: ${[file, ...args].join(" ")} failed (exit ${result.status})`);
     process.exit(result.status ?? 1);
@@ -32,7 +36,10 @@ if (!existsSync(path.join(root, "node_modules"))) run("npm", ["ci", "--no-audit"
 run("npm", ["run", "build", "--silent"]);
 
 const accArgs = (...args) => [acc, ...args];
-const status = run(process.execPath, accArgs("status", "--json"), { capture: true, allowFail: true });
+const status = run(process.execPath, accArgs("status", "--json"), {
+  capture: true,
+  allowFail: true,
+});
 const booted = status.status === 0;
 if (!booted) {
   // A first run: pick the HTTP port (80 as root unless something else holds it).
@@ -50,17 +57,28 @@ if (!booted) {
 const list = JSON.parse(run(process.execPath, accArgs("list", "--json"), { capture: true }).stdout);
 let hello = list.find((i) => i.model === "hello");
 if (!hello) {
-  hello = JSON.parse(run(process.execPath, accArgs("create", "hello", "--json"), { capture: true }).stdout);
+  hello = JSON.parse(
+    run(process.execPath, accArgs("create", "hello", "--json"), { capture: true }).stdout,
+  );
 } else if (hello.state !== "running") {
   run(process.execPath, accArgs("start", hello.name));
 }
 // *.localhost is loopback for browsers and curl, not always for the system resolver: ask 127.0.0.1 with the Host header.
 const url = new URL(hello.url);
 const statusCode = await new Promise((resolve) => {
-  const req = http.get({ host: "127.0.0.1", port: url.port || 80, path: "/", headers: { host: url.host }, timeout: 30_000 }, (res) => {
-    res.resume();
-    resolve(res.statusCode);
-  });
+  const req = http.get(
+    {
+      host: "127.0.0.1",
+      port: url.port || 80,
+      path: "/",
+      headers: { host: url.host },
+      timeout: 30_000,
+    },
+    (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    },
+  );
   req.on("timeout", () => req.destroy());
   req.on("error", (error) => resolve(`error: ${error.message}`));
 });

@@ -22,69 +22,110 @@ interface InstanceView {
   hosts: string[];
 }
 
-test("end to end: init, boot, create hello, stop, start, destroy, shutdown", { timeout: 180_000 }, async (t) => {
-  const acc = await createAccHome();
-  t.after(() => acc.cleanup());
-  const name = `e2e${process.pid}`;
-  const host = `${name}.localhost`;
+test(
+  "end to end: init, boot, create hello, stop, start, destroy, shutdown",
+  { timeout: 180_000 },
+  async (t) => {
+    const acc = await createAccHome();
+    t.after(() => acc.cleanup());
+    const name = `e2e${process.pid}`;
+    const host = `${name}.localhost`;
 
-  await acc.ok(["boot"]);
-  assert.match(await acc.ok(["boot"]), /already running/, "boot is idempotent");
-  const supervisordPid = Number((await readFile(path.join(acc.home, "run/supervisord.pid"), "utf8")).trim());
-  const nginxPid = Number((await readFile(path.join(acc.home, "run/nginx.pid"), "utf8")).trim());
+    await acc.ok(["boot"]);
+    assert.match(await acc.ok(["boot"]), /already running/, "boot is idempotent");
+    const supervisordPid = Number(
+      (await readFile(path.join(acc.home, "run/supervisord.pid"), "utf8")).trim(),
+    );
+    const nginxPid = Number((await readFile(path.join(acc.home, "run/nginx.pid"), "utf8")).trim());
 
-  const created = JSON.parse(await acc.ok(["create", "hello", "--name", name, "--json"])) as InstanceView;
-  assert.equal(created.name, name);
-  assert.equal(created.state, "running");
-  assert.equal(created.url, `http://${host}:${acc.httpPort}/`);
-  assert.ok(created.hosts.includes(host));
+    const created = JSON.parse(
+      await acc.ok(["create", "hello", "--name", name, "--json"]),
+    ) as InstanceView;
+    assert.equal(created.name, name);
+    assert.equal(created.state, "running");
+    assert.equal(created.url, `http://${host}:${acc.httpPort}/`);
+    assert.ok(created.hosts.includes(host));
 
-  const first = await acc.request(host);
-  assert.equal(first.status, 200);
-  assert.match(first.body, new RegExp(name));
-  assert.match(first.body, /visit(s|or)?\D*1\b/i);
+    const first = await acc.request(host);
+    assert.equal(first.status, 200);
+    assert.match(first.body, new RegExp(name));
+    assert.match(first.body, /visit(s|or)?\D*1\b/i);
 
-  const unknown = await acc.request("nobody.localhost");
-  assert.equal(unknown.status, 404, "unknown host gets the default server's 404");
+    const unknown = await acc.request("nobody.localhost");
+    assert.equal(unknown.status, 404, "unknown host gets the default server's 404");
 
-  const listed = JSON.parse(await acc.ok(["list", "--json"])) as InstanceView[];
-  assert.deepEqual(listed.map((i) => [i.name, i.state]), [[name, "running"]]);
+    const listed = JSON.parse(await acc.ok(["list", "--json"])) as InstanceView[];
+    assert.deepEqual(
+      listed.map((i) => [i.name, i.state]),
+      [[name, "running"]],
+    );
 
-  await acc.ok(["stop", name]);
-  const shown = JSON.parse(await acc.ok(["show", name, "--json"])) as InstanceView;
-  assert.equal(shown.state, "stopped");
-  const down = await acc.request(host, { timeoutMs: 5000 });
-  assert.equal(down.status, 503, "a stopped instance gets the fallback answer");
-  assert.ok(down.ms < 2000, `fallback came after ${down.ms} ms`);
+    await acc.ok(["stop", name]);
+    const shown = JSON.parse(await acc.ok(["show", name, "--json"])) as InstanceView;
+    assert.equal(shown.state, "stopped");
+    const down = await acc.request(host, { timeoutMs: 5000 });
+    assert.equal(down.status, 503, "a stopped instance gets the fallback answer");
+    assert.ok(down.ms < 2000, `fallback came after ${down.ms} ms`);
 
-  await acc.ok(["start", name]);
-  const again = await acc.request(host);
-  assert.equal(again.status, 200);
-  assert.match(again.body, /visit(s|or)?\D*2\b/i, "the counter was kept across stop and start");
+    await acc.ok(["start", name]);
+    const again = await acc.request(host);
+    assert.equal(again.status, 200);
+    assert.match(again.body, /visit(s|or)?\D*2\b/i, "the counter was kept across stop and start");
 
-  const logs = await acc.ok(["logs", name, "-n", "5"]);
-  assert.ok(logs.length > 0, "the instance logged something");
+    const logs = await acc.ok(["logs", name, "-n", "5"]);
+    assert.ok(logs.length > 0, "the instance logged something");
 
-  const running = JSON.parse(await acc.ok(["status", "--json"])) as { supervisord: string; nginx: string; total: number };
-  assert.equal(running.supervisord, "running");
-  assert.equal(running.nginx, "running");
-  assert.equal(running.total, 1);
+    const running = JSON.parse(await acc.ok(["status", "--json"])) as {
+      supervisord: string;
+      nginx: string;
+      total: number;
+    };
+    assert.equal(running.supervisord, "running");
+    assert.equal(running.nginx, "running");
+    assert.equal(running.total, 1);
 
-  const destroyed = JSON.parse(await acc.ok(["destroy", name, "--yes", "--json"])) as { backup: string };
-  assert.ok(await exists(path.join(destroyed.backup, "manifest.json")), "a final backup is kept");
-  assert.equal(await exists(path.join(acc.home, "instances", name)), false, "instance folder removed");
-  assert.deepEqual(await readdir(path.join(acc.home, "nginx/sites")), [], "no vhost left");
-  assert.deepEqual(await readdir(path.join(acc.home, "nginx/hosts")), [], "no host map left");
-  assert.deepEqual((await readdir(path.join(acc.home, "supervisor/programs"))).filter((f) => f.endsWith(".conf")), [], "no program left");
-  assert.deepEqual((await readdir(path.join(acc.home, "supervisor/conf.d"))).filter((f) => f.endsWith(".conf")), [], "no active program left");
-  assert.equal((await acc.request(host)).status, 404, "the destroyed instance's host is unknown now");
-  assert.deepEqual(JSON.parse(await acc.ok(["list", "--json"])), []);
-  const events = await acc.run(["show", name]);
-  assert.equal(events.code, 3, "show of a destroyed instance: not found");
+    const destroyed = JSON.parse(await acc.ok(["destroy", name, "--yes", "--json"])) as {
+      backup: string;
+    };
+    assert.ok(await exists(path.join(destroyed.backup, "manifest.json")), "a final backup is kept");
+    assert.equal(
+      await exists(path.join(acc.home, "instances", name)),
+      false,
+      "instance folder removed",
+    );
+    assert.deepEqual(await readdir(path.join(acc.home, "nginx/sites")), [], "no vhost left");
+    assert.deepEqual(await readdir(path.join(acc.home, "nginx/hosts")), [], "no host map left");
+    assert.deepEqual(
+      (await readdir(path.join(acc.home, "supervisor/programs"))).filter((f) =>
+        f.endsWith(".conf"),
+      ),
+      [],
+      "no program left",
+    );
+    assert.deepEqual(
+      (await readdir(path.join(acc.home, "supervisor/conf.d"))).filter((f) => f.endsWith(".conf")),
+      [],
+      "no active program left",
+    );
+    assert.equal(
+      (await acc.request(host)).status,
+      404,
+      "the destroyed instance's host is unknown now",
+    );
+    assert.deepEqual(JSON.parse(await acc.ok(["list", "--json"])), []);
+    const events = await acc.run(["show", name]);
+    assert.equal(events.code, 3, "show of a destroyed instance: not found");
 
-  await acc.ok(["shutdown"]);
-  await waitFor("supervisord to exit", () => (isAlive(supervisordPid) ? undefined : true), 15_000);
-  await waitFor("nginx to exit", () => (isAlive(nginxPid) ? undefined : true), 15_000);
-  const after = JSON.parse((await acc.run(["status", "--json"])).stdout) as { supervisord: string };
-  assert.equal(after.supervisord, "stopped");
-});
+    await acc.ok(["shutdown"]);
+    await waitFor(
+      "supervisord to exit",
+      () => (isAlive(supervisordPid) ? undefined : true),
+      15_000,
+    );
+    await waitFor("nginx to exit", () => (isAlive(nginxPid) ? undefined : true), 15_000);
+    const after = JSON.parse((await acc.run(["status", "--json"])).stdout) as {
+      supervisord: string;
+    };
+    assert.equal(after.supervisord, "stopped");
+  },
+);

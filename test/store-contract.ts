@@ -45,20 +45,36 @@ export async function storeContract(
     const c = await store.insertInstance(newInstance("c"), NOW);
     assert.equal(c.port, 20000, "a freed port is given again");
     await store.insertInstance(newInstance("d"), NOW);
-    await assert.rejects(store.insertInstance(newInstance("e"), NOW), /no free instance port left in 20000-20002/);
-    assert.deepEqual((await store.listInstances()).map((i) => i.name), ["b", "c", "d"]);
+    await assert.rejects(
+      store.insertInstance(newInstance("e"), NOW),
+      /no free instance port left in 20000-20002/,
+    );
+    assert.deepEqual(
+      (await store.listInstances()).map((i) => i.name),
+      ["b", "c", "d"],
+    );
   });
 
   await t.test("names and hosts are unique", async () => {
-    await assert.rejects(store.insertInstance(newInstance("b", ["other.localhost"]), NOW), (e: unknown) => e instanceof AccError && e.code === "ACC_CONFLICT");
+    await assert.rejects(
+      store.insertInstance(newInstance("b", ["other.localhost"]), NOW),
+      (e: unknown) => e instanceof AccError && e.code === "ACC_CONFLICT",
+    );
     await store.deleteInstance("d");
-    await assert.rejects(store.insertInstance(newInstance("f", ["b.localhost"]), NOW), /host b.localhost is already used by instance b/);
+    await assert.rejects(
+      store.insertInstance(newInstance("f", ["b.localhost"]), NOW),
+      /host b.localhost is already used by instance b/,
+    );
     assert.equal(await store.getInstance("f"), undefined, "nothing half-inserted");
     assert.equal(await store.hostOwner("b.localhost"), "b");
   });
 
   await t.test("updates: state, idle timeout, hosts", async () => {
-    await store.updateInstance("b", { state: "running", operation: null, idleTimeout: null }, "2026-11-26T11:00:00.000Z");
+    await store.updateInstance(
+      "b",
+      { state: "running", operation: null, idleTimeout: null },
+      "2026-11-26T11:00:00.000Z",
+    );
     let b = await store.getInstance("b");
     assert.equal(b?.state, "running");
     assert.equal(b?.stateChangedAt, "2026-11-26T11:00:00.000Z");
@@ -72,22 +88,44 @@ export async function storeContract(
 
   await t.test("events are kept after the instance goes, newest last, limited", async () => {
     for (let i = 0; i < 5; i++) {
-      await store.addEvent({ instance: "b", action: "start", cause: "cli", outcome: "ok", durationMs: i, message: null }, NOW);
+      await store.addEvent(
+        {
+          instance: "b",
+          action: "start",
+          cause: "cli",
+          outcome: "ok",
+          durationMs: i,
+          message: null,
+        },
+        NOW,
+      );
     }
-    await store.addEvent({ instance: "c", action: "stop", cause: null, outcome: "ok", durationMs: null, message: "m" }, NOW);
+    await store.addEvent(
+      { instance: "c", action: "stop", cause: null, outcome: "ok", durationMs: null, message: "m" },
+      NOW,
+    );
     await store.deleteInstance("b");
     const events = await store.listEvents({ instance: "b", limit: 3 });
-    assert.deepEqual(events.map((e) => e.durationMs), [2, 3, 4]);
+    assert.deepEqual(
+      events.map((e) => e.durationMs),
+      [2, 3, 4],
+    );
     assert.equal((await store.listEvents({ limit: 100 })).length, 6);
   });
 
   await t.test("leases: one holder at a time in a process", async () => {
     const order: string[] = [];
-    const slow = withLease(store, "x", "start", async () => {
-      order.push("a-in");
-      await new Promise((r) => setTimeout(r, 100));
-      order.push("a-out");
-    }, { waitMs: 5000 });
+    const slow = withLease(
+      store,
+      "x",
+      "start",
+      async () => {
+        order.push("a-in");
+        await new Promise((r) => setTimeout(r, 100));
+        order.push("a-out");
+      },
+      { waitMs: 5000 },
+    );
     await new Promise((r) => setTimeout(r, 10));
     await assert.rejects(
       withLease(store, "x", "stop", () => Promise.resolve(), { waitMs: 20, what: "instance x" }),
@@ -99,21 +137,31 @@ export async function storeContract(
     assert.deepEqual(await store.listLeases(), []);
   });
 
-  await t.test("leases: another live process blocks; a dead holder's lease is taken over", async () => {
-    const { file, args } = childLeaseCommand("y");
-    const child = spawn(file, args, { stdio: ["ignore", "pipe", "inherit"] });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on("data", (d: Buffer) => (d.toString().includes("held") ? resolve() : undefined));
-        child.on("exit", (code) => reject(new Error(`child exited ${code}`)));
-      });
-      await assert.rejects(withLease(store, "y", "stop", () => Promise.resolve(), { waitMs: 50 }), /busy: hold in progress/);
-      child.kill("SIGKILL");
-      await new Promise((resolve) => child.once("exit", resolve));
-      const took = await withLease(store, "y", "stop", () => Promise.resolve("taken"), { waitMs: 2000 });
-      assert.equal(took, "taken");
-    } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    }
-  });
+  await t.test(
+    "leases: another live process blocks; a dead holder's lease is taken over",
+    async () => {
+      const { file, args } = childLeaseCommand("y");
+      const child = spawn(file, args, { stdio: ["ignore", "pipe", "inherit"] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          child.stdout.on("data", (d: Buffer) =>
+            d.toString().includes("held") ? resolve() : undefined,
+          );
+          child.on("exit", (code) => reject(new Error(`child exited ${code}`)));
+        });
+        await assert.rejects(
+          withLease(store, "y", "stop", () => Promise.resolve(), { waitMs: 50 }),
+          /busy: hold in progress/,
+        );
+        child.kill("SIGKILL");
+        await new Promise((resolve) => child.once("exit", resolve));
+        const took = await withLease(store, "y", "stop", () => Promise.resolve("taken"), {
+          waitMs: 2000,
+        });
+        assert.equal(took, "taken");
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      }
+    },
+  );
 }

@@ -18,6 +18,9 @@ test("store contract on SQLite", async (t) => {
       await store.migrate();
       return store;
     },
-    (resource) => ({ file: process.execPath, args: [path.join(here, "store-child.js"), file, resource] }),
+    (resource) => ({
+      file: process.execPath,
+      args: [path.join(here, "store-child.js"), file, resource],
+    }),
   );
 });

@@ -32,7 +32,10 @@ function parseGlobal(argv: string[]): Global {
     } else if (arg.startsWith("--home=")) global.home = arg.slice(7);
     else if (arg === "--version") global.version = true;
     else if (arg === "-h" || arg === "--help") global.help = true;
-    else if (arg.startsWith("-")) throw new AccError("ACC_USAGE", `unknown option ${JSON.stringify(arg)}`, { hint: "acc help" });
+    else if (arg.startsWith("-"))
+      throw new AccError("ACC_USAGE", `unknown option ${JSON.stringify(arg)}`, {
+        hint: "acc help",
+      });
     else break;
   }
   global.rest = argv.slice(i);
@@ -47,7 +50,9 @@ function printError(error: unknown, color: boolean): void {
     if (error.details) process.stderr.write(`${error.details.replace(/^/gm, "  | ")}\n`);
     return;
   }
-  process.stderr.write(`${style.red("acc: internal error (this is a bug):")} ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `${style.red("acc: internal error (this is a bug):")} ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -55,7 +60,9 @@ async function main(argv: string[]): Promise<number> {
   let ctx: AccContext | undefined;
   try {
     const global = parseGlobal(argv);
-    const pkg = JSON.parse(readFileSync(path.join(accRoot, "package.json"), "utf8")) as { version: string };
+    const pkg = JSON.parse(readFileSync(path.join(accRoot, "package.json"), "utf8")) as {
+      version: string;
+    };
     if (global.version) {
       process.stdout.write(`acc ${pkg.version}\n`);
       return 0;
@@ -65,13 +72,18 @@ async function main(argv: string[]): Promise<number> {
       const topic = name === "help" ? args[0] : undefined;
       const command = topic === undefined ? undefined : findCommand(topic);
       if (topic !== undefined && !command) {
-        throw new AccError("ACC_USAGE", `unknown command ${JSON.stringify(topic)}`, { hint: "acc help lists them" });
+        throw new AccError("ACC_USAGE", `unknown command ${JSON.stringify(topic)}`, {
+          hint: "acc help lists them",
+        });
       }
       process.stdout.write(`${command ? commandHelp(command) : mainHelp()}\n`);
       return name === undefined && !global.help ? 2 : 0;
     }
     const command = findCommand(name);
-    if (!command) throw new AccError("ACC_USAGE", `unknown command ${JSON.stringify(name)}`, { hint: "acc help lists them" });
+    if (!command)
+      throw new AccError("ACC_USAGE", `unknown command ${JSON.stringify(name)}`, {
+        hint: "acc help lists them",
+      });
     const parsed = parseCommandArgs(command, args);
     if (parsed.values.help === true) {
       process.stdout.write(`${commandHelp(command)}\n`);
@@ -87,7 +99,10 @@ async function main(argv: string[]): Promise<number> {
       accRoot,
       json,
       interactive: process.stdin.isTTY === true && process.stdout.isTTY === true,
-      progress: { step: (text) => progressOn && process.stderr.write(`${style.dim(`… ${text}`)}\n`) && undefined },
+      progress: {
+        step: (text) =>
+          progressOn && process.stderr.write(`${style.dim(`… ${text}`)}\n`) && undefined,
+      },
       open: async () => {
         ctx ??= await openContext({ home, env: process.env, accRoot, progress: cli.progress });
         return ctx;

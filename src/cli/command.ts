@@ -53,10 +53,14 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0] ?? "" : String(error);
-    throw new AccError("ACC_USAGE", `acc ${command.name}: ${message.replace(/\. To specify.*$/, "")}`, {
-      hint: `acc ${command.name} --help`,
-    });
+    const message = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+    throw new AccError(
+      "ACC_USAGE",
+      `acc ${command.name}: ${message.replace(/\. To specify.*$/, "")}`,
+      {
+        hint: `acc ${command.name} --help`,
+      },
+    );
   }
   const { values, positionals } = parsed;
   if (!values.help) {

@@ -1,9 +1,16 @@
 import type { Command } from "./command.js";
 import { createCommand } from "./create.js";
+import { doctorCommand } from "./doctor.js";
 import { destroyCommand, restartCommand, startCommand, stopCommand } from "./lifecycle.js";
 import { listCommand, showCommand } from "./list.js";
 import { logsCommand } from "./logs.js";
-import { bootCommand, initCommand, modelsCommand, shutdownCommand, statusCommand } from "./system.js";
+import {
+  bootCommand,
+  initCommand,
+  modelsCommand,
+  shutdownCommand,
+  statusCommand,
+} from "./system.js";
 
 /** Every command, in the order `acc help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -20,6 +27,7 @@ export const COMMANDS: readonly Command[] = [
   restartCommand,
   destroyCommand,
   logsCommand,
+  doctorCommand,
 ];
 
 export function findCommand(name: string): Command | undefined {
@@ -35,7 +43,9 @@ export function mainHelp(): string {
     "supervisord, stopped when idle and started again by their next request.",
     "",
     "commands:",
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split(". ")[0]?.replace(/\.$/, "") ?? ""}`),
+    ...COMMANDS.map(
+      (c) => `  ${c.name.padEnd(width)}  ${c.summary.split(". ")[0]?.replace(/\.$/, "") ?? ""}`,
+    ),
     `  ${"help".padEnd(width)}  Show help for a command: acc help COMMAND`,
     "",
     "global options:",

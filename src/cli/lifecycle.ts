@@ -9,7 +9,10 @@ import {
 import { flag, positional, type Command } from "./command.js";
 import { instanceJson } from "./instance-view.js";
 
-type Action = (ctx: Parameters<typeof startInstance>[0], name: string) => ReturnType<typeof startInstance>;
+type Action = (
+  ctx: Parameters<typeof startInstance>[0],
+  name: string,
+) => ReturnType<typeof startInstance>;
 
 function lifecycleCommand(name: string, summary: string, verb: string, action: Action): Command {
   return {
@@ -25,7 +28,10 @@ function lifecycleCommand(name: string, summary: string, verb: string, action: A
       const ctx = await cli.open();
       const instance = await action(ctx, instanceName);
       const view = instanceJson(ctx, instance);
-      return { data: view, text: `${instanceName} ${verb}${view.state === "running" ? `: ${view.url}` : ""}` };
+      return {
+        data: view,
+        text: `${instanceName} ${verb}${view.state === "running" ? `: ${view.url}` : ""}`,
+      };
     },
   };
 }
@@ -36,8 +42,11 @@ export const startCommand = lifecycleCommand(
   "is running",
   (ctx, name) => startInstance(ctx, name),
 );
-export const stopCommand = lifecycleCommand("stop", "Stop an instance.", "is stopped", (ctx, name) =>
-  stopInstance(ctx, name),
+export const stopCommand = lifecycleCommand(
+  "stop",
+  "Stop an instance.",
+  "is stopped",
+  (ctx, name) => stopInstance(ctx, name),
 );
 export const restartCommand = lifecycleCommand(
   "restart",
@@ -51,7 +60,10 @@ export const destroyCommand: Command = {
   summary:
     "Destroy an instance: its program, nginx routing, files, system user and store row. A final backup is kept first (events are kept too).",
   usage: "NAME [--yes] [--no-backup]",
-  help: ["--yes               do not ask for confirmation", "--no-backup         skip the final backup"],
+  help: [
+    "--yes               do not ask for confirmation",
+    "--no-backup         skip the final backup",
+  ],
   options: { yes: { type: "boolean", short: "y" }, "no-backup": { type: "boolean" } },
   positionals: { min: 1, max: 1, names: "NAME" },
   json: true,
@@ -60,7 +72,9 @@ export const destroyCommand: Command = {
     const ctx = await cli.open();
     const instance = await ctx.store.getInstance(name);
     if (!instance) {
-      throw new AccError("ACC_NOT_FOUND", `no instance named ${JSON.stringify(name)}`, { hint: "acc list shows the instances" });
+      throw new AccError("ACC_NOT_FOUND", `no instance named ${JSON.stringify(name)}`, {
+        hint: "acc list shows the instances",
+      });
     }
     if (!flag(args, "yes")) {
       if (!cli.interactive) {
@@ -68,15 +82,21 @@ export const destroyCommand: Command = {
           hint: "pass --yes when not on a terminal",
         });
       }
-      const backupWords = flag(args, "no-backup") ? "WITHOUT a final backup" : "after a final backup";
-      if (!(await cli.confirm(`Destroy instance ${name} (${instance.state}) ${backupWords}? [y/N] `))) {
+      const backupWords = flag(args, "no-backup")
+        ? "WITHOUT a final backup"
+        : "after a final backup";
+      if (
+        !(await cli.confirm(`Destroy instance ${name} (${instance.state}) ${backupWords}? [y/N] `))
+      ) {
         return { data: { name, destroyed: false }, text: "nothing destroyed", exitCode: 1 };
       }
     }
     const result = await destroyInstance(ctx, name, { backup: !flag(args, "no-backup") });
     return {
       data: { name, destroyed: true, backup: result.backup },
-      text: result.backup ? `${name} destroyed; final backup in ${result.backup}` : `${name} destroyed (no backup)`,
+      text: result.backup
+        ? `${name} destroyed; final backup in ${result.backup}`
+        : `${name} destroyed (no backup)`,
     };
   },
 };

@@ -22,7 +22,13 @@ export const listCommand: Command = {
         ? "no instances yet: acc create hello"
         : table(
             ["NAME", "MODEL", "STATE", "URL", "LAST ACTIVITY"],
-            instances.map((i) => [i.name, `${i.model} ${i.model_version}`, i.state, i.url, ago(i.last_activity_at, now)]),
+            instances.map((i) => [
+              i.name,
+              `${i.model} ${i.model_version}`,
+              i.state,
+              i.url,
+              ago(i.last_activity_at, now),
+            ]),
           );
     return { data: instances, text };
   },
@@ -55,7 +61,8 @@ export const showCommand: Command = {
     ];
     if (view.last_error) rows.push(["last error", view.last_error]);
     for (const [key, value] of Object.entries(view.params)) rows.push([`param ${key}`, value]);
-    if (secrets) for (const [key, value] of Object.entries(secrets)) rows.push([`env ${key}`, value]);
+    if (secrets)
+      for (const [key, value] of Object.entries(secrets)) rows.push([`env ${key}`, value]);
     const width = Math.max(...rows.map(([key]) => key.length));
     return {
       data: secrets ? { ...view, env: secrets } : view,

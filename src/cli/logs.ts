@@ -36,7 +36,10 @@ export const logsCommand: Command = {
   name: "logs",
   summary: "Show the last lines of an instance's log (its stdout and stderr).",
   usage: "NAME [-f] [-n N]",
-  help: ["-n, --lines N       how many lines (default 50)", "-f, --follow        keep printing new lines until Ctrl-C"],
+  help: [
+    "-n, --lines N       how many lines (default 50)",
+    "-f, --follow        keep printing new lines until Ctrl-C",
+  ],
   options: { follow: { type: "boolean", short: "f" }, lines: { type: "string", short: "n" } },
   positionals: { min: 1, max: 1, names: "NAME" },
   json: false,
@@ -44,7 +47,9 @@ export const logsCommand: Command = {
     const name = validateInstanceName(positional(args, 0));
     const linesText = stringOption(args, "lines") ?? "50";
     if (!/^\d{1,7}$/.test(linesText)) {
-      throw new AccError("ACC_USAGE", `acc logs: invalid line count ${JSON.stringify(linesText)}`, { hint: "use a whole number" });
+      throw new AccError("ACC_USAGE", `acc logs: invalid line count ${JSON.stringify(linesText)}`, {
+        hint: "use a whole number",
+      });
     }
     const ctx = await cli.open();
     await getInstance(ctx, name);

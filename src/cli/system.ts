@@ -1,6 +1,6 @@
 import { validateHostname, validatePort } from "../core/validate.js";
 import { stopInstance } from "../services/instances.js";
-import { boot, initHome, shutdown, status } from "../services/system.js";
+import { boot, initHome, shutdown, status, writeServiceConfigs } from "../services/system.js";
 import { flag, stringOption, type Command } from "./command.js";
 import { table } from "./output.js";
 
@@ -14,7 +14,11 @@ export const initCommand: Command = {
     "--http-port P       public HTTP port (default 80 as root, 8080 otherwise)",
     "--no-install        never run apt-get; print the command instead",
   ],
-  options: { domain: { type: "string" }, "http-port": { type: "string" }, "no-install": { type: "boolean" } },
+  options: {
+    domain: { type: "string" },
+    "http-port": { type: "string" },
+    "no-install": { type: "boolean" },
+  },
   positionals: { min: 0, max: 0, names: "" },
   json: true,
   async run(args, cli) {
@@ -27,6 +31,8 @@ export const initCommand: Command = {
       install: !flag(args, "no-install"),
       env: cli.env,
     });
+    // The store and the nginx and supervisord configs exist from now on: creates work before boot.
+    await writeServiceConfigs(await cli.open());
     const lines = [
       `${result.created ? "created" : "kept"} ${result.config}`,
       ...(result.installed.length > 0 ? [`installed ${result.installed.join(", ")}`] : []),
@@ -47,8 +53,13 @@ export const bootCommand: Command = {
   async run(_args, cli) {
     const ctx = await cli.open();
     const result = await boot(ctx);
-    const lines = [`supervisord ${result.supervisord}; nginx running on ${ctx.config.listen_address}:${ctx.config.http_port}`];
-    if (result.reset.length > 0) lines.push(`were running before, now stopped until their next request: ${result.reset.join(", ")}`);
+    const lines = [
+      `supervisord ${result.supervisord}; nginx running on ${ctx.config.listen_address}:${ctx.config.http_port}`,
+    ];
+    if (result.reset.length > 0)
+      lines.push(
+        `were running before, now stopped until their next request: ${result.reset.join(", ")}`,
+      );
     return { data: result, text: lines.join("\n") };
   },
 };
@@ -82,7 +93,9 @@ export const statusCommand: Command = {
   async run(_args, cli) {
     const ctx = await cli.open();
     const report = await status(ctx);
-    const counts = Object.entries(report.instances).map(([state, n]) => `${n} ${state}`).join(", ");
+    const counts = Object.entries(report.instances)
+      .map(([state, n]) => `${n} ${state}`)
+      .join(", ");
     const rows = [
       ["home", report.home],
       ["supervisord", report.supervisord],
@@ -90,17 +103,25 @@ export const statusCommand: Command = {
       ["domain", `${report.domain} (instance NAME answers at NAME.${report.domain})`],
       ["instance ports", report.instance_ports],
       ["instances", report.total === 0 ? "none" : `${report.total}: ${counts}`],
-      ["versions", `acc ${report.versions.acc}, node ${report.versions.node}, nginx ${report.versions.nginx}, supervisord ${report.versions.supervisord}`],
+      [
+        "versions",
+        `acc ${report.versions.acc}, node ${report.versions.node}, nginx ${report.versions.nginx}, supervisord ${report.versions.supervisord}`,
+      ],
     ];
     const width = Math.max(...rows.map(([key]) => (key ?? "").length));
     const exitCode = report.supervisord === "running" && report.nginx === "running" ? 0 : 1;
-    return { data: report, text: rows.map(([k, v]) => `${(k ?? "").padEnd(width)}  ${v}`).join("\n"), exitCode };
+    return {
+      data: report,
+      text: rows.map(([k, v]) => `${(k ?? "").padEnd(width)}  ${v}`).join("\n"),
+      exitCode,
+    };
   },
 };
 
 export const modelsCommand: Command = {
   name: "models",
-  summary: "List the models: bundled ones and the home's own (HOME/models), with any manifest error.",
+  summary:
+    "List the models: bundled ones and the home's own (HOME/models), with any manifest error.",
   usage: "",
   help: [],
   options: {},
@@ -112,7 +133,12 @@ export const modelsCommand: Command = {
     const broken = models.filter((m) => m.error !== undefined);
     const text = table(
       ["MODEL", "VERSION", "SOURCE", "DESCRIPTION"],
-      models.map((m) => [m.name, m.version ?? "-", m.source, m.error !== undefined ? `ERROR ${m.error}` : (m.description ?? "")]),
+      models.map((m) => [
+        m.name,
+        m.version ?? "-",
+        m.source,
+        m.error !== undefined ? `ERROR ${m.error}` : (m.description ?? ""),
+      ]),
     );
     return { data: models, text, exitCode: broken.length > 0 ? 1 : 0 };
   },

@@ -1,5 +1,6 @@
 import { AccError } from "../lib/errors.js";
 import { parseDuration } from "./duration.js";
+import { hasControlCharacter } from "./model-params.js";
 import { isValidHostname, showValue } from "./validate.js";
 
 /** acc.toml, after defaults and ACC_<KEY> environment overrides. */
@@ -95,7 +96,8 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
     case "int": {
       if (!/^\d+$/.test(text)) throw bad("expected a whole number");
       const n = Number(text);
-      if (spec.kind === "port" && (n < 1 || n > 65535)) throw bad("expected a port from 1 to 65535");
+      if (spec.kind === "port" && (n < 1 || n > 65535))
+        throw bad("expected a port from 1 to 65535");
       return n;
     }
     case "duration":
@@ -116,7 +118,7 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
       if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(text)) throw bad("expected a system user name");
       return text;
     case "string":
-      if (/[\0-\x1f]/.test(text)) throw bad("control characters are not allowed");
+      if (hasControlCharacter(text)) throw bad("control characters are not allowed");
       return text;
   }
 }
@@ -160,7 +162,10 @@ export function resolveConfig(
 }
 
 /** The acc.toml that `acc init` writes: every key, commented, with its default. */
-export function renderConfigFile(overrides: Partial<Record<keyof AccConfig, string | number>>, isRoot: boolean): string {
+export function renderConfigFile(
+  overrides: Partial<Record<keyof AccConfig, string | number>>,
+  isRoot: boolean,
+): string {
   const lines = [
     "# acc configuration. Every key can be overridden by the environment variable ACC_<KEY>",
     "# (for example ACC_HTTP_PORT=8081). Uncomment a line to change a value.",

@@ -52,7 +52,11 @@ export function validatePort(value: string | number, what = "port"): number {
  * characters that need no quoting in either are allowed ('%' is special to supervisord).
  */
 export function validateHomePath(home: string): string {
-  if (!home.startsWith("/") || !/^[A-Za-z0-9._/+-]+$/.test(home) || home.split("/").includes("..")) {
+  if (
+    !home.startsWith("/") ||
+    !/^[A-Za-z0-9._/+-]+$/.test(home) ||
+    home.split("/").includes("..")
+  ) {
     throw new AccError("ACC_INVALID", `invalid home folder ${showValue(home)}`, {
       hint: "use an absolute path of letters, digits and . _ - + /",
     });

@@ -57,10 +57,5 @@ export function exitCodeFor(error: unknown): number {
 
 /** Node's errno errors, narrowed so a caller can check one specific code. */
 export function hasErrno(error: unknown, code: string): boolean {
-  return (
-    typeof error === "object" &&
-    error !== null &&
-    "code" in error &&
-    (error as { code: unknown }).code === code
-  );
+  return typeof error === "object" && error !== null && "code" in error && error.code === code;
 }

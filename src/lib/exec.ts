@@ -52,7 +52,11 @@ export interface ExecResult {
 }
 
 /** Runs a program with an argument array (never a shell string) and resolves with its output. */
-export type Exec = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
+export type Exec = (
+  file: string,
+  args: readonly string[],
+  options?: ExecOptions,
+) => Promise<ExecResult>;
 
 export const exec: Exec = (file, args, options = {}) =>
   new Promise((resolve, reject) => {

@@ -16,7 +16,10 @@ export async function writeFileAtomic(
   content: string,
   options: WriteOptions = {},
 ): Promise<void> {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  const temp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`,
+  );
   const handle = await open(temp, "wx", options.mode ?? 0o644);
   try {
     await handle.writeFile(content);

@@ -29,14 +29,21 @@ async function sha256File(file: string): Promise<string> {
 
 /** Timestamp usable as a folder name, sortable: 20261126T014501Z-123. */
 function stamp(date: Date): string {
-  return `${date.toISOString().replace(/[-:]/g, "").replace(/\.(\d{3})Z$/, "$1Z")}`;
+  return `${date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.(\d{3})Z$/, "$1Z")}`;
 }
 
 /**
  * Backs up the instance's own files (data, config, env with its secrets) without waking it:
  * the app's data folder is read from disk. A later issue adds its database.
  */
-export async function createBackup(ctx: AccContext, instance: InstanceRecord, reason: string): Promise<string> {
+export async function createBackup(
+  ctx: AccContext,
+  instance: InstanceRecord,
+  reason: string,
+): Promise<string> {
   const now = ctx.now();
   const dir = path.join(ctx.paths.backups, instance.name, stamp(now));
   const temp = `${dir}.partial`;
@@ -46,9 +53,13 @@ export async function createBackup(ctx: AccContext, instance: InstanceRecord, re
     const p = instancePaths(ctx.home, instance.name);
     const archive = path.join(temp, "files.tar.gz");
     const members = ["data", "config", "env"];
-    await ctx.exec("tar", ["--create", "--gzip", "--file", archive, "--directory", p.root, "--", ...members], {
-      timeoutMs: 30 * 60_000,
-    });
+    await ctx.exec(
+      "tar",
+      ["--create", "--gzip", "--file", archive, "--directory", p.root, "--", ...members],
+      {
+        timeoutMs: 30 * 60_000,
+      },
+    );
     const manifest: BackupManifest = {
       format: 1,
       instance: instance.name,
@@ -63,18 +74,26 @@ export async function createBackup(ctx: AccContext, instance: InstanceRecord, re
         "files.tar.gz": { bytes: (await stat(archive)).size, sha256: await sha256File(archive) },
       },
     };
-    await writeFileAtomic(path.join(temp, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`, {
-      mode: 0o600,
-    });
+    await writeFileAtomic(
+      path.join(temp, "manifest.json"),
+      `${JSON.stringify(manifest, null, 2)}\n`,
+      {
+        mode: 0o600,
+      },
+    );
     // Only a complete backup gets its final name.
     const { rename } = await import("node:fs/promises");
     await rename(temp, dir);
     return dir;
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
-    throw new AccError("ACC_FAILED", `backup of ${instance.name} failed: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new AccError(
+      "ACC_FAILED",
+      `backup of ${instance.name} failed: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

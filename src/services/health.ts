@@ -5,7 +5,15 @@ import { createConnection } from "node:net";
 export function probeHealth(port: number, path: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.request(
-      { host: "127.0.0.1", port, path, method: "GET", agent: false, timeout: timeoutMs, headers: { "user-agent": "acc-health" } },
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method: "GET",
+        agent: false,
+        timeout: timeoutMs,
+        headers: { "user-agent": "acc-health" },
+      },
       (res) => {
         res.resume();
         const ok = (res.statusCode ?? 500) < 400;
@@ -32,21 +40,27 @@ export interface WaitHealthyOptions {
  * Polls the health check until it passes. Polls start fast (the app is often up within a
  * few milliseconds, and each poll interval adds straight to the user's wait) and back off.
  */
-export async function waitHealthy(options: WaitHealthyOptions): Promise<{ ok: true } | { ok: false; reason: string }> {
+export async function waitHealthy(
+  options: WaitHealthyOptions,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
   const deadline = Date.now() + options.timeoutMs;
   let pause = 2;
   let probes = 0;
   for (;;) {
     if (options.signal?.aborted) return { ok: false, reason: "aborted" };
     const remaining = deadline - Date.now();
-    if (await probeHealth(options.port, options.path, Math.max(50, Math.min(remaining, 5000)))) return { ok: true };
+    if (await probeHealth(options.port, options.path, Math.max(50, Math.min(remaining, 5000))))
+      return { ok: true };
     probes++;
     if (options.giveUp && probes % 5 === 0) {
       const reason = await options.giveUp();
       if (reason !== undefined) return { ok: false, reason };
     }
     if (Date.now() >= deadline) {
-      return { ok: false, reason: `health check ${options.path} did not pass within ${options.timeoutMs} ms` };
+      return {
+        ok: false,
+        reason: `health check ${options.path} did not pass within ${options.timeoutMs} ms`,
+      };
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
     pause = Math.min(pause * 1.5, 100);

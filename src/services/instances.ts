@@ -1,12 +1,7 @@
 import { chmod, chown, cp, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseDuration } from "../core/duration.js";
-import {
-  instanceEnv,
-  instanceUrl,
-  renderEnvFile,
-  renderRunScript,
-} from "../core/instance-env.js";
+import { instanceEnv, instanceUrl, renderEnvFile, renderRunScript } from "../core/instance-env.js";
 import { parseParamArgs, resolveParams } from "../core/model-params.js";
 import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
@@ -90,11 +85,22 @@ export async function getInstance(ctx: AccContext, name: string): Promise<Instan
 }
 
 export function urlOf(ctx: AccContext, instance: InstanceRecord): string {
-  return instanceUrl(instance.hosts[0] ?? `${instance.name}.${ctx.config.domain}`, ctx.config.http_port);
+  return instanceUrl(
+    instance.hosts[0] ?? `${instance.name}.${ctx.config.domain}`,
+    ctx.config.http_port,
+  );
 }
 
-function lease<T>(ctx: AccContext, name: string, operation: string, fn: () => Promise<T>): Promise<T> {
-  return withLease(ctx.store, name, operation, fn, { waitMs: LEASE_WAIT_MS, what: `instance ${name}` });
+function lease<T>(
+  ctx: AccContext,
+  name: string,
+  operation: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  return withLease(ctx.store, name, operation, fn, {
+    waitMs: LEASE_WAIT_MS,
+    what: `instance ${name}`,
+  });
 }
 
 async function defaultName(ctx: AccContext, model: string): Promise<string> {
@@ -118,14 +124,21 @@ async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<st
   await ensureDir(ctx.paths.code);
   // Copy to a temp folder and rename: two creates racing, or a crash, never leave half a copy.
   const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-  await cp(model.dir, temp, { recursive: true, filter: (src) => !src.split(path.sep).includes(".git") });
+  await cp(model.dir, temp, {
+    recursive: true,
+    filter: (src) => !src.split(path.sep).includes(".git"),
+  });
   await makeWorldReadable(temp);
   await writeFileAtomic(path.join(temp, ".acc-complete"), `${model.hash}\n`);
   try {
     await rename(temp, dir);
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
-    if ((error as NodeJS.ErrnoException).code !== "ENOTEMPTY" && (error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    if (
+      (error as NodeJS.ErrnoException).code !== "ENOTEMPTY" &&
+      (error as NodeJS.ErrnoException).code !== "EEXIST"
+    )
+      throw error;
   }
   return dir;
 }
@@ -216,10 +229,14 @@ async function writeInstanceFiles(
     const text = await readFile(path.join(model.dir, template.source), "utf8");
     const target = path.join(p.config, template.target);
     await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(target, renderTemplate(text, vars, `${model.manifest.name}: ${template.source}`), {
-      mode: template.mode ?? 0o600,
-      ...owner,
-    });
+    await writeFileAtomic(
+      target,
+      renderTemplate(text, vars, `${model.manifest.name}: ${template.source}`),
+      {
+        mode: template.mode ?? 0o600,
+        ...owner,
+      },
+    );
   }
   if (ids) await chownTree(p.root, ids);
   await chmod(p.root, 0o700);
@@ -253,22 +270,33 @@ async function runSetup(
   }
 }
 
-async function instanceUser(ctx: AccContext, name: string): Promise<{ user?: string; ids?: UserIds }> {
+async function instanceUser(
+  ctx: AccContext,
+  name: string,
+): Promise<{ user?: string; ids?: UserIds }> {
   if (!ctx.isRoot) return {};
   const user = instanceUserName(name);
   const ids = await ctx.users.ensure(user, instancePaths(ctx.home, name).root);
   return { user, ids };
 }
 
-export async function createInstance(ctx: AccContext, options: CreateOptions): Promise<CreateResult> {
+export async function createInstance(
+  ctx: AccContext,
+  options: CreateOptions,
+): Promise<CreateResult> {
   // Everything the user typed is checked before anything is written.
   const model = await ctx.models.get(options.model);
-  const name = options.name === undefined ? await defaultName(ctx, model.manifest.name) : validateInstanceName(options.name);
+  const name =
+    options.name === undefined
+      ? await defaultName(ctx, model.manifest.name)
+      : validateInstanceName(options.name);
   const extraHosts = options.hosts.map(validateHostname);
   const hosts = [...new Set([...extraHosts, `${name}.${ctx.config.domain}`])];
   const resolved = resolveParams(model.manifest, parseParamArgs(options.params), generateSecret);
   const idleTimeout =
-    options.idleTimeout === undefined ? undefined : parseDuration(options.idleTimeout, "idle timeout");
+    options.idleTimeout === undefined
+      ? undefined
+      : parseDuration(options.idleTimeout, "idle timeout");
   const publicParams: Record<string, string> = {};
   for (const [key, value] of Object.entries(resolved.values)) {
     if (!resolved.secrets.includes(key)) publicParams[key] = value;
@@ -311,11 +339,13 @@ export async function createInstance(ctx: AccContext, options: CreateOptions): P
       await setState(ctx, instance, "stopped", { operation: null });
       await recordEvent(ctx, name, "create", "ok", { durationMs: elapsed(started), cause: "cli" });
     } catch (error) {
-      await undoCreate(ctx, name).catch((undoError: unknown) => {
-        throw new AccError("ACC_FAILED", `create of ${name} failed and could not be undone: ${String(undoError)}`, {
-          cause: error,
-          hint: "acc doctor --repair finishes the clean-up",
-        });
+      await removeEverywhere(ctx, name).catch((undoError: unknown) => {
+        const what = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+        throw new AccError(
+          "ACC_FAILED",
+          `create of ${name} failed (${what(error)}) and could not be undone (${what(undoError)})`,
+          { cause: error, hint: "acc doctor --repair finishes the clean-up" },
+        );
       });
       await recordEvent(ctx, name, "create", "failed", {
         durationMs: elapsed(started),
@@ -333,8 +363,11 @@ export async function createInstance(ctx: AccContext, options: CreateOptions): P
   });
 }
 
-/** Removes everything a create may have made; each step is idempotent. */
-async function undoCreate(ctx: AccContext, name: string): Promise<void> {
+/**
+ * Removes everything of an instance: program, nginx files, folder, system user, store row.
+ * Each step is idempotent, so it undoes a half-made create and finishes a half-done destroy.
+ */
+export async function removeEverywhere(ctx: AccContext, name: string): Promise<void> {
   await ctx.processes.removeProgram(name);
   await ctx.proxy.removeSite(name);
   await rm(instancePaths(ctx.home, name).root, { recursive: true, force: true });
@@ -353,7 +386,11 @@ async function lastLogLines(ctx: AccContext, name: string, count: number): Promi
 }
 
 /** Starts an instance whose lease the caller holds, and waits for its health check. */
-export async function startLocked(ctx: AccContext, instance: InstanceRecord, cause: string): Promise<void> {
+export async function startLocked(
+  ctx: AccContext,
+  instance: InstanceRecord,
+  cause: string,
+): Promise<void> {
   const started = Date.now();
   const model = await ctx.models.get(instance.model);
   await setState(ctx, instance, "starting", { operation: "start" });
@@ -361,10 +398,17 @@ export async function startLocked(ctx: AccContext, instance: InstanceRecord, cau
   let reason: string;
   try {
     // Something else on the port would answer the health check for an app that could not bind.
-    if ((await ctx.processes.programState(instance.name))?.state !== "RUNNING" && (await portAnswers(instance.port))) {
-      throw new AccError("ACC_START_FAILED", `port ${instance.port} is already in use by another program`, {
-        hint: "find it with: ss -ltnp",
-      });
+    if (
+      (await ctx.processes.programState(instance.name))?.state !== "RUNNING" &&
+      (await portAnswers(instance.port))
+    ) {
+      throw new AccError(
+        "ACC_START_FAILED",
+        `port ${instance.port} is already in use by another program`,
+        {
+          hint: "find it with: ss -ltnp",
+        },
+      );
     }
     await ctx.processes.startProgram(instance.name);
     const result = await waitHealthy({
@@ -394,7 +438,11 @@ export async function startLocked(ctx: AccContext, instance: InstanceRecord, cau
   // Never leave a half-running instance: stop what may be left, then say failed.
   await ctx.processes.stopProgram(instance.name);
   await setState(ctx, instance, "failed", { operation: null, lastError: reason });
-  await recordEvent(ctx, instance.name, "start", "failed", { cause, durationMs: elapsed(started), message: reason });
+  await recordEvent(ctx, instance.name, "start", "failed", {
+    cause,
+    durationMs: elapsed(started),
+    message: reason,
+  });
   throw new AccError("ACC_START_FAILED", `${instance.name} failed to start: ${reason}`, {
     details: await lastLogLines(ctx, instance.name, 20),
     hint: `acc logs ${instance.name} shows the whole log`,
@@ -410,14 +458,23 @@ async function stopLocked(ctx: AccContext, instance: InstanceRecord, cause: stri
   await recordEvent(ctx, instance.name, "stop", "ok", { cause, durationMs: elapsed(started) });
 }
 
-export async function startInstance(ctx: AccContext, name: string, cause = "cli"): Promise<InstanceRecord> {
+export async function startInstance(
+  ctx: AccContext,
+  name: string,
+  cause = "cli",
+): Promise<InstanceRecord> {
   await getInstance(ctx, name);
   return lease(ctx, name, "start", async () => {
     const instance = await getInstance(ctx, name);
     if (instance.state === "suspended") {
-      throw new AccError("ACC_STATE", `instance ${name} is suspended`, { hint: `acc resume ${name}` });
+      throw new AccError("ACC_STATE", `instance ${name} is suspended`, {
+        hint: `acc resume ${name}`,
+      });
     }
-    if (instance.state === "running" && (await ctx.processes.programState(name))?.state === "RUNNING") {
+    if (
+      instance.state === "running" &&
+      (await ctx.processes.programState(name))?.state === "RUNNING"
+    ) {
       return instance;
     }
     await startLocked(ctx, instance, cause);
@@ -425,7 +482,11 @@ export async function startInstance(ctx: AccContext, name: string, cause = "cli"
   });
 }
 
-export async function stopInstance(ctx: AccContext, name: string, cause = "cli"): Promise<InstanceRecord> {
+export async function stopInstance(
+  ctx: AccContext,
+  name: string,
+  cause = "cli",
+): Promise<InstanceRecord> {
   await getInstance(ctx, name);
   return lease(ctx, name, "stop", async () => {
     const instance = await getInstance(ctx, name);
@@ -435,12 +496,18 @@ export async function stopInstance(ctx: AccContext, name: string, cause = "cli")
   });
 }
 
-export async function restartInstance(ctx: AccContext, name: string, cause = "cli"): Promise<InstanceRecord> {
+export async function restartInstance(
+  ctx: AccContext,
+  name: string,
+  cause = "cli",
+): Promise<InstanceRecord> {
   await getInstance(ctx, name);
   return lease(ctx, name, "restart", async () => {
     const instance = await getInstance(ctx, name);
     if (instance.state === "suspended") {
-      throw new AccError("ACC_STATE", `instance ${name} is suspended`, { hint: `acc resume ${name}` });
+      throw new AccError("ACC_STATE", `instance ${name} is suspended`, {
+        hint: `acc resume ${name}`,
+      });
     }
     if (instance.state !== "stopped") await stopLocked(ctx, instance, cause);
     await startLocked(ctx, instance, cause);
@@ -471,11 +538,7 @@ export async function destroyInstance(
     if (mayBeAlive(instance.state)) await stopLocked(ctx, instance, "destroy");
     await setState(ctx, instance, "destroying", { operation: "destroy" });
     ctx.progress.step(`removing ${name}`);
-    await ctx.processes.removeProgram(name);
-    await ctx.proxy.removeSite(name);
-    await rm(instancePaths(ctx.home, name).root, { recursive: true, force: true });
-    if (ctx.isRoot) await ctx.users.remove(instanceUserName(name));
-    await ctx.store.deleteInstance(name);
+    await removeEverywhere(ctx, name);
     await recordEvent(ctx, name, "destroy", "ok", {
       cause: "cli",
       durationMs: elapsed(started),

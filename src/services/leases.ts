@@ -49,7 +49,10 @@ export async function withLease<T>(
 }
 
 /** A cross-process mutex on top of leases, for drivers that need one (nginx group commit). */
-export function storeMutex(store: Store, waitMs = 120_000): {
+export function storeMutex(
+  store: Store,
+  waitMs = 120_000,
+): {
   run<T>(key: string, fn: () => Promise<T>): Promise<T>;
 } {
   return {

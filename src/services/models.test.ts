@@ -189,7 +189,14 @@ describe("model registry", () => {
     assert.equal(hello.manifest.name, "hello");
     assert.equal(hello.manifest.command, "node server.js");
     assert.equal(hello.manifest.health.path, "/healthz");
-    assert.deepEqual(hello.manifest.env, { GREETING: "Hello" });
+    assert.deepEqual(hello.manifest.env, { GREETING: "{{ params.greeting }}" });
+    assert.deepEqual(hello.manifest.params.greeting, {
+      type: "string",
+      required: false,
+      default: "Hello",
+      secret: false,
+      description: "The word the page greets with",
+    });
     const listed = await registry.list();
     assert.ok(
       listed.every((m) => m.error === undefined),

@@ -21,7 +21,8 @@ export function isRootUser(): boolean {
 
 /** --home, then ACC_HOME, then /var/lib/acc as root or ~/.acc otherwise. */
 export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  const chosen = flag ?? env.ACC_HOME ?? (isRootUser() ? "/var/lib/acc" : path.join(os.homedir(), ".acc"));
+  const chosen =
+    flag ?? env.ACC_HOME ?? (isRootUser() ? "/var/lib/acc" : path.join(os.homedir(), ".acc"));
   return validateHomePath(path.resolve(chosen));
 }
 
@@ -40,10 +41,13 @@ export async function loadConfig(home: string, env: NodeJS.ProcessEnv): Promise<
   }
   let parsed: Record<string, unknown>;
   try {
-    parsed = parseToml(text) as Record<string, unknown>;
+    parsed = parseToml(text);
   } catch (error) {
     if (error instanceof TomlError) {
-      throw new AccError("ACC_INVALID", `${file}:${error.line}: ${error.message.split("\n")[0] ?? ""}`);
+      throw new AccError(
+        "ACC_INVALID",
+        `${file}:${error.line}: ${error.message.split("\n")[0] ?? ""}`,
+      );
     }
     throw error;
   }
@@ -78,7 +82,10 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
     config,
     isRoot,
     store,
-    models: createModelRegistry({ bundledDir: path.join(accRoot, "models"), userDir: paths.models }),
+    models: createModelRegistry({
+      bundledDir: path.join(accRoot, "models"),
+      userDir: paths.models,
+    }),
     processes: createSupervisor({ paths, exec }),
     proxy: createNginx({
       paths,

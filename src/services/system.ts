@@ -5,6 +5,7 @@ import { homePaths } from "../core/paths.js";
 import { AccError } from "../lib/errors.js";
 import { exec, ExecError, type Exec } from "../lib/exec.js";
 import { readFileIfExists, writeFileAtomic } from "../lib/files.js";
+import type { ServiceProgram } from "../drivers/supervisord/index.js";
 import type { AccContext } from "./context.js";
 import { portAnswers } from "./health.js";
 import { isRootUser, loadConfig, pathExists } from "./open.js";
@@ -57,7 +58,9 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
     const command = `apt-get install -y ${missing.join(" ")}`;
     if (!options.install || !isRoot) {
       throw new AccError("ACC_ENV", `missing Debian packages: ${missing.join(", ")}`, {
-        hint: isRoot ? `run ${command}, or acc init without --no-install` : `run as root: ${command}`,
+        hint: isRoot
+          ? `run ${command}, or acc init without --no-install`
+          : `run as root: ${command}`,
       });
     }
     const aptEnv = { ...options.env, DEBIAN_FRONTEND: "noninteractive" };
@@ -71,8 +74,10 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
 
   const paths = homePaths(options.home);
   await mkdir(paths.home, { recursive: true, mode: 0o755 });
-  for (const dir of [paths.models, paths.instances, paths.code]) await mkdir(dir, { recursive: true, mode: 0o755 });
-  for (const dir of [paths.backups, paths.run, paths.supervisor]) await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const dir of [paths.models, paths.instances, paths.code])
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+  for (const dir of [paths.backups, paths.run, paths.supervisor])
+    await mkdir(dir, { recursive: true, mode: 0o700 });
 
   const existing = await readFileIfExists(paths.config);
   const overrides: Partial<Record<keyof AccConfig, string | number>> = {};
@@ -81,7 +86,11 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
   let text = existing ?? renderConfigFile(overrides, isRoot);
   if (existing !== undefined) {
     for (const [key, value] of Object.entries(overrides)) {
-      text = setConfigKey(text, key, typeof value === "number" ? String(value) : JSON.stringify(value));
+      text = setConfigKey(
+        text,
+        key,
+        typeof value === "number" ? String(value) : JSON.stringify(value),
+      );
     }
   }
   if (text !== existing) await writeFileAtomic(paths.config, text, { mode: 0o644 });
@@ -100,17 +109,9 @@ export interface BootResult {
   reset: string[];
 }
 
-/** Starts acc's supervisord and nginx; idempotent. */
-export async function boot(ctx: AccContext): Promise<BootResult> {
-  const wasRunning = await ctx.processes.isRunning();
-  if (!wasRunning && (await portAnswers(ctx.config.http_port, ctx.config.listen_address === "0.0.0.0" ? "127.0.0.1" : ctx.config.listen_address.replace(/^\[|\]$/g, "")))) {
-    throw new AccError("ACC_ENV", `port ${ctx.config.http_port} is already in use by another program`, {
-      hint: "stop that program (the system's nginx?) or set http_port in acc.toml",
-    });
-  }
-  await ctx.proxy.writeMainConfig();
-  await ctx.proxy.test();
-  await ctx.processes.writeMainConfig([
+/** acc's programs under its supervisord. */
+function servicePrograms(ctx: AccContext): ServiceProgram[] {
+  return [
     {
       name: "acc-nginx",
       command: ctx.proxy.command(),
@@ -118,17 +119,64 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
       stopSignal: "QUIT",
       stopTimeoutSec: 10,
     },
-  ]);
+  ];
+}
+
+/** Writes nginx's and supervisord's main config files and checks nginx's; idempotent. */
+export async function writeServiceConfigs(ctx: AccContext): Promise<void> {
+  await ctx.proxy.writeMainConfig();
+  await ctx.proxy.test();
+  await ctx.processes.writeMainConfig(servicePrograms(ctx));
+}
+
+/** Starts acc's supervisord and nginx; idempotent. */
+export async function boot(ctx: AccContext): Promise<BootResult> {
+  const wasRunning = await ctx.processes.isRunning();
+  if (
+    !wasRunning &&
+    (await portAnswers(
+      ctx.config.http_port,
+      ctx.config.listen_address === "0.0.0.0"
+        ? "127.0.0.1"
+        : ctx.config.listen_address.replace(/^\[|\]$/g, ""),
+    ))
+  ) {
+    throw new AccError(
+      "ACC_ENV",
+      `port ${ctx.config.http_port} is already in use by another program`,
+      {
+        hint: "stop that program (the system's nginx?) or set http_port in acc.toml",
+      },
+    );
+  }
+  await writeServiceConfigs(ctx);
   await ctx.processes.start();
+  // An nginx already running loads a changed nginx.conf (a new port, say) only on reload.
+  if (wasRunning) await ctx.proxy.reload();
   await ctx.proxy.waitRunning(15_000);
   const reset: string[] = [];
   if (!wasRunning) {
     // supervisord was down, so no instance can be running: record it, they wake on demand.
     for (const instance of await ctx.store.listInstances()) {
-      if (instance.state === "running" || instance.state === "starting" || instance.state === "stopping") {
-        await ctx.store.updateInstance(instance.name, { state: "stopped", operation: null }, ctx.now().toISOString());
+      if (
+        instance.state === "running" ||
+        instance.state === "starting" ||
+        instance.state === "stopping"
+      ) {
+        await ctx.store.updateInstance(
+          instance.name,
+          { state: "stopped", operation: null },
+          ctx.now().toISOString(),
+        );
         await ctx.store.addEvent(
-          { instance: instance.name, action: "stop", cause: "boot", outcome: "ok", durationMs: null, message: `was ${instance.state} before acc's supervisord stopped` },
+          {
+            instance: instance.name,
+            action: "stop",
+            cause: "boot",
+            outcome: "ok",
+            durationMs: null,
+            message: `was ${instance.state} before acc's supervisord stopped`,
+          },
           ctx.now().toISOString(),
         );
         reset.push(instance.name);
@@ -144,11 +192,18 @@ export interface ShutdownResult {
 }
 
 /** Stops running instances gracefully, then supervisord and everything under it. */
-export async function shutdown(ctx: AccContext, stopInstance: (name: string) => Promise<unknown>): Promise<ShutdownResult> {
+export async function shutdown(
+  ctx: AccContext,
+  stopInstance: (name: string) => Promise<unknown>,
+): Promise<ShutdownResult> {
   if (!(await ctx.processes.isRunning())) return { stopped: [], wasRunning: false };
   const stopped: string[] = [];
   for (const instance of await ctx.store.listInstances()) {
-    if (instance.state === "running" || instance.state === "starting" || instance.state === "failed") {
+    if (
+      instance.state === "running" ||
+      instance.state === "starting" ||
+      instance.state === "failed"
+    ) {
       await stopInstance(instance.name);
       stopped.push(instance.name);
     }
@@ -187,7 +242,9 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
   const counts: Record<string, number> = {};
   const all = await ctx.store.listInstances();
   for (const instance of all) counts[instance.state] = (counts[instance.state] ?? 0) + 1;
-  const pkg = JSON.parse(await readFile(path.join(ctx.accRoot, "package.json"), "utf8")) as { version: string };
+  const pkg = JSON.parse(await readFile(path.join(ctx.accRoot, "package.json"), "utf8")) as {
+    version: string;
+  };
   const nginxVersion = (await versionOf("nginx", ["-v"])).replace(/^nginx version: /, "");
   return {
     home: ctx.home,

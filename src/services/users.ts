@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
 import type { Exec } from "../lib/exec.js";
 import { ExecError } from "../lib/exec.js";
 
@@ -55,7 +56,12 @@ export function createUsers({ exec }: { exec: Exec }): Users {
           "--shell",
           "/usr/sbin/nologin",
           // Debian's system id range (100-999) holds fewer users than a server holds instances.
-          ...["SYS_UID_MIN=100000", "SYS_UID_MAX=899999", "SYS_GID_MIN=100000", "SYS_GID_MAX=899999"].flatMap((kv) => ["-K", kv]),
+          ...[
+            "SYS_UID_MIN=100000",
+            "SYS_UID_MAX=899999",
+            "SYS_GID_MIN=100000",
+            "SYS_GID_MAX=899999",
+          ].flatMap((kv) => ["-K", kv]),
           user,
         ],
         { timeoutMs: 30_000 },
@@ -65,8 +71,35 @@ export function createUsers({ exec }: { exec: Exec }): Users {
       return created;
     },
     async remove(user) {
-      if (!(await lookup(user))) return;
+      const ids = await lookup(user);
+      if (!ids) return;
+      // The user exists for one instance only: whatever still runs as it (a setup step left
+      // behind by a crash, say) belongs to that instance and would make userdel fail.
+      for (const pid of await pidsOfUser(ids.uid)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+        }
+      }
       await exec("userdel", [user], { timeoutMs: 30_000 });
     },
   };
+}
+
+/** Pids of the processes whose real user id is uid, read from /proc. */
+export async function pidsOfUser(uid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let status: string;
+    try {
+      status = await readFile(`/proc/${entry}/status`, "utf8");
+    } catch {
+      continue; // the process ended while we looked
+    }
+    const real = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+    if (real !== undefined && Number(real) === uid) pids.push(Number(entry));
+  }
+  return pids;
 }

@@ -102,7 +102,8 @@ export function processIdentity(pid: number): string | undefined {
   }
 }
 
-function holderAlive(holder: string): boolean {
+/** Whether the process a lease names (pid:start-time) is still the same live process. */
+export function holderAlive(holder: string): boolean {
   const pid = Number(holder.split(":")[0]);
   return Number.isInteger(pid) && pid > 0 && processIdentity(pid) === holder;
 }
@@ -119,7 +120,11 @@ function toRecord(row: InstancesTable): InstanceRecord {
     hosts: JSON.parse(row.hosts) as string[],
     params: JSON.parse(row.params) as Record<string, string>,
     idleTimeout:
-      row.idle_timeout === null ? undefined : row.idle_timeout === "never" ? null : Number(row.idle_timeout),
+      row.idle_timeout === null
+        ? undefined
+        : row.idle_timeout === "never"
+          ? null
+          : Number(row.idle_timeout),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     stateChangedAt: row.state_changed_at,
@@ -135,14 +140,18 @@ function idleToText(value: number | null | undefined): string | null {
 /** True for a unique-constraint violation on either engine. */
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
-  return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "23505";
+  return (
+    code === "SQLITE_CONSTRAINT_UNIQUE" ||
+    code === "SQLITE_CONSTRAINT_PRIMARYKEY" ||
+    code === "23505"
+  );
 }
 
 export interface StoreOptions {
   db: Kysely<Database>;
   dialect: "sqlite" | "postgres";
   /** Runs fn in a write transaction that serialises with other writers across processes. */
-  writeTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+  writeTransaction: <T>(fn: (trx: Kysely<Database>) => Promise<T>) => Promise<T>;
 }
 
 /** The store on any Kysely database: one implementation, so SQLite and Postgres cannot drift apart. */
@@ -155,7 +164,14 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
     async migrate() {
       const migrator = new Migrator({ db, provider: migrationProvider(dialect) });
       const { error } = await migrator.migrateToLatest();
-      if (error) throw new AccError("ACC_FAILED", `store migration failed: ${String(error)}`, { cause: error });
+      if (error)
+        throw new AccError(
+          "ACC_FAILED",
+          `store migration failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`,
+          {
+            cause: error,
+          },
+        );
     },
 
     async listInstances() {
@@ -164,7 +180,11 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
     },
 
     async getInstance(name) {
-      const row = await db.selectFrom("instances").selectAll().where("name", "=", name).executeTakeFirst();
+      const row = await db
+        .selectFrom("instances")
+        .selectAll()
+        .where("name", "=", name)
+        .executeTakeFirst();
       return row ? toRecord(row) : undefined;
     },
 
@@ -172,16 +192,27 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
       for (let attempt = 0; ; attempt++) {
         try {
           return await writeTransaction(async (trx) => {
-            const taken = await trx.selectFrom("instances").select("name").where("name", "=", instance.name).executeTakeFirst();
+            const taken = await trx
+              .selectFrom("instances")
+              .select("name")
+              .where("name", "=", instance.name)
+              .executeTakeFirst();
             if (taken) {
               throw new AccError("ACC_CONFLICT", `instance ${instance.name} already exists`, {
                 hint: "choose another --name, or acc destroy it first",
               });
             }
             for (const host of instance.hosts) {
-              const owner = await trx.selectFrom("hosts").select("instance").where("host", "=", host).executeTakeFirst();
+              const owner = await trx
+                .selectFrom("hosts")
+                .select("instance")
+                .where("host", "=", host)
+                .executeTakeFirst();
               if (owner) {
-                throw new AccError("ACC_CONFLICT", `host ${host} is already used by instance ${owner.instance}`);
+                throw new AccError(
+                  "ACC_CONFLICT",
+                  `host ${host} is already used by instance ${owner.instance}`,
+                );
               }
             }
             const port = await freePort(trx, instance.portRange);
@@ -234,7 +265,10 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
           values.hosts = JSON.stringify(patch.hosts);
           await trx.deleteFrom("hosts").where("instance", "=", name).execute();
           if (patch.hosts.length > 0) {
-            await trx.insertInto("hosts").values(patch.hosts.map((host) => ({ host, instance: name }))).execute();
+            await trx
+              .insertInto("hosts")
+              .values(patch.hosts.map((host) => ({ host, instance: name })))
+              .execute();
           }
         }
         await trx.updateTable("instances").set(values).where("name", "=", name).execute();
@@ -249,7 +283,11 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
     },
 
     async hostOwner(host) {
-      const row = await db.selectFrom("hosts").select("instance").where("host", "=", host).executeTakeFirst();
+      const row = await db
+        .selectFrom("hosts")
+        .select("instance")
+        .where("host", "=", host)
+        .executeTakeFirst();
       return row?.instance;
     },
 
@@ -295,24 +333,46 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
             resource,
             operation,
             release: async () => {
-              await db.deleteFrom("leases").where("resource", "=", resource).where("token", "=", token).execute();
+              await db
+                .deleteFrom("leases")
+                .where("resource", "=", resource)
+                .where("token", "=", token)
+                .execute();
             },
           };
         }
-        const current = await db.selectFrom("leases").selectAll().where("resource", "=", resource).executeTakeFirst();
+        const current = await db
+          .selectFrom("leases")
+          .selectAll()
+          .where("resource", "=", resource)
+          .executeTakeFirst();
         if (!current) continue;
         if (holderAlive(current.holder)) {
-          return { resource, holder: current.holder, operation: current.operation, acquiredAt: current.acquired_at };
+          return {
+            resource,
+            holder: current.holder,
+            operation: current.operation,
+            acquiredAt: current.acquired_at,
+          };
         }
         // The holder died mid-operation: take the lease over (compare-and-delete on its token).
-        await db.deleteFrom("leases").where("resource", "=", resource).where("token", "=", current.token).execute();
+        await db
+          .deleteFrom("leases")
+          .where("resource", "=", resource)
+          .where("token", "=", current.token)
+          .execute();
       }
       throw new AccError("ACC_BUSY", `could not take the lease on ${resource}`);
     },
 
     async listLeases() {
       const rows = await db.selectFrom("leases").selectAll().execute();
-      return rows.map((r) => ({ resource: r.resource, holder: r.holder, operation: r.operation, acquiredAt: r.acquired_at }));
+      return rows.map((r) => ({
+        resource: r.resource,
+        holder: r.holder,
+        operation: r.operation,
+        acquiredAt: r.acquired_at,
+      }));
     },
 
     async close() {
@@ -325,7 +385,10 @@ function identityOfSelf(): string {
   return processIdentity(process.pid) ?? `${process.pid}:0`;
 }
 
-async function freePort(trx: Kysely<Database> | Transaction<Database>, range: { min: number; max: number }): Promise<number> {
+async function freePort(
+  trx: Kysely<Database> | Transaction<Database>,
+  range: { min: number; max: number },
+): Promise<number> {
   const rows = await trx
     .selectFrom("instances")
     .select("port")
@@ -345,4 +408,3 @@ async function freePort(trx: Kysely<Database> | Transaction<Database>, range: { 
   }
   return candidate;
 }
-

@@ -25,7 +25,10 @@ export interface AccHome {
   /** Runs and fails unless the exit code is 0. */
   ok(args: string[]): Promise<string>;
   /** GET (or any method) through acc's nginx with the given Host. */
-  request(host: string, options?: { path?: string; method?: string; body?: string; timeoutMs?: number }): Promise<HttpAnswer>;
+  request(
+    host: string,
+    options?: { path?: string; method?: string; body?: string; timeoutMs?: number },
+  ): Promise<HttpAnswer>;
   /** Stops everything the home runs (acc shutdown, then by pid what is left) and removes it. */
   cleanup(): Promise<void>;
 }
@@ -58,7 +61,12 @@ export function httpRequest(
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), headers: res.headers, ms: Date.now() - started }),
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString("utf8"),
+            headers: res.headers,
+            ms: Date.now() - started,
+          }),
         );
         res.on("error", reject);
       },
@@ -115,7 +123,8 @@ export async function createAccHome(): Promise<AccHome> {
     run,
     async ok(args) {
       const result = await run(args);
-      if (result.code !== 0) throw new Error(`acc ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+      if (result.code !== 0)
+        throw new Error(`acc ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
       return result.stdout;
     },
     request: (host, options) => httpRequest(httpPort, host, options),
@@ -123,12 +132,18 @@ export async function createAccHome(): Promise<AccHome> {
       const supervisordPid = await pidFrom(path.join(home, "run/supervisord.pid"));
       const nginxPid = await pidFrom(path.join(home, "run/nginx.pid"));
       const list = await run(["list", "--json"]);
-      const names = list.code === 0 ? (JSON.parse(list.stdout) as { name: string }[]).map((i) => i.name) : [];
-      if (supervisordPid !== undefined && isAlive(supervisordPid)) await run(["shutdown"], { timeoutMs: 120_000 });
+      const names =
+        list.code === 0 ? (JSON.parse(list.stdout) as { name: string }[]).map((i) => i.name) : [];
+      if (supervisordPid !== undefined && isAlive(supervisordPid))
+        await run(["shutdown"], { timeoutMs: 120_000 });
       for (const pid of [supervisordPid, nginxPid]) {
         if (pid !== undefined && isAlive(pid)) {
           process.kill(pid, "SIGTERM");
-          await waitFor(`pid ${pid} to exit`, () => (isAlive(pid) ? undefined : true), 15_000).catch(() => {
+          await waitFor(
+            `pid ${pid} to exit`,
+            () => (isAlive(pid) ? undefined : true),
+            15_000,
+          ).catch(() => {
             process.kill(pid, "SIGKILL");
           });
         }

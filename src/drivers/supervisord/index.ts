@@ -154,6 +154,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
           },
         );
       }
+      // supervisord down: nothing runs under it, so there is nothing to stop or unload.
+      if (error instanceof AccError && error.code === "ACC_NOT_BOOTED") {
+        await rm(activeFile(name), { force: true });
+        return;
+      }
       if (!isFault(error, FAULT.NOT_RUNNING, FAULT.BAD_NAME)) throw error;
     }
     try {

@@ -1,0 +1,443 @@
+// The nginx driver's I/O edge: writes the files render.ts produces, checks them with
+// `nginx -t`, and makes the running nginx load them (design.md, "nginx at scale").
+import { randomBytes } from "node:crypto";
+import { chown, readdir, rm } from "node:fs/promises";
+import type { HomePaths } from "../../core/paths.js";
+import { validateInstanceName } from "../../core/validate.js";
+import { AccError, hasErrno } from "../../lib/errors.js";
+import { ExecError, type Exec } from "../../lib/exec.js";
+import { ensureDir, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
+import {
+  fetchGeneration,
+  fileSize,
+  listAcceptingWorkers,
+  nginxComplaint,
+  readMasterPid,
+  waitSettled,
+} from "./control.js";
+import {
+  TEMP_DIRS,
+  errorLogPath,
+  hostMapPath,
+  renderGeneration,
+  renderHostMap,
+  renderNginxConf,
+  renderSite,
+  sitePath,
+} from "./render.js";
+
+/** A lock shared by every acc process on the machine (the store provides it). */
+export interface Mutex {
+  run<T>(key: string, fn: () => Promise<T>): Promise<T>;
+}
+
+export interface NginxConfig {
+  listenAddress: string;
+  httpPort: number;
+  serverPort: number;
+  isRoot: boolean;
+  /** Runs the workers when acc runs as root. */
+  serviceUser: string;
+}
+
+/** One `nginx -t` or one settled reload, for logs, events and tests. */
+export interface NginxEvent {
+  action: "test" | "reload";
+  ok: boolean;
+  ms: number;
+}
+
+export interface NginxDeps {
+  paths: HomePaths;
+  exec: Exec;
+  config: NginxConfig;
+  mutex: Mutex;
+  nginxBin?: string;
+  /** Bounds each `nginx -t` and each wait for a reload to settle. */
+  timeoutMs?: number;
+  log?: (event: NginxEvent) => void;
+}
+
+export interface SiteChange {
+  name: string;
+  port: number;
+  /** Lower-case host names, already validated (validateHostname). */
+  hosts: readonly string[];
+}
+
+export interface Nginx {
+  /** Writes nginx.conf and creates the folders it names; run before nginx starts. */
+  writeMainConfig(): Promise<void>;
+  /** The argv supervisord runs: nginx in the foreground. */
+  command(): string[];
+  /** Checks the configuration on disk; throws ACC_NGINX with nginx's own complaint. */
+  test(): Promise<void>;
+  /** Writes one instance's files and makes nginx load them, or rolls them back. */
+  applySite(site: SiteChange): Promise<void>;
+  removeSite(name: string): Promise<void>;
+  /** Tests, then, when nginx runs, reloads and waits until the new workers answer. */
+  reload(): Promise<void>;
+  isRunning(): Promise<boolean>;
+  /** Waits until a started nginx answers on its control socket; throws with its error log. */
+  waitRunning(timeoutMs: number): Promise<void>;
+  /** Names of the instances that have files, for doctor. */
+  listSites(): Promise<string[]>;
+}
+
+interface ServiceAccount {
+  uid: number;
+  gid: number;
+  group: string;
+}
+
+interface FileChange {
+  path: string;
+  /** Undefined removes the file. */
+  content: string | undefined;
+}
+
+/** nginx's complaint when it rejected the configuration; other failures are thrown. */
+interface Rejection {
+  complaint: string;
+  stderr: string;
+}
+
+const BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id";
+// sun_path holds 108 bytes, the terminating NUL included.
+const MAX_SOCKET_PATH = 107;
+
+export function createNginx(deps: NginxDeps): Nginx {
+  const { paths, exec, config, mutex } = deps;
+  const bin = deps.nginxBin ?? "/usr/sbin/nginx";
+  const timeoutMs = deps.timeoutMs ?? 30_000;
+  const markerFile = `${paths.run}/nginx-applied`;
+  const baseArgs = ["-p", `${paths.nginx}/`, "-c", paths.nginxConf, "-e", errorLogPath(paths)];
+  let account: Promise<ServiceAccount> | undefined;
+
+  function serviceAccount(): Promise<ServiceAccount> {
+    account ??= lookUpAccount(exec, config.serviceUser);
+    return account;
+  }
+
+  async function writeMainConfig(): Promise<void> {
+    if (Buffer.byteLength(paths.nginxControlSocket) > MAX_SOCKET_PATH) {
+      throw new AccError("ACC_INVALID", `home folder path ${paths.home} is too long for nginx`, {
+        hint: `${paths.nginxControlSocket} must fit in ${MAX_SOCKET_PATH} bytes (a unix socket path)`,
+      });
+    }
+    const owner = config.isRoot ? await serviceAccount() : undefined;
+    for (const dir of [
+      paths.nginx,
+      paths.nginxSites,
+      paths.nginxHosts,
+      paths.nginxLogs,
+      paths.run,
+    ]) {
+      await ensureDir(dir);
+    }
+    await ensureDir(paths.nginxTemp);
+    for (const dir of TEMP_DIRS) {
+      const full = `${paths.nginxTemp}/${dir}`;
+      await ensureDir(full, 0o700);
+      // Workers write request bodies and buffered answers here, as the service user.
+      if (owner) await chown(full, owner.uid, owner.gid);
+    }
+    if ((await readFileIfExists(paths.nginxGeneration)) === undefined) {
+      await writeFileAtomic(paths.nginxGeneration, renderGeneration(newGeneration()));
+    }
+    const conf = renderNginxConf({
+      paths,
+      listenAddress: config.listenAddress,
+      httpPort: config.httpPort,
+      serverPort: config.serverPort,
+      isRoot: config.isRoot,
+      serviceUser: config.serviceUser,
+      serviceGroup: owner?.group,
+    });
+    await writeFileAtomic(paths.nginxConf, conf);
+    // nginx does not remove a unix socket left by a master that was killed, and then cannot
+    // bind it: it would never start again.
+    if ((await readMasterPid(paths.nginxPid, paths.nginxConf)) === undefined) {
+      await rm(paths.nginxControlSocket, { force: true });
+    }
+  }
+
+  function command(): string[] {
+    return [bin, ...baseArgs, "-g", "daemon off;"];
+  }
+
+  /** Runs `nginx -t`; a rejection is returned, anything else (no binary, timeout) thrown. */
+  async function runTest(): Promise<Rejection | undefined> {
+    const started = Date.now();
+    try {
+      await exec(bin, [...baseArgs, "-t", "-q"], { timeoutMs });
+      deps.log?.({ action: "test", ok: true, ms: Date.now() - started });
+      return undefined;
+    } catch (error) {
+      deps.log?.({ action: "test", ok: false, ms: Date.now() - started });
+      if (!(error instanceof ExecError)) throw error;
+      if (error.exitCode === null && error.signal === null) {
+        throw new AccError("ACC_ENV", `cannot run ${bin}: ${error.stderr}`, {
+          hint: "install nginx: apt-get install nginx-light",
+          cause: error,
+        });
+      }
+      if (error.exitCode === null) {
+        throw new AccError("ACC_NGINX", `nginx -t did not finish within ${timeoutMs} ms`, {
+          cause: error,
+        });
+      }
+      return { complaint: nginxComplaint(error.stderr), stderr: error.stderr };
+    }
+  }
+
+  async function test(): Promise<void> {
+    const rejection = await runTest();
+    if (rejection) throw rejected(rejection);
+  }
+
+  /** Sends SIGHUP and waits until it settled; false when no nginx runs (boot starts it). */
+  async function loadIfRunning(generation: string): Promise<boolean> {
+    const pid = await readMasterPid(paths.nginxPid, paths.nginxConf);
+    if (pid === undefined) return false;
+    const started = Date.now();
+    const oldWorkers = await listAcceptingWorkers(pid);
+    const errorLog = { path: errorLogPath(paths), offset: await fileSize(errorLogPath(paths)) };
+    try {
+      // By pid, never by name: other nginx instances on this machine are not ours.
+      process.kill(pid, "SIGHUP");
+    } catch (error) {
+      if (hasErrno(error, "ESRCH")) return false;
+      throw error;
+    }
+    try {
+      await waitSettled({
+        socketPath: paths.nginxControlSocket,
+        masterPid: pid,
+        generation,
+        oldWorkers,
+        timeoutMs,
+        errorLog,
+      });
+    } catch (error) {
+      deps.log?.({ action: "reload", ok: false, ms: Date.now() - started });
+      throw error;
+    }
+    deps.log?.({ action: "reload", ok: true, ms: Date.now() - started });
+    return true;
+  }
+
+  /**
+   * Group commit: many callers that wrote their files share one test and reload. The marker
+   * holds the monotonic time at which the last successful test started: files written before
+   * it were in that test and in the reload that followed, so their writer has nothing to do.
+   */
+  async function commit(
+    writtenAt: bigint | undefined,
+    change?: { name: string; rollback: () => Promise<void> },
+  ): Promise<void> {
+    await mutex.run("nginx", async () => {
+      const bootId = await readBootId();
+      if (writtenAt !== undefined) {
+        const marker = await readMarker(markerFile);
+        if (marker && marker.bootId === bootId && marker.at > writtenAt) return;
+      }
+      const generation = newGeneration();
+      await writeFileAtomic(paths.nginxGeneration, renderGeneration(generation));
+      const startedAt = process.hrtime.bigint();
+      let rejection: Rejection | undefined;
+      try {
+        rejection = await runTest();
+      } catch (error) {
+        // Untested files must not stay for the next reload to pick up.
+        await change?.rollback();
+        throw error;
+      }
+      if (rejection === undefined) {
+        await loadIfRunning(generation);
+        await writeMarker(markerFile, bootId, startedAt);
+        return;
+      }
+      if (!change) throw rejected(rejection);
+      await change.rollback();
+      const retriedAt = process.hrtime.bigint();
+      const still = await runTest();
+      if (still) {
+        throw new AccError(
+          "ACC_NGINX",
+          `nginx configuration is broken by something other than instance ${change.name}: ${still.complaint}`,
+          {
+            hint: `the change to ${change.name} was not applied; 'acc doctor' finds the broken file`,
+            details: still.stderr.trim(),
+          },
+        );
+      }
+      // Others' changes written meanwhile passed the test: load them, then report ours.
+      await loadIfRunning(generation);
+      await writeMarker(markerFile, bootId, retriedAt);
+      throw rejected(rejection, change.name);
+    });
+  }
+
+  /** Writes (or removes) one instance's files in order, then commits; on failure restores them. */
+  async function changeFiles(name: string, changes: FileChange[]): Promise<void> {
+    const previous = await Promise.all(changes.map((change) => readFileIfExists(change.path)));
+    const rollback = async (): Promise<void> => {
+      // Reverse order, so that a host never points at an upstream that is gone.
+      for (let i = changes.length - 1; i >= 0; i--) {
+        await putFile(changes[i]!.path, previous[i]);
+      }
+    };
+    try {
+      for (const change of changes) await putFile(change.path, change.content);
+    } catch (error) {
+      await rollback();
+      throw error;
+    }
+    await commit(process.hrtime.bigint(), { name, rollback });
+  }
+
+  async function applySite(site: SiteChange): Promise<void> {
+    // Rendered before anything is touched: a bad value changes nothing.
+    const changes = [
+      // The upstream first: a host must never map to an instance without one.
+      { path: sitePath(paths, site.name), content: renderSite(site) },
+      { path: hostMapPath(paths, site.name), content: renderHostMap(site) },
+    ];
+    await changeFiles(site.name, changes);
+  }
+
+  async function removeSite(name: string): Promise<void> {
+    await changeFiles(name, [
+      { path: hostMapPath(paths, name), content: undefined },
+      { path: sitePath(paths, name), content: undefined },
+    ]);
+  }
+
+  async function reload(): Promise<void> {
+    await commit(undefined);
+  }
+
+  async function isRunning(): Promise<boolean> {
+    return (await readMasterPid(paths.nginxPid, paths.nginxConf)) !== undefined;
+  }
+
+  async function waitRunning(waitMs: number): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      if ((await readMasterPid(paths.nginxPid, paths.nginxConf)) !== undefined) {
+        try {
+          await fetchGeneration(
+            paths.nginxControlSocket,
+            Math.max(1, Math.min(1_000, deadline - Date.now())),
+          );
+          return;
+        } catch (error) {
+          // Not listening yet, or bind failed and the master is giving up: retried until the deadline.
+          lastError = error;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const log = (await readFileIfExists(errorLogPath(paths))) ?? "";
+    throw new AccError("ACC_NGINX", `nginx did not start within ${waitMs} ms`, {
+      hint: `see ${errorLogPath(paths)}`,
+      details: log.trimEnd().split("\n").slice(-10).join("\n"),
+      cause: lastError,
+    });
+  }
+
+  async function listSites(): Promise<string[]> {
+    const names = new Set<string>();
+    for (const [dir, suffix] of [
+      [paths.nginxSites, ".conf"],
+      [paths.nginxHosts, ".map"],
+    ] as const) {
+      for (const entry of await readDirIfExists(dir)) {
+        if (!entry.endsWith(suffix) || entry.startsWith(".")) continue;
+        const name = entry.slice(0, -suffix.length);
+        if (isInstanceName(name)) names.add(name);
+      }
+    }
+    return [...names].sort();
+  }
+
+  return {
+    writeMainConfig,
+    command,
+    test,
+    applySite,
+    removeSite,
+    reload,
+    isRunning,
+    waitRunning,
+    listSites,
+  };
+}
+
+function rejected(rejection: Rejection, name?: string): AccError {
+  return new AccError("ACC_NGINX", `nginx rejected the configuration: ${rejection.complaint}`, {
+    hint: name === undefined ? undefined : `the change to ${name} was rolled back`,
+    details: rejection.stderr.trim(),
+  });
+}
+
+function newGeneration(): string {
+  return `${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
+}
+
+async function putFile(path: string, content: string | undefined): Promise<void> {
+  if (content === undefined) await rm(path, { force: true });
+  else await writeFileAtomic(path, content);
+}
+
+async function readDirIfExists(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (hasErrno(error, "ENOENT")) return [];
+    throw error;
+  }
+}
+
+function isInstanceName(name: string): boolean {
+  try {
+    validateInstanceName(name);
+    return true;
+  } catch (error) {
+    if (error instanceof AccError) return false;
+    throw error;
+  }
+}
+
+async function readBootId(): Promise<string> {
+  return (await readFileIfExists(BOOT_ID_FILE))?.trim() ?? "";
+}
+
+/** The monotonic clock restarts at boot, so the boot id tells a stale marker from a live one. */
+async function readMarker(file: string): Promise<{ bootId: string; at: bigint } | undefined> {
+  const text = await readFileIfExists(file);
+  const match = text === undefined ? null : /^(\S*) (\d+)\n?$/.exec(text);
+  if (!match) return undefined;
+  return { bootId: match[1]!, at: BigInt(match[2]!) };
+}
+
+async function writeMarker(file: string, bootId: string, at: bigint): Promise<void> {
+  await writeFileAtomic(file, `${bootId} ${at}\n`);
+}
+
+async function lookUpAccount(exec: Exec, user: string): Promise<ServiceAccount> {
+  let stdout: string;
+  try {
+    ({ stdout } = await exec("id", ["--", user], { timeoutMs: 5_000 }));
+  } catch (error) {
+    throw new AccError("ACC_ENV", `service user ${JSON.stringify(user)} does not exist`, {
+      hint: "acc init creates it; or set service_user in acc.toml",
+      cause: error,
+    });
+  }
+  const match = /uid=(\d+)\([^)]*\) gid=(\d+)\(([^)]+)\)/.exec(stdout);
+  if (!match) throw new Error(`bug: cannot read the output of id ${user}: ${stdout}`);
+  return { uid: Number(match[1]), gid: Number(match[2]), group: match[3]! };
+}

@@ -1,0 +1,290 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { homePaths } from "../../core/paths.js";
+import {
+  hostMapPath,
+  renderGeneration,
+  renderHostMap,
+  renderNginxConf,
+  renderSite,
+  sitePath,
+  type MainConfigOptions,
+} from "./render.js";
+
+const paths = homePaths("/home/u/.acc");
+
+const userOptions: MainConfigOptions = {
+  paths,
+  listenAddress: "127.0.0.1",
+  httpPort: 8080,
+  serverPort: 9713,
+  isRoot: false,
+  serviceUser: "acc",
+};
+
+// String.raw keeps nginx's own "\n" escapes as written in the file.
+const expectedUserConf = String.raw`# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.
+worker_processes auto;
+pid /home/u/.acc/run/nginx.pid;
+error_log /home/u/.acc/nginx/logs/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    # nginx-light's compiled-in temp paths are outside home and not writable by a normal user.
+    client_body_temp_path /home/u/.acc/nginx/temp/client_body;
+    proxy_temp_path /home/u/.acc/nginx/temp/proxy;
+    fastcgi_temp_path /home/u/.acc/nginx/temp/fastcgi;
+    uwsgi_temp_path /home/u/.acc/nginx/temp/uwsgi;
+    scgi_temp_path /home/u/.acc/nginx/temp/scgi;
+
+    server_tokens off;
+    # Only nginx's own pages use these; proxied answers keep the instance's Content-Type.
+    types {}
+    default_type "text/html; charset=utf-8";
+
+    # The idle clock reads the first two fields: time, then instance (empty for unknown hosts).
+    log_format acc '$msec $acc_instance $status $request_time $remote_addr "$request" $body_bytes_sent';
+    access_log /home/u/.acc/nginx/logs/access.log acc buffer=64k flush=1s;
+
+    # Room for 10,000+ host names of up to 253 characters.
+    map_hash_max_size 262144;
+    map_hash_bucket_size 512;
+
+    map $host $acc_instance {
+        hostnames;
+        default "";
+        include /home/u/.acc/nginx/hosts/*.map;
+    }
+
+    map $http_upgrade $acc_connection {
+        default upgrade;
+        "" "";
+    }
+
+    map $acc_instance $acc_backend {
+        default "";
+        include /home/u/.acc/nginx/sites/*.conf;
+    }
+
+    server {
+        listen 127.0.0.1:8080 default_server;
+        client_max_body_size 1g;
+        # The body is read in full before the instance is tried, so @waker can pass it on.
+        proxy_request_buffering on;
+        # Without it, an error in @waker (acc server down) would not reach @stopped.
+        recursive_error_pages on;
+
+        if ($acc_instance = "") {
+            return 404 "<!doctype html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>No site answers at this address.</p></body></html>\n";
+        }
+
+        location / {
+            proxy_pass http://$acc_backend;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header Connection $acc_connection;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Acc-Instance "";
+            proxy_set_header X-Acc-Connect-Time "";
+            proxy_read_timeout 300s;
+            proxy_send_timeout 300s;
+            # Refused (instance stopped) or timed out: acc server decides what to do.
+            error_page 502 504 = @waker;
+        }
+
+        location @waker {
+            proxy_pass http://127.0.0.1:9713;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header Connection $acc_connection;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Acc-Instance $acc_instance;
+            proxy_set_header X-Acc-Connect-Time $upstream_connect_time;
+            # acc server is on this machine: when it is down, answer at once.
+            proxy_connect_timeout 2s;
+            proxy_read_timeout 300s;
+            proxy_send_timeout 300s;
+            error_page 502 504 =503 @stopped;
+        }
+
+        location @stopped {
+            return 503 "<!doctype html><html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1><p>instance $acc_instance is not running.</p></body></html>\n";
+        }
+    }
+
+    # acc asks which generation the workers answering new connections have loaded.
+    server {
+        listen unix:/home/u/.acc/run/nginx-control.sock;
+        access_log off;
+        location = /generation {
+            include /home/u/.acc/nginx/generation.conf;
+        }
+        location / {
+            return 404;
+        }
+    }
+}
+`;
+
+/** Values a user could try to slip into nginx's config. */
+const INJECTIONS = [
+  "foo;",
+  "foo\nbar",
+  "foo{",
+  "foo}",
+  'foo"',
+  "foo'",
+  "foo$host",
+  "foo bar",
+  "foo\\",
+  "foo#",
+  "",
+];
+
+test("renderNginxConf: a normal user's config, exactly", () => {
+  assert.equal(renderNginxConf(userOptions), expectedUserConf);
+});
+
+test("renderNginxConf: as root, workers run as the service user and its group", () => {
+  const conf = renderNginxConf({
+    ...userOptions,
+    isRoot: true,
+    serviceUser: "acc",
+    serviceGroup: "nogroup",
+  });
+  assert.equal(
+    conf,
+    expectedUserConf.replace(
+      "worker_processes auto;\n",
+      "worker_processes auto;\nuser acc nogroup;\n",
+    ),
+  );
+  const sameName = renderNginxConf({ ...userOptions, isRoot: true, serviceUser: "acc" });
+  assert.match(sameName, /^user acc acc;$/m);
+});
+
+test("renderNginxConf: IPv6 listen address", () => {
+  const conf = renderNginxConf({ ...userOptions, listenAddress: "[::]" });
+  assert.match(conf, /^ {8}listen \[::\]:8080 default_server;$/m);
+});
+
+test("renderNginxConf: refuses values that could inject config", () => {
+  for (const bad of INJECTIONS) {
+    assert.throws(
+      () => renderNginxConf({ ...userOptions, listenAddress: bad }),
+      /bug: invalid listen address/,
+    );
+    assert.throws(
+      () => renderNginxConf({ ...userOptions, isRoot: true, serviceUser: bad }),
+      /bug: invalid user/,
+    );
+    assert.throws(
+      () => renderNginxConf({ ...userOptions, isRoot: true, serviceGroup: bad }),
+      /bug: invalid user or group/,
+    );
+  }
+  for (const bad of INJECTIONS.filter(Boolean)) {
+    assert.throws(
+      () => renderNginxConf({ ...userOptions, paths: homePaths(`/home/${bad}`) }),
+      /bug: invalid path/,
+    );
+  }
+  for (const address of ["0.0.0.0:80", "256.0.0.1", "localhost", "[::1]; evil"]) {
+    assert.throws(
+      () => renderNginxConf({ ...userOptions, listenAddress: address }),
+      /listen address/,
+    );
+  }
+  for (const port of [0, -1, 65536, 80.5, Number.NaN]) {
+    assert.throws(() => renderNginxConf({ ...userOptions, httpPort: port }), /bug: invalid port/);
+    assert.throws(() => renderNginxConf({ ...userOptions, serverPort: port }), /bug: invalid port/);
+  }
+  assert.throws(
+    () => renderNginxConf({ ...userOptions, paths: homePaths("/home/../etc") }),
+    /bug: invalid path/,
+  );
+  assert.throws(
+    () => renderNginxConf({ ...userOptions, paths: homePaths("relative") }),
+    /bug: invalid path/,
+  );
+});
+
+test("renderSite: one map entry from the instance to its address", () => {
+  assert.equal(renderSite({ name: "foo", port: 20001 }), "foo 127.0.0.1:20001;\n");
+});
+
+test("renderSite: refuses bad names and ports", () => {
+  for (const bad of [...INJECTIONS, "Foo", "-foo", "foo-", "a".repeat(41), "../foo"]) {
+    assert.throws(() => renderSite({ name: bad, port: 20001 }), /bug: invalid instance name/);
+  }
+  for (const port of [0, 65536, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => renderSite({ name: "foo", port }), /bug: invalid port/);
+  }
+  assert.throws(
+    () => renderSite({ name: "foo", port: "20001; evil" as unknown as number }),
+    /bug: invalid port/,
+  );
+});
+
+test("renderHostMap: one line per host, duplicates once", () => {
+  assert.equal(
+    renderHostMap({ name: "foo", hosts: ["foo.localhost", "www.example.com", "foo.localhost"] }),
+    "foo.localhost foo;\nwww.example.com foo;\n",
+  );
+  assert.equal(renderHostMap({ name: "foo", hosts: [] }), "");
+  const longest = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".");
+  assert.equal(renderHostMap({ name: "foo", hosts: [longest] }), `${longest} foo;\n`);
+});
+
+test("renderHostMap: refuses host names that could inject config or match by pattern", () => {
+  const bad = [
+    ...INJECTIONS.filter(Boolean).map((value) => `x${value}.example.com`),
+    "",
+    "*.example.com",
+    ".example.com",
+    "~^foo",
+    "Foo.example.com",
+    "foo..example.com",
+    "foo.example.com.",
+    "a".repeat(64) + ".com",
+    ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(62)].join("."),
+    "foo.example.com foo; evil.com",
+  ];
+  for (const host of bad) {
+    assert.throws(
+      () => renderHostMap({ name: "foo", hosts: [host] }),
+      /bug: invalid host name/,
+      host,
+    );
+  }
+  for (const name of INJECTIONS) {
+    assert.throws(
+      () => renderHostMap({ name, hosts: ["foo.localhost"] }),
+      /bug: invalid instance name/,
+    );
+  }
+});
+
+test("renderGeneration: a return the control server includes", () => {
+  assert.equal(renderGeneration("lx2k9-0a1b2c3d"), 'return 200 "lx2k9-0a1b2c3d\\n";\n');
+  for (const bad of [...INJECTIONS, "a".repeat(65)]) {
+    assert.throws(() => renderGeneration(bad), /bug: invalid generation/);
+  }
+});
+
+test("site and host map paths are the instance's own files", () => {
+  assert.equal(sitePath(paths, "foo"), "/home/u/.acc/nginx/sites/foo.conf");
+  assert.equal(hostMapPath(paths, "foo"), "/home/u/.acc/nginx/hosts/foo.map");
+  assert.throws(() => sitePath(paths, "../../etc/x"), /bug: invalid instance name/);
+});

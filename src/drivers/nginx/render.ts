@@ -1,0 +1,244 @@
+// Pure renderers for acc's nginx config (design.md, "Request path" and "nginx at scale").
+// Every value written into the config is re-validated here: callers validate user input
+// first, so a bad value at this point is a bug, and nothing a user typed may reach nginx's
+// parser as syntax.
+import type { HomePaths } from "../../core/paths.js";
+import { isValidHostname, validateHomePath, validateInstanceName } from "../../core/validate.js";
+
+export interface MainConfigOptions {
+  paths: HomePaths;
+  /** An IPv4 address or a bracketed IPv6 one, as in acc.toml's listen_address. */
+  listenAddress: string;
+  httpPort: number;
+  /** Port of `acc server` (the waker) on 127.0.0.1. */
+  serverPort: number;
+  /** The `user` directive is only valid, and only needed, when the master runs as root. */
+  isRoot: boolean;
+  serviceUser: string;
+  /** The service user's primary group; nginx otherwise looks up a group named like the user. */
+  serviceGroup?: string;
+}
+
+export interface SiteSpec {
+  name: string;
+  port: number;
+}
+
+export interface HostMapSpec {
+  name: string;
+  hosts: readonly string[];
+}
+
+export const TEMP_DIRS = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] as const;
+
+export function accessLogPath(paths: HomePaths): string {
+  return `${checkPath(paths.nginxLogs)}/access.log`;
+}
+
+export function errorLogPath(paths: HomePaths): string {
+  return `${checkPath(paths.nginxLogs)}/error.log`;
+}
+
+export function sitePath(paths: HomePaths, name: string): string {
+  return `${checkPath(paths.nginxSites)}/${checkName(name)}.conf`;
+}
+
+export function hostMapPath(paths: HomePaths, name: string): string {
+  return `${checkPath(paths.nginxHosts)}/${checkName(name)}.map`;
+}
+
+const NOT_FOUND_PAGE =
+  "<!doctype html><html><head><title>404 Not Found</title></head><body>" +
+  "<h1>Not Found</h1><p>No site answers at this address.</p></body></html>\\n";
+
+// $acc_instance is a validated DNS label by then, so it is safe inside HTML.
+const STOPPED_PAGE =
+  "<!doctype html><html><head><title>503 Service Unavailable</title></head><body>" +
+  "<h1>Service Unavailable</h1><p>instance $acc_instance is not running.</p></body></html>\\n";
+
+/** The headers every proxied request carries, to the instance and to the waker alike. */
+function proxyHeaders(instanceHeader: string, connectTimeHeader: string): string[] {
+  return [
+    "proxy_http_version 1.1;",
+    "proxy_set_header Host $http_host;",
+    // An empty Connection keeps the upstream connection alive; "upgrade" passes a websocket on.
+    "proxy_set_header Connection $acc_connection;",
+    "proxy_set_header Upgrade $http_upgrade;",
+    "proxy_set_header X-Real-IP $remote_addr;",
+    "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+    "proxy_set_header X-Forwarded-Proto $scheme;",
+    "proxy_set_header X-Forwarded-Host $http_host;",
+    `proxy_set_header X-Acc-Instance ${instanceHeader};`,
+    `proxy_set_header X-Acc-Connect-Time ${connectTimeHeader};`,
+  ];
+}
+
+export function renderNginxConf(opts: MainConfigOptions): string {
+  const { paths } = opts;
+  const listen = `${checkListenAddress(opts.listenAddress)}:${checkPort(opts.httpPort)}`;
+  const waker = `127.0.0.1:${checkPort(opts.serverPort)}`;
+  const temp = checkPath(paths.nginxTemp);
+  const user = opts.isRoot
+    ? [`user ${checkUser(opts.serviceUser)} ${checkUser(opts.serviceGroup ?? opts.serviceUser)};`]
+    : [];
+  const lines = [
+    `# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.`,
+    "worker_processes auto;",
+    ...user,
+    `pid ${checkPath(paths.nginxPid)};`,
+    `error_log ${errorLogPath(paths)} warn;`,
+    "",
+    "events {",
+    "    worker_connections 4096;",
+    "}",
+    "",
+    "http {",
+    "    # nginx-light's compiled-in temp paths are outside home and not writable by a normal user.",
+    ...TEMP_DIRS.map((dir) => `    ${dir}_temp_path ${temp}/${dir};`),
+    "",
+    "    server_tokens off;",
+    "    # Only nginx's own pages use these; proxied answers keep the instance's Content-Type.",
+    "    types {}",
+    '    default_type "text/html; charset=utf-8";',
+    "",
+    "    # The idle clock reads the first two fields: time, then instance (empty for unknown hosts).",
+    "    log_format acc '$msec $acc_instance $status $request_time $remote_addr \"$request\" $body_bytes_sent';",
+    `    access_log ${accessLogPath(paths)} acc buffer=64k flush=1s;`,
+    "",
+    "    # Room for 10,000+ host names of up to 253 characters.",
+    "    map_hash_max_size 262144;",
+    "    map_hash_bucket_size 512;",
+    "",
+    "    map $host $acc_instance {",
+    "        hostnames;",
+    '        default "";',
+    `        include ${checkPath(paths.nginxHosts)}/*.map;`,
+    "    }",
+    "",
+    "    map $http_upgrade $acc_connection {",
+    "        default upgrade;",
+    '        "" "";',
+    "    }",
+    "",
+    // Instance to its address, one file per instance. Upstream blocks would give kept-alive
+    // connections but cost O(N) per request (proxy_pass with a variable scans every upstream
+    // by name) and ~0.4 s and ~90 MB per 10,000 at each reload; a map entry costs neither.
+    "    map $acc_instance $acc_backend {",
+    '        default "";',
+    `        include ${checkPath(paths.nginxSites)}/*.conf;`,
+    "    }",
+    "",
+    "    server {",
+    `        listen ${listen} default_server;`,
+    "        client_max_body_size 1g;",
+    "        # The body is read in full before the instance is tried, so @waker can pass it on.",
+    "        proxy_request_buffering on;",
+    "        # Without it, an error in @waker (acc server down) would not reach @stopped.",
+    "        recursive_error_pages on;",
+    "",
+    '        if ($acc_instance = "") {',
+    `            return 404 "${NOT_FOUND_PAGE}";`,
+    "        }",
+    "",
+    "        location / {",
+    "            proxy_pass http://$acc_backend;",
+    // nginx sets X-Acc-Instance itself, so a client cannot wake another instance.
+    ...proxyHeaders('""', '""').map((line) => `            ${line}`),
+    "            proxy_read_timeout 300s;",
+    "            proxy_send_timeout 300s;",
+    "            # Refused (instance stopped) or timed out: acc server decides what to do.",
+    "            error_page 502 504 = @waker;",
+    "        }",
+    "",
+    "        location @waker {",
+    `            proxy_pass http://${waker};`,
+    // X-Acc-Connect-Time is "-" when the instance never accepted the connection, so the
+    // request was never sent to it and may be replayed; a number means it may have run.
+    ...proxyHeaders("$acc_instance", "$upstream_connect_time").map((line) => `            ${line}`),
+    "            # acc server is on this machine: when it is down, answer at once.",
+    "            proxy_connect_timeout 2s;",
+    "            proxy_read_timeout 300s;",
+    "            proxy_send_timeout 300s;",
+    "            error_page 502 504 =503 @stopped;",
+    "        }",
+    "",
+    "        location @stopped {",
+    `            return 503 "${STOPPED_PAGE}";`,
+    "        }",
+    "    }",
+    "",
+    "    # acc asks which generation the workers answering new connections have loaded.",
+    "    server {",
+    `        listen unix:${checkPath(paths.nginxControlSocket)};`,
+    "        access_log off;",
+    "        location = /generation {",
+    `            include ${checkPath(paths.nginxGeneration)};`,
+    "        }",
+    "        location / {",
+    "            return 404;",
+    "        }",
+    "    }",
+    "}",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+export function renderSite(spec: SiteSpec): string {
+  // A literal address: nginx connects to it directly, no resolver and no upstream lookup.
+  return `${checkName(spec.name)} 127.0.0.1:${checkPort(spec.port)};\n`;
+}
+
+export function renderHostMap(spec: HostMapSpec): string {
+  const name = checkName(spec.name);
+  const hosts = [...new Set(spec.hosts.map(checkHost))];
+  return hosts.map((host) => `${host} ${name};\n`).join("");
+}
+
+/** Included by the control server's /generation location; a new one marks each reload. */
+export function renderGeneration(gen: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(gen)) throw bug("generation", gen);
+  return `return 200 "${gen}\\n";\n`;
+}
+
+function bug(what: string, value: unknown): Error {
+  return new Error(`bug: invalid ${what} ${JSON.stringify(value)} reached the nginx renderer`);
+}
+
+function checkName(name: string): string {
+  try {
+    return validateInstanceName(name);
+  } catch {
+    throw bug("instance name", name);
+  }
+}
+
+function checkHost(host: string): string {
+  // Lower case only: $host is lower-cased by nginx, and callers normalise with validateHostname.
+  if (typeof host !== "string" || !isValidHostname(host)) throw bug("host name", host);
+  return host;
+}
+
+function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bug("port", port);
+  return port;
+}
+
+function checkPath(path: string): string {
+  try {
+    return validateHomePath(path);
+  } catch {
+    throw bug("path", path);
+  }
+}
+
+function checkListenAddress(address: string): string {
+  const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  if (ipv4 && ipv4.slice(1).every((octet) => Number(octet) <= 255)) return address;
+  if (/^\[[0-9a-f:.]+\]$/i.test(address)) return address;
+  throw bug("listen address", address);
+}
+
+function checkUser(user: string): string {
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw bug("user or group", user);
+  return user;
+}

@@ -1,0 +1,187 @@
+import { readdir, rename, mkdir } from "node:fs/promises";
+import path from "node:path";
+import { instancePaths } from "../core/paths.js";
+import { isAccError } from "../lib/errors.js";
+import { holderAlive } from "../store/store.js";
+import type { AccContext } from "./context.js";
+import { removeEverywhere } from "./instances.js";
+import { withLease } from "./leases.js";
+
+export interface Finding {
+  /** What is wrong, in words. */
+  problem: string;
+  /** What --repair does (or did) about it. */
+  repair: string;
+  repaired: boolean;
+}
+
+async function namesIn(dir: string, suffix: string): Promise<string[]> {
+  try {
+    return (await readdir(dir))
+      .filter((f) => f.endsWith(suffix) && !f.startsWith("."))
+      .map((f) => f.slice(0, f.length - suffix.length));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+}
+
+/**
+ * Compares the store with supervisord, nginx and the files, and says what does not match.
+ * With repair, brings them back in line: nothing with user data is deleted (an instance
+ * folder without a store row is moved to backups/, not removed).
+ */
+export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const add = async (problem: string, fix: string, action: () => Promise<void>): Promise<void> => {
+    if (repair) await action();
+    findings.push({ problem, repair: fix, repaired: repair });
+  };
+  const now = (): string => ctx.now().toISOString();
+
+  const leases = await ctx.store.listLeases();
+  const busy = new Set(leases.filter((l) => holderAlive(l.holder)).map((l) => l.resource));
+  for (const lease of leases.filter((l) => !holderAlive(l.holder))) {
+    const pid = lease.holder.split(":")[0];
+    // Taking the lease over (as any next operation would) and letting it go clears it.
+    await add(
+      `${lease.resource}: ${lease.operation} by pid ${pid} (since ${lease.acquiredAt}) died before it finished`,
+      "release its lease",
+      () =>
+        withLease(ctx.store, lease.resource, "doctor", () => Promise.resolve(), { waitMs: 1000 }),
+    );
+  }
+
+  const supervisorUp = await ctx.processes.isRunning();
+  const programs = supervisorUp
+    ? await ctx.processes.allProgramStates()
+    : new Map<string, { state: string }>();
+  const instances = await ctx.store.listInstances();
+  const known = new Set(instances.map((i) => i.name));
+
+  for (const instance of instances) {
+    if (busy.has(instance.name)) continue; // an operation is under way: not a leftover
+    const program = programs.get(instance.name);
+    const alive =
+      program !== undefined && (program.state === "RUNNING" || program.state === "STARTING");
+    switch (instance.state) {
+      case "creating":
+        await add(
+          `${instance.name}: a create was interrupted`,
+          "undo it: remove what it made",
+          () => removeEverywhere(ctx, instance.name),
+        );
+        continue;
+      case "destroying":
+        await add(
+          `${instance.name}: a destroy was interrupted (its final backup was taken first)`,
+          "finish the destroy",
+          () => removeEverywhere(ctx, instance.name),
+        );
+        continue;
+      case "starting":
+      case "stopping":
+        await add(
+          `${instance.name}: a ${instance.state === "starting" ? "start" : "stop"} was interrupted`,
+          "stop it and mark it stopped (it wakes on demand)",
+          async () => {
+            if (supervisorUp) await ctx.processes.stopProgram(instance.name);
+            await ctx.store.updateInstance(
+              instance.name,
+              { state: "stopped", operation: null },
+              now(),
+            );
+          },
+        );
+        continue;
+      case "running":
+        if (!alive) {
+          await add(
+            `${instance.name}: recorded running but its process is ${program?.state ?? "not loaded"}`,
+            "mark it stopped",
+            async () => {
+              if (supervisorUp) await ctx.processes.stopProgram(instance.name);
+              await ctx.store.updateInstance(
+                instance.name,
+                { state: "stopped", operation: null },
+                now(),
+              );
+            },
+          );
+        }
+        break;
+      default:
+        if (alive) {
+          await add(
+            `${instance.name}: recorded ${instance.state} but its process runs`,
+            "stop the process",
+            () => ctx.processes.stopProgram(instance.name),
+          );
+        }
+    }
+  }
+
+  for (const name of await namesIn(ctx.paths.programs, ".conf")) {
+    if (!known.has(name)) {
+      await add(`${name}: program file without an instance`, "remove the program", () =>
+        ctx.processes.removeProgram(name),
+      );
+    }
+  }
+  for (const name of new Set([
+    ...(await namesIn(ctx.paths.nginxSites, ".conf")),
+    ...(await namesIn(ctx.paths.nginxHosts, ".map")),
+  ])) {
+    if (!known.has(name)) {
+      await add(`${name}: nginx files without an instance`, "remove them", () =>
+        ctx.proxy.removeSite(name),
+      );
+    }
+  }
+  for (const name of await namesIn(ctx.paths.instances, "")) {
+    if (!known.has(name) && !name.includes(".")) {
+      const target = path.join(ctx.paths.backups, name, `orphan-${now().replace(/[-:.]/g, "")}`);
+      await add(
+        `${name}: instance folder without an instance`,
+        `move it to ${target}`,
+        async () => {
+          await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+          await rename(instancePaths(ctx.home, name).root, target);
+        },
+      );
+    }
+  }
+  for (const instance of instances) {
+    if (instance.state === "creating" || instance.state === "destroying") continue;
+    const sites = await namesIn(ctx.paths.nginxSites, ".conf");
+    if (!sites.includes(instance.name)) {
+      await add(`${instance.name}: its nginx files are missing`, "write them again", () =>
+        ctx.proxy.applySite({ name: instance.name, port: instance.port, hosts: instance.hosts }),
+      );
+    }
+  }
+  if (!supervisorUp) {
+    findings.push({
+      problem: "acc's supervisord is not running",
+      repair: "run acc boot",
+      repaired: false,
+    });
+  } else {
+    try {
+      if (!(await ctx.proxy.isRunning()))
+        findings.push({
+          problem: "acc's nginx is not running",
+          repair: "run acc boot",
+          repaired: false,
+        });
+    } catch (error) {
+      if (!isAccError(error)) throw error;
+      findings.push({
+        problem: `acc's nginx: ${error.message}`,
+        repair: "run acc boot",
+        repaired: false,
+      });
+    }
+  }
+  return findings;
+}
