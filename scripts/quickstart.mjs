@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const acc = path.join(root, "dist/src/bin/acc.js");
+const acc = path.join(root, "dist/acc.mjs");
 
 function run(file, args, options = {}) {
   const result = spawnSync(file, args, {

@@ -180,7 +180,16 @@ test(
 
     await sup.stopProgram("web");
     assert.equal(await gone(pid2), true, "stopProgram waits for the process to exit");
-    assert.equal(await sup.programState("web"), null, "a stopped program is unloaded");
+    // A stopped program stays loaded, so its next start needs no reloadConfig.
+    assert.equal((await sup.programState("web"))?.state, "STOPPED", "a stopped program stays loaded");
+    assert.ok(existsSync(path.join(paths.programsActive, "web.conf")));
+    const pid3 = await sup.startProgram("web");
+    assert.equal(pid3, 0, "the fast path starts it with one call and does not ask for the pid");
+    const again = await waitFor("web to answer after a fast start", () => get(port2));
+    childPids.add(again.pid);
+    await sup.stopProgram("web", { unload: true });
+    assert.equal(await gone(again.pid), true);
+    assert.equal(await sup.programState("web"), null, "unload: true unloads it");
     assert.ok(!existsSync(path.join(paths.programsActive, "web.conf")));
     assert.ok(
       existsSync(path.join(paths.programs, "web.conf")),
@@ -220,7 +229,10 @@ test(
     const sleeperPids = await Promise.all(sleepers.map((name) => sup.startProgram(name)));
     sleeperPids.forEach((p) => childPids.add(p));
     assert.equal(new Set(sleeperPids).size, 3);
-    assert.deepEqual([...(await sup.allProgramStates()).keys()].sort(), sleepers);
+    // "stubborn" was stopped above and stays loaded (STOPPED): only the sleepers run.
+    const states = await sup.allProgramStates();
+    assert.deepEqual([...states.keys()].sort(), [...sleepers, "stubborn"]);
+    assert.equal(states.get("stubborn")?.state, "STOPPED");
     await Promise.all(sleepers.map((name) => sup.removeProgram(name)));
     for (const p of sleeperPids) assert.equal(await gone(p), true);
 

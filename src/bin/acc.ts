@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath } from "node:url";
@@ -10,8 +10,15 @@ import { AccError, exitCodeFor } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { openContext, resolveHome } from "../services/open.js";
 
-// dist/src/bin/acc.js -> the package root, where models/ and package.json live.
-const accRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+/** The package root, where models/ and package.json live: above dist/acc.mjs or dist/src/bin/acc.js. */
+function findAccRoot(start: string): string {
+  for (let dir = start; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "models"))) return dir;
+  }
+  throw new Error(`cannot find acc's package folder above ${start}`);
+}
+
+const accRoot = findAccRoot(path.dirname(fileURLToPath(import.meta.url)));
 
 interface Global {
   home: string | undefined;

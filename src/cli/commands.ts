@@ -1,6 +1,7 @@
 import type { Command } from "./command.js";
 import { createCommand } from "./create.js";
 import { doctorCommand } from "./doctor.js";
+import { serverCommand } from "./server.js";
 import { destroyCommand, restartCommand, startCommand, stopCommand } from "./lifecycle.js";
 import { listCommand, showCommand } from "./list.js";
 import { logsCommand } from "./logs.js";
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
   destroyCommand,
   logsCommand,
   doctorCommand,
+  serverCommand,
 ];
 
 export function findCommand(name: string): Command | undefined {

@@ -74,7 +74,7 @@ export const shutdownCommand: Command = {
   json: true,
   async run(_args, cli) {
     const ctx = await cli.open();
-    const result = await shutdown(ctx, (name) => stopInstance(ctx, name, "shutdown"));
+    const result = await shutdown(ctx, (name) => stopInstance(ctx, name, { cause: "shutdown" }));
     const text = result.wasRunning
       ? `stopped ${result.stopped.length} instance(s), nginx and supervisord`
       : "acc was not running";

@@ -24,14 +24,42 @@ export interface AccConfig {
   stop_timeout: number;
   /** System user running acc's own services (nginx workers, managed Postgres) as root. */
   service_user: string;
+  /** At most this many instance starts at once; further wakes queue. */
+  max_concurrent_starts: number;
+  /** At most this many instances running (0: no cap); a wake over it stops the least recently used idle one. */
+  max_running: number;
+  /** Memory budget in MB for running instances (0: none); a wake over it stops least recently used ones. */
+  max_running_memory_mb: number;
+  /** User-Agent substrings (case-insensitive) that never wake an instance. */
+  wake_filter: string[];
+  /** How often the monitor in `acc server` looks for idle instances. */
+  monitor_interval: number;
+  /** A browser navigation still waiting after this long gets the waiting page. */
+  waiting_page_after: number;
 }
 
 interface KeySpec {
   doc: string;
-  kind: "string" | "port" | "int" | "duration" | "duration-or-never" | "host" | "address" | "user";
+  kind: "string" | "port" | "int" | "duration" | "duration-or-never" | "host" | "address" | "user" | "list";
   /** Default for root, then for a normal user. */
-  defaults: [string | number, string | number];
+  defaults: [string | number | string[], string | number | string[]];
 }
+
+/** Uptime checkers and crawlers: they must not keep every instance awake. */
+export const DEFAULT_WAKE_FILTER = [
+  "bot",
+  "crawler",
+  "spider",
+  "slurp",
+  "uptime",
+  "pingdom",
+  "statuscake",
+  "site24x7",
+  "check_http",
+  "nagios",
+  "zabbix",
+  "blackbox",
+];
 
 export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
   domain: {
@@ -80,6 +108,36 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     kind: "user",
     defaults: ["acc", "acc"],
   },
+  max_concurrent_starts: {
+    doc: "At most this many instance starts at once; further wakes wait their turn.",
+    kind: "int",
+    defaults: [4, 4],
+  },
+  max_running: {
+    doc: "At most this many instances running (0: no cap); a wake over it first stops the least recently used idle one.",
+    kind: "int",
+    defaults: [0, 0],
+  },
+  max_running_memory_mb: {
+    doc: "Memory budget in MB for running instances (0: none); a wake over it first stops least recently used idle ones.",
+    kind: "int",
+    defaults: [0, 0],
+  },
+  wake_filter: {
+    doc: "User-Agent substrings (case-insensitive) that get a 503 instead of waking an instance (env: comma-separated).",
+    kind: "list",
+    defaults: [DEFAULT_WAKE_FILTER, DEFAULT_WAKE_FILTER],
+  },
+  monitor_interval: {
+    doc: "How often acc server looks for idle instances to stop.",
+    kind: "duration",
+    defaults: ["30s", "30s"],
+  },
+  waiting_page_after: {
+    doc: "A browser still waiting for a start after this long gets a waiting page that reloads when ready.",
+    kind: "duration",
+    defaults: ["1s", "1s"],
+  },
 };
 
 export function envKey(key: string): string {
@@ -89,6 +147,13 @@ export function envKey(key: string): string {
 function convert(key: string, spec: KeySpec, raw: unknown, source: string): unknown {
   const bad = (hint: string): AccError =>
     new AccError("ACC_INVALID", `invalid ${key} ${showValue(String(raw))} in ${source}`, { hint });
+  if (spec.kind === "list") {
+    const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : null;
+    if (items === null || !items.every((item) => typeof item === "string")) throw bad("expected a list of strings");
+    const list = (items as string[]).map((item) => item.trim().toLowerCase()).filter((item) => item !== "");
+    if (list.some(hasControlCharacter)) throw bad("control characters are not allowed");
+    return list;
+  }
   const text = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : null;
   if (text === null) throw bad(`expected a ${spec.kind}`);
   switch (spec.kind) {

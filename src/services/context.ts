@@ -30,4 +30,6 @@ export interface AccContext {
   /** Folder of acc's own installation (bundled models, package.json). */
   accRoot: string;
   now(): Date;
+  /** Manifests of instances' code folders, which never change once written (see instanceManifest). */
+  manifests: Map<string, import("../core/model.js").ModelManifest>;
 }

@@ -1,9 +1,9 @@
 import { chmod, chown, cp, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { parseDuration } from "../core/duration.js";
+import { formatDuration, parseDuration } from "../core/duration.js";
 import { instanceEnv, instanceUrl, renderEnvFile, renderRunScript } from "../core/instance-env.js";
 import { parseParamArgs, resolveParams } from "../core/model-params.js";
-import type { ModelManifest } from "../core/model.js";
+import { parseManifest, type ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { assertTransition, mayBeAlive, type InstanceState } from "../core/states.js";
 import { renderTemplate } from "../core/template.js";
@@ -110,11 +110,31 @@ async function defaultName(ctx: AccContext, model: string): Promise<string> {
 }
 
 /** Folder with the model's code, shared read-only by every instance of this model version. */
+/** Where the code of one model version lives, shared by its instances. */
+export function codeDirOf(ctx: AccContext, model: string, version: string, hash: string): string {
+  return path.join(ctx.paths.code, `${model}-${version}-${hash.slice(0, 12)}`);
+}
+
+/**
+ * The manifest an instance runs with: the one in its shared code folder, pinned at create,
+ * not whatever the model folder holds now (a model edit must not change running instances).
+ * Cached per process: a code folder never changes once complete.
+ */
+export async function instanceManifest(
+  ctx: AccContext,
+  instance: InstanceRecord,
+): Promise<ModelManifest> {
+  const dir = codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash);
+  const cached = ctx.manifests.get(dir);
+  if (cached) return cached;
+  const file = path.join(dir, "model.toml");
+  const manifest = parseManifest(await readFile(file, "utf8"), file);
+  ctx.manifests.set(dir, manifest);
+  return manifest;
+}
+
 async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<string> {
-  const dir = path.join(
-    ctx.paths.code,
-    `${model.manifest.name}-${model.manifest.version}-${model.hash.slice(0, 12)}`,
-  );
+  const dir = codeDirOf(ctx, model.manifest.name, model.manifest.version, model.hash);
   try {
     await stat(path.join(dir, ".acc-complete"));
     return dir;
@@ -390,17 +410,19 @@ export async function startLocked(
   ctx: AccContext,
   instance: InstanceRecord,
   cause: string,
+  /** What caused it, for the event (a wake: method, host, path, user agent). */
+  detail?: string,
 ): Promise<void> {
   const started = Date.now();
-  const model = await ctx.models.get(instance.model);
+  const manifest = await instanceManifest(ctx, instance);
   await setState(ctx, instance, "starting", { operation: "start" });
   ctx.progress.step(`starting ${instance.name}`);
   let reason: string;
   try {
     // Something else on the port would answer the health check for an app that could not bind.
     if (
-      (await ctx.processes.programState(instance.name))?.state !== "RUNNING" &&
-      (await portAnswers(instance.port))
+      (await portAnswers(instance.port)) &&
+      (await ctx.processes.programState(instance.name))?.state !== "RUNNING"
     ) {
       throw new AccError(
         "ACC_START_FAILED",
@@ -413,8 +435,8 @@ export async function startLocked(
     await ctx.processes.startProgram(instance.name);
     const result = await waitHealthy({
       port: instance.port,
-      path: model.manifest.health.path,
-      timeoutMs: timeoutOf(ctx, model.manifest),
+      path: manifest.health.path,
+      timeoutMs: timeoutOf(ctx, manifest),
       giveUp: async () => {
         const state = await ctx.processes.programState(instance.name);
         if (state && state.state !== "RUNNING" && state.state !== "STARTING") {
@@ -427,7 +449,11 @@ export async function startLocked(
     });
     if (result.ok) {
       await setState(ctx, instance, "running", { operation: null, lastError: null });
-      await recordEvent(ctx, instance.name, "start", "ok", { cause, durationMs: elapsed(started) });
+      await recordEvent(ctx, instance.name, "start", "ok", {
+        cause,
+        durationMs: elapsed(started),
+        ...(detail !== undefined ? { message: detail } : {}),
+      });
       return;
     }
     reason = result.reason;
@@ -441,7 +467,7 @@ export async function startLocked(
   await recordEvent(ctx, instance.name, "start", "failed", {
     cause,
     durationMs: elapsed(started),
-    message: reason,
+    message: detail !== undefined ? `${reason} (${detail})` : reason,
   });
   throw new AccError("ACC_START_FAILED", `${instance.name} failed to start: ${reason}`, {
     details: await lastLogLines(ctx, instance.name, 20),
@@ -449,13 +475,22 @@ export async function startLocked(
   });
 }
 
-async function stopLocked(ctx: AccContext, instance: InstanceRecord, cause: string): Promise<void> {
+export async function stopLocked(
+  ctx: AccContext,
+  instance: InstanceRecord,
+  cause: string,
+  message?: string,
+): Promise<void> {
   const started = Date.now();
   await setState(ctx, instance, "stopping", { operation: "stop" });
   ctx.progress.step(`stopping ${instance.name}`);
   await ctx.processes.stopProgram(instance.name);
   await setState(ctx, instance, "stopped", { operation: null });
-  await recordEvent(ctx, instance.name, "stop", "ok", { cause, durationMs: elapsed(started) });
+  await recordEvent(ctx, instance.name, "stop", "ok", {
+    cause,
+    durationMs: elapsed(started),
+    ...(message !== undefined ? { message } : {}),
+  });
 }
 
 export async function startInstance(
@@ -482,18 +517,83 @@ export async function startInstance(
   });
 }
 
+export interface StopOptions {
+  cause?: string;
+  message?: string;
+  /** Checked again under the lease (a wake may have come in meanwhile): stop only when true. */
+  onlyIf?: (instance: InstanceRecord) => boolean;
+}
+
+/** Stops an instance; returns it, and whether this call stopped it. */
 export async function stopInstance(
   ctx: AccContext,
   name: string,
-  cause = "cli",
-): Promise<InstanceRecord> {
+  options: StopOptions = {},
+): Promise<InstanceRecord & { stopped?: boolean }> {
   await getInstance(ctx, name);
   return lease(ctx, name, "stop", async () => {
     const instance = await getInstance(ctx, name);
     if (instance.state === "stopped" || instance.state === "suspended") return instance;
-    await stopLocked(ctx, instance, cause);
+    if (options.onlyIf && !options.onlyIf(instance)) return instance;
+    await stopLocked(ctx, instance, options.cause ?? "cli", options.message);
+    return { ...instance, stopped: true };
+  });
+}
+
+/** Stops an instance if needed and marks it suspended: requests get a 503 page, nothing wakes it. */
+export async function suspendInstance(ctx: AccContext, name: string): Promise<InstanceRecord> {
+  await getInstance(ctx, name);
+  return lease(ctx, name, "suspend", async () => {
+    const instance = await getInstance(ctx, name);
+    if (instance.state === "suspended") return instance;
+    if (mayBeAlive(instance.state)) await stopLocked(ctx, instance, "suspend");
+    await setState(ctx, instance, "suspended", { operation: null });
+    await recordEvent(ctx, name, "suspend", "ok", { cause: "cli" });
     return instance;
   });
+}
+
+export async function resumeInstance(ctx: AccContext, name: string): Promise<InstanceRecord> {
+  await getInstance(ctx, name);
+  return lease(ctx, name, "resume", async () => {
+    const instance = await getInstance(ctx, name);
+    if (instance.state !== "suspended") {
+      throw new AccError("ACC_STATE", `instance ${name} is ${instance.state}, not suspended`);
+    }
+    await setState(ctx, instance, "stopped", { operation: null });
+    await recordEvent(ctx, name, "resume", "ok", {
+      cause: "cli",
+      message: "wakes on its next request",
+    });
+    return instance;
+  });
+}
+
+/** Sets the instance's own idle timeout: ms, null for never, undefined to inherit again. */
+export async function setIdleTimeout(
+  ctx: AccContext,
+  name: string,
+  idleTimeout: number | null | undefined,
+): Promise<InstanceRecord> {
+  await getInstance(ctx, name);
+  return lease(ctx, name, "set", async () => {
+    await ctx.store.updateInstance(name, { idleTimeout }, ctx.now().toISOString());
+    await recordEvent(ctx, name, "set", "ok", {
+      cause: "cli",
+      message: `idle-timeout=${idleTimeout === undefined ? "default" : formatDuration(idleTimeout)}`,
+    });
+    return getInstance(ctx, name);
+  });
+}
+
+/** The idle timeout in force: the instance's own, else its model's, else the config's; null is never. */
+export async function effectiveIdleTimeout(
+  ctx: AccContext,
+  instance: InstanceRecord,
+): Promise<number | null> {
+  if (instance.idleTimeout !== undefined) return instance.idleTimeout;
+  const manifest = await instanceManifest(ctx, instance);
+  return manifest.idle_timeout !== undefined ? manifest.idle_timeout : ctx.config.idle_timeout;
 }
 
 export async function restartInstance(

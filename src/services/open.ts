@@ -104,6 +104,7 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
     progress: options.progress ?? quiet,
     accRoot,
     now: () => new Date(),
+    manifests: new Map(),
   };
   return context;
 }

@@ -5,9 +5,10 @@ import { homePaths } from "../core/paths.js";
 import { AccError } from "../lib/errors.js";
 import { exec, ExecError, type Exec } from "../lib/exec.js";
 import { readFileIfExists, writeFileAtomic } from "../lib/files.js";
+import { childLogDir } from "../drivers/supervisord/render.js";
 import type { ServiceProgram } from "../drivers/supervisord/index.js";
 import type { AccContext } from "./context.js";
-import { portAnswers } from "./health.js";
+import { portAnswers, probeHealth } from "./health.js";
 import { isRootUser, loadConfig, pathExists } from "./open.js";
 import { createUsers } from "./users.js";
 
@@ -109,6 +110,23 @@ export interface BootResult {
   reset: string[];
 }
 
+/** Waits until acc server answers its own health check. */
+async function waitServerUp(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probeHealth(port, "/healthz", 1000))) {
+    if (Date.now() > deadline) {
+      throw new AccError(
+        "ACC_FAILED",
+        `acc server did not answer on 127.0.0.1:${port} within ${timeoutMs} ms`,
+        {
+          hint: "see HOME/supervisor/logs/acc-server.log; is server_port free?",
+        },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** acc's programs under its supervisord. */
 function servicePrograms(ctx: AccContext): ServiceProgram[] {
   return [
@@ -119,6 +137,19 @@ function servicePrograms(ctx: AccContext): ServiceProgram[] {
       stopSignal: "QUIT",
       stopTimeoutSec: 10,
     },
+    {
+      name: "acc-server",
+      command: [
+        process.execPath,
+        path.join(ctx.accRoot, "dist/acc.mjs"),
+        "--home",
+        ctx.home,
+        "server",
+      ],
+      logFile: path.join(childLogDir(ctx.paths), "acc-server.log"),
+      stopSignal: "TERM",
+      stopTimeoutSec: 15,
+    },
   ];
 }
 
@@ -126,7 +157,11 @@ function servicePrograms(ctx: AccContext): ServiceProgram[] {
 export async function writeServiceConfigs(ctx: AccContext): Promise<void> {
   await ctx.proxy.writeMainConfig();
   await ctx.proxy.test();
-  await ctx.processes.writeMainConfig(servicePrograms(ctx));
+  // nginx and acc server inherit supervisord's file limit: a herd of held requests needs many,
+  // but supervisord refuses to start when minfds is above the hard limit.
+  const { stdout } = await ctx.exec("/bin/sh", ["-c", "ulimit -Hn"], { timeoutMs: 5000 });
+  const hard = stdout.trim() === "unlimited" ? Infinity : Number(stdout.trim()) || 1024;
+  await ctx.processes.writeMainConfig(servicePrograms(ctx), { minFds: Math.min(32768, hard) });
 }
 
 /** Starts acc's supervisord and nginx; idempotent. */
@@ -154,6 +189,7 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   // An nginx already running loads a changed nginx.conf (a new port, say) only on reload.
   if (wasRunning) await ctx.proxy.reload();
   await ctx.proxy.waitRunning(15_000);
+  await waitServerUp(ctx.config.server_port, 15_000);
   const reset: string[] = [];
   if (!wasRunning) {
     // supervisord was down, so no instance can be running: record it, they wake on demand.

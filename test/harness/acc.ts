@@ -8,8 +8,8 @@ import { createUsers, instanceUserName } from "../../src/services/users.js";
 import { freePort, isAlive, makeTempDir, removeDir, waitFor } from "./common.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** The built CLI, as a user runs it. */
-export const ACC_BIN = path.resolve(here, "../../src/bin/acc.js");
+/** The built CLI, as a user runs it (the bundle `npm run build` makes). */
+export const ACC_BIN = path.resolve(here, "../../acc.mjs");
 
 export interface RunResult {
   code: number;

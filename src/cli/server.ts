@@ -1,0 +1,44 @@
+import { once } from "node:events";
+import { createServerApp } from "../server/app.js";
+import { createWaker } from "../services/wake.js";
+import type { Command } from "./command.js";
+
+export const serverCommand: Command = {
+  name: "server",
+  summary:
+    "Run acc server on 127.0.0.1:<server_port>: the waker (starts a stopped instance for the request that arrives for it) and the idle monitor. acc boot runs it under supervisord.",
+  usage: "",
+  help: [],
+  options: {},
+  positionals: { min: 0, max: 0, names: "" },
+  json: false,
+  async run(_args, cli) {
+    const ctx = await cli.open();
+    const log = (line: string): void => {
+      process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    };
+    const waker = createWaker(ctx);
+    const server = createServerApp({ ctx, waker, log });
+    const stop = new AbortController();
+    server.listen(ctx.config.server_port, "127.0.0.1");
+    await once(server, "listening");
+    log(`acc server listening on 127.0.0.1:${ctx.config.server_port}`);
+    const monitor = startMonitor(ctx, stop.signal, log);
+    await new Promise<void>((resolve) => {
+      for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => resolve());
+    });
+    log("acc server stopping");
+    stop.abort();
+    // Held requests get their answers; no new connection is taken.
+    server.close();
+    server.closeIdleConnections();
+    await monitor;
+    await Promise.race([once(server, "close"), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+    return { data: null, text: "" };
+  },
+};
+
+/** The monitor loop, once src/services/monitor.ts provides it. */
+function startMonitor(_ctx: unknown, _signal: AbortSignal, _log: (line: string) => void): Promise<void> {
+  return Promise.resolve();
+}

@@ -1,0 +1,212 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { connect } from "node:net";
+import type { Duplex } from "node:stream";
+import { validateInstanceName } from "../core/validate.js";
+import { isAccError } from "../lib/errors.js";
+import type { AccContext } from "../services/context.js";
+import { codeDirOf } from "../services/instances.js";
+import type { Waker } from "../services/wake.js";
+import type { InstanceRecord } from "../store/store.js";
+import { renderPage, WAIT_PATH, type PageKind } from "./pages.js";
+
+export interface ServerDeps {
+  ctx: AccContext;
+  waker: Waker;
+  /** One line per notable thing (a failed wake); the server's log is supervisord's. */
+  log(line: string): void;
+}
+
+// Hop-by-hop headers (RFC 9110 7.6.1) and acc's own: never passed on to the instance.
+const DROP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "x-acc-instance",
+  "x-acc-connect-time",
+]);
+
+function forwardHeaders(req: IncomingMessage): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [key, value] of Object.entries(req.headers)) if (!DROP.has(key) && value !== undefined) out[key] = value;
+  return out;
+}
+
+function wantsJson(req: IncomingMessage): boolean {
+  const accept = req.headers.accept ?? "";
+  return accept.includes("application/json") && !accept.includes("text/html");
+}
+
+function isNavigation(req: IncomingMessage): boolean {
+  return req.method === "GET" && (req.headers.accept ?? "").includes("text/html");
+}
+
+function describe(req: IncomingMessage): string {
+  const ua = req.headers["user-agent"] ?? "-";
+  return `${req.method ?? "GET"} ${req.headers.host ?? "-"}${(req.url ?? "/").slice(0, 200)} ua=${JSON.stringify(ua.slice(0, 120))}`;
+}
+
+/** nginx says "-" when the instance never accepted the connection: only then was nothing sent to it. */
+function neverReachedInstance(req: IncomingMessage): boolean {
+  const header = req.headers["x-acc-connect-time"];
+  const last = (Array.isArray(header) ? header.join(",") : (header ?? "-")).split(",").at(-1)?.trim() ?? "-";
+  return last === "-" || last === "";
+}
+
+/** The HTTP app of `acc server`: the waker now, the API and admin UI later. It does not listen. */
+export function createServerApp(deps: ServerDeps): http.Server {
+  const { ctx, waker } = deps;
+
+  async function page(
+    res: ServerResponse,
+    req: IncomingMessage,
+    status: number,
+    kind: PageKind,
+    instance: InstanceRecord | undefined,
+    extra: { reason?: string; code?: string; headers?: Record<string, string> } = {},
+  ): Promise<void> {
+    if (res.headersSent || res.destroyed) return;
+    const headers: Record<string, string> = { "cache-control": "no-store", "x-acc-state": kind, ...extra.headers };
+    if (wantsJson(req)) {
+      const body = JSON.stringify({
+        error: { code: extra.code ?? kind, message: `${instance?.name ?? "instance"}: ${extra.reason ?? kind}` },
+      });
+      res.writeHead(status, { ...headers, "content-type": "application/json" }).end(body);
+      return;
+    }
+    const codeDir = instance ? codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash) : undefined;
+    const html = await renderPage(kind, { name: instance?.name ?? "", ...(extra.reason !== undefined ? { reason: extra.reason } : {}) }, codeDir);
+    res.writeHead(status, { ...headers, "content-type": "text/html; charset=utf-8" }).end(req.method === "HEAD" ? undefined : html);
+  }
+
+  /** Passes the held request (its body too, streamed) to the instance and streams the answer back. */
+  function proxy(req: IncomingMessage, res: ServerResponse, port: number): void {
+    const upstream = http.request(
+      { host: "127.0.0.1", port, method: req.method, path: req.url, headers: forwardHeaders(req), agent: false },
+      (answer) => {
+        const headers = { ...answer.headers };
+        delete headers.connection;
+        delete headers["keep-alive"];
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+        answer.pipe(res);
+        answer.on("error", () => res.destroy());
+      },
+    );
+    upstream.on("error", (error) => {
+      deps.log(`proxy to ${port} failed: ${error.message}`);
+      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end("bad gateway\n");
+      else res.destroy();
+    });
+    res.on("close", () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const header = req.headers["x-acc-instance"];
+    if (header === undefined) {
+      if (req.url === "/healthz") {
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+        return;
+      }
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      return;
+    }
+    let name: string;
+    try {
+      // nginx sets X-Acc-Instance from its host map, so a client cannot name another instance.
+      name = validateInstanceName(Array.isArray(header) ? (header[0] ?? "") : header);
+    } catch {
+      res.writeHead(400, { "content-type": "text/plain" }).end("bad instance name\n");
+      return;
+    }
+    const instance = await ctx.store.getInstance(name);
+    if (!instance || instance.state === "destroying") return page(res, req, 404, "not-found", undefined);
+    if (instance.state === "suspended") {
+      return page(res, req, 503, "suspended", instance, { reason: "suspended", headers: { "retry-after": "3600" } });
+    }
+    if (instance.state === "running" && !neverReachedInstance(req)) {
+      // The instance took the request and then failed (crash, timeout): replaying could repeat it.
+      return page(res, req, 502, "failed", instance, { reason: "the application did not answer" });
+    }
+    const ua = (req.headers["user-agent"] ?? "").toLowerCase();
+    if (instance.state !== "running" && ctx.config.wake_filter.some((word) => ua.includes(word))) {
+      return page(res, req, 503, "filtered", instance, { reason: "asleep", headers: { "retry-after": "300" } });
+    }
+
+    const started = waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
+    // A client that leaves does not cancel the start: others may share it.
+    started.catch(() => undefined);
+    if (isNavigation(req)) {
+      const soon = await Promise.race([
+        started.then(
+          () => "ready" as const,
+          () => "failed" as const,
+        ),
+        new Promise<"late">((resolve) => setTimeout(() => resolve("late"), ctx.config.waiting_page_after).unref()),
+      ]);
+      if (soon === "late") return page(res, req, 503, "waiting", instance, { headers: { "retry-after": "2" } });
+    }
+    let running: InstanceRecord;
+    try {
+      running = await started;
+    } catch (error) {
+      if (!isAccError(error)) throw error;
+      deps.log(`wake of ${name} failed: ${error.message}`);
+      if (error.code === "ACC_STATE") return page(res, req, 503, "suspended", instance, { reason: error.message });
+      return page(res, req, 503, "failed", instance, { reason: error.message, code: error.code });
+    }
+    if (req.url === WAIT_PATH) {
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end('{"state":"running"}');
+      return;
+    }
+    if (res.destroyed) return;
+    proxy(req, res, running.port);
+  }
+
+  async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const header = req.headers["x-acc-instance"];
+    const name = typeof header === "string" ? header : "";
+    const instance = await ctx.store.getInstance(name);
+    if (!instance || instance.state === "suspended") {
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n");
+      return;
+    }
+    const running = await waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
+    const upstream = connect(running.port, "127.0.0.1", () => {
+      const lines = [`${req.method ?? "GET"} ${req.url ?? "/"} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        const key = req.rawHeaders[i] ?? "";
+        if (!key.toLowerCase().startsWith("x-acc-")) lines.push(`${key}: ${req.rawHeaders[i + 1] ?? ""}`);
+      }
+      upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
+      if (head.length > 0) upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+    upstream.on("error", () => socket.destroy());
+    socket.on("error", () => upstream.destroy());
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      deps.log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end("internal error\n");
+      else res.destroy();
+    });
+  });
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    handleUpgrade(req, socket, head).catch((error: unknown) => {
+      deps.log(`upgrade failed: ${error instanceof Error ? error.message : String(error)}`);
+      socket.destroy();
+    });
+  });
+  // Held requests can wait for a whole start; the defaults would cut them.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  return server;
+}
