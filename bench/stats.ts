@@ -1,4 +1,8 @@
-/** Figures for benchmarks: medians and percentiles of several runs (these machines are noisy). */
+// Figures for benchmarks: medians and percentiles of several runs (these machines are noisy),
+// and the small helpers the benches share (timed requests, process memory from /proc).
+import { readdir, readFile, readlink } from "node:fs/promises";
+import http from "node:http";
+
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -31,4 +35,138 @@ export function argValue(name: string, fallback: number): number {
 export function printTable(rows: [string, string][]): void {
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [key, value] of rows) console.log(`${key.padEnd(width)}  ${value}`);
+}
+
+export function argString(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  const raw = index >= 0 ? process.argv[index + 1] : undefined;
+  if (raw === undefined) return fallback;
+  if (raw.startsWith("--")) throw new Error(`--${name} needs a value`);
+  return raw;
+}
+
+/** "median X ms, p99 Y ms" of a set of times. */
+export function spread(values: readonly number[]): string {
+  return `median ${ms(median(values))}, p99 ${ms(percentile(values, 99))}`;
+}
+
+export interface TimedAnswer {
+  /** 0 when no HTTP answer came (then `error` says why). */
+  status: number;
+  body: string;
+  ms: number;
+  error?: string;
+}
+
+/**
+ * One request to 127.0.0.1:port with a Host header, timed with performance.now() from the call
+ * to the last byte. It never rejects: a failure is an answer with status 0, so a herd can be
+ * counted without one error cutting the count short.
+ */
+export function timedGet(
+  port: number,
+  host: string,
+  options: { path?: string; agent?: http.Agent | false; timeoutMs?: number } = {},
+): Promise<TimedAnswer> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (answer: Omit<TimedAnswer, "ms">): void => {
+      if (settled) return;
+      settled = true;
+      resolve({ ...answer, ms: performance.now() - started });
+    };
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        path: options.path ?? "/",
+        method: "GET",
+        headers: { host, connection: "close" },
+        agent: options.agent ?? false,
+        timeout: options.timeoutMs ?? 120_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", (error) => done({ status: 0, body: "", error: error.message }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", (error) => done({ status: 0, body: "", error: error.message }));
+    req.end();
+  });
+}
+
+/** Counts of what came back, e.g. "200 x998, 502 x2, ECONNRESET x1". */
+export function tally(answers: readonly TimedAnswer[]): string {
+  const counts = new Map<string, number>();
+  for (const a of answers) {
+    const key = a.status === 0 ? (a.error ?? "no answer") : String(a.status);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts.entries()].map(([key, count]) => `${key} x${count}`).join(", ");
+}
+
+/** A field of /proc/PID/status in kB (VmRSS, VmHWM), or NaN when the process is gone. */
+export async function procStatusKb(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Pids of the processes whose argv (split on NUL) satisfies `match`; gone ones are skipped. */
+export async function findProcesses(match: (argv: string[], pid: number) => boolean): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0").filter(Boolean);
+    } catch {
+      continue;
+    }
+    if (match(argv, Number(entry))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** The pid of the `acc --home HOME server` process that supervisord runs for this home. */
+export async function accServerPid(home: string): Promise<number> {
+  const pids = await findProcesses((argv) => {
+    const at = argv.indexOf("--home");
+    return (
+      argv.some((a) => a.endsWith("dist/acc.mjs")) &&
+      at >= 0 &&
+      argv[at + 1] === home &&
+      argv.at(-1) === "server"
+    );
+  });
+  if (pids.length !== 1) throw new Error(`expected one acc server for ${home}, found ${pids.length}`);
+  return pids[0] ?? 0;
+}
+
+/** Instance processes of a home: `node` processes whose working folder is the home's code/. */
+export async function instancePids(home: string): Promise<number[]> {
+  const codeDir = `${home}/code/`;
+  const pids: number[] = [];
+  for (const pid of await findProcesses((argv) => argv.length > 0)) {
+    try {
+      const comm = (await readFile(`/proc/${pid}/comm`, "utf8")).trim();
+      if (comm === "node" && (await readlink(`/proc/${pid}/cwd`)).startsWith(codeDir)) pids.push(pid);
+    } catch {
+      // Exited while we looked: not an instance any more.
+    }
+  }
+  return pids;
+}
+
+export function mb(kb: number): string {
+  return `${(kb / 1024).toFixed(0)} MB`;
 }

@@ -61,21 +61,24 @@ test(
     );
 
     await acc.ok(["stop", name]);
-  const shown = JSON.parse(await acc.ok(["show", name, "--json"])) as InstanceView;
-  assert.equal(shown.state, "stopped");
-  // The first request to the stopped instance wakes it and is served by the app itself.
-  const woken = await acc.request(host, { timeoutMs: 30_000 });
-  assert.equal(woken.status, 200);
-  assert.match(woken.body, /visit(s|or)?\D*2\b/i, "the counter was kept across stop and wake");
-  assert.equal((JSON.parse(await acc.ok(["show", name, "--json"])) as InstanceView).state, "running");
+    const shown = JSON.parse(await acc.ok(["show", name, "--json"])) as InstanceView;
+    assert.equal(shown.state, "stopped");
+    // The first request to the stopped instance wakes it and is served by the app itself.
+    const woken = await acc.request(host, { timeoutMs: 30_000 });
+    assert.equal(woken.status, 200);
+    assert.match(woken.body, /visit(s|or)?\D*2\b/i, "the counter was kept across stop and wake");
+    assert.equal(
+      (JSON.parse(await acc.ok(["show", name, "--json"])) as InstanceView).state,
+      "running",
+    );
 
-  await acc.ok(["stop", name]);
-  await acc.ok(["start", name]);
-  const again = await acc.request(host);
-  assert.equal(again.status, 200);
-  assert.match(again.body, /visit(s|or)?\D*3\b/i, "the counter was kept across stop and start");
+    await acc.ok(["stop", name]);
+    await acc.ok(["start", name]);
+    const again = await acc.request(host);
+    assert.equal(again.status, 200);
+    assert.match(again.body, /visit(s|or)?\D*3\b/i, "the counter was kept across stop and start");
 
-  const logs = await acc.ok(["logs", name, "-n", "5"]);
+    const logs = await acc.ok(["logs", name, "-n", "5"]);
     assert.ok(logs.length > 0, "the instance logged something");
 
     const running = JSON.parse(await acc.ok(["status", "--json"])) as {

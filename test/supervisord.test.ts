@@ -181,7 +181,11 @@ test(
     await sup.stopProgram("web");
     assert.equal(await gone(pid2), true, "stopProgram waits for the process to exit");
     // A stopped program stays loaded, so its next start needs no reloadConfig.
-    assert.equal((await sup.programState("web"))?.state, "STOPPED", "a stopped program stays loaded");
+    assert.equal(
+      (await sup.programState("web"))?.state,
+      "STOPPED",
+      "a stopped program stays loaded",
+    );
     assert.ok(existsSync(path.join(paths.programsActive, "web.conf")));
     const pid3 = await sup.startProgram("web");
     assert.equal(pid3, 0, "the fast path starts it with one call and does not ask for the pid");

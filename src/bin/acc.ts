@@ -13,7 +13,8 @@ import { openContext, resolveHome } from "../services/open.js";
 /** The package root, where models/ and package.json live: above dist/acc.mjs or dist/src/bin/acc.js. */
 function findAccRoot(start: string): string {
   for (let dir = start; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "models"))) return dir;
+    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "models")))
+      return dir;
   }
   throw new Error(`cannot find acc's package folder above ${start}`);
 }

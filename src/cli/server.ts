@@ -33,12 +33,19 @@ export const serverCommand: Command = {
     server.close();
     server.closeIdleConnections();
     await monitor;
-    await Promise.race([once(server, "close"), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+    await Promise.race([
+      once(server, "close"),
+      new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+    ]);
     return { data: null, text: "" };
   },
 };
 
 /** The monitor loop, once src/services/monitor.ts provides it. */
-function startMonitor(_ctx: unknown, _signal: AbortSignal, _log: (line: string) => void): Promise<void> {
+function startMonitor(
+  _ctx: unknown,
+  _signal: AbortSignal,
+  _log: (line: string) => void,
+): Promise<void> {
   return Promise.resolve();
 }

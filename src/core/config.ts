@@ -40,7 +40,16 @@ export interface AccConfig {
 
 interface KeySpec {
   doc: string;
-  kind: "string" | "port" | "int" | "duration" | "duration-or-never" | "host" | "address" | "user" | "list";
+  kind:
+    | "string"
+    | "port"
+    | "int"
+    | "duration"
+    | "duration-or-never"
+    | "host"
+    | "address"
+    | "user"
+    | "list";
   /** Default for root, then for a normal user. */
   defaults: [string | number | string[], string | number | string[]];
 }
@@ -149,8 +158,11 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
     new AccError("ACC_INVALID", `invalid ${key} ${showValue(String(raw))} in ${source}`, { hint });
   if (spec.kind === "list") {
     const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : null;
-    if (items === null || !items.every((item) => typeof item === "string")) throw bad("expected a list of strings");
-    const list = (items as string[]).map((item) => item.trim().toLowerCase()).filter((item) => item !== "");
+    if (items === null || !items.every((item) => typeof item === "string"))
+      throw bad("expected a list of strings");
+    const list = (items as string[])
+      .map((item) => item.trim().toLowerCase())
+      .filter((item) => item !== "");
     if (list.some(hasControlCharacter)) throw bad("control characters are not allowed");
     return list;
   }

@@ -16,6 +16,9 @@ export interface ServerDeps {
   log(line: string): void;
 }
 
+/** A failed instance is tried again by a request only this long after its failure. */
+const FAILED_RETRY_MS = 10_000;
+
 // Hop-by-hop headers (RFC 9110 7.6.1) and acc's own: never passed on to the instance.
 const DROP = new Set([
   "connection",
@@ -31,7 +34,8 @@ const DROP = new Set([
 
 function forwardHeaders(req: IncomingMessage): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
-  for (const [key, value] of Object.entries(req.headers)) if (!DROP.has(key) && value !== undefined) out[key] = value;
+  for (const [key, value] of Object.entries(req.headers))
+    if (!DROP.has(key) && value !== undefined) out[key] = value;
   return out;
 }
 
@@ -52,7 +56,8 @@ function describe(req: IncomingMessage): string {
 /** nginx says "-" when the instance never accepted the connection: only then was nothing sent to it. */
 function neverReachedInstance(req: IncomingMessage): boolean {
   const header = req.headers["x-acc-connect-time"];
-  const last = (Array.isArray(header) ? header.join(",") : (header ?? "-")).split(",").at(-1)?.trim() ?? "-";
+  const last =
+    (Array.isArray(header) ? header.join(",") : (header ?? "-")).split(",").at(-1)?.trim() ?? "-";
   return last === "-" || last === "";
 }
 
@@ -69,23 +74,48 @@ export function createServerApp(deps: ServerDeps): http.Server {
     extra: { reason?: string; code?: string; headers?: Record<string, string> } = {},
   ): Promise<void> {
     if (res.headersSent || res.destroyed) return;
-    const headers: Record<string, string> = { "cache-control": "no-store", "x-acc-state": kind, ...extra.headers };
+    const headers: Record<string, string> = {
+      "cache-control": "no-store",
+      "x-acc-state": kind,
+      ...extra.headers,
+    };
     if (wantsJson(req)) {
       const body = JSON.stringify({
-        error: { code: extra.code ?? kind, message: `${instance?.name ?? "instance"}: ${extra.reason ?? kind}` },
+        error: {
+          code: extra.code ?? kind,
+          message: `${instance?.name ?? "instance"}: ${extra.reason ?? kind}`,
+        },
       });
       res.writeHead(status, { ...headers, "content-type": "application/json" }).end(body);
       return;
     }
-    const codeDir = instance ? codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash) : undefined;
-    const html = await renderPage(kind, { name: instance?.name ?? "", ...(extra.reason !== undefined ? { reason: extra.reason } : {}) }, codeDir);
-    res.writeHead(status, { ...headers, "content-type": "text/html; charset=utf-8" }).end(req.method === "HEAD" ? undefined : html);
+    const codeDir = instance
+      ? codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash)
+      : undefined;
+    const html = await renderPage(
+      kind,
+      {
+        name: instance?.name ?? "",
+        ...(extra.reason !== undefined ? { reason: extra.reason } : {}),
+      },
+      codeDir,
+    );
+    res
+      .writeHead(status, { ...headers, "content-type": "text/html; charset=utf-8" })
+      .end(req.method === "HEAD" ? undefined : html);
   }
 
   /** Passes the held request (its body too, streamed) to the instance and streams the answer back. */
   function proxy(req: IncomingMessage, res: ServerResponse, port: number): void {
     const upstream = http.request(
-      { host: "127.0.0.1", port, method: req.method, path: req.url, headers: forwardHeaders(req), agent: false },
+      {
+        host: "127.0.0.1",
+        port,
+        method: req.method,
+        path: req.url,
+        headers: forwardHeaders(req),
+        agent: false,
+      },
       (answer) => {
         const headers = { ...answer.headers };
         delete headers.connection;
@@ -97,7 +127,8 @@ export function createServerApp(deps: ServerDeps): http.Server {
     );
     upstream.on("error", (error) => {
       deps.log(`proxy to ${port} failed: ${error.message}`);
-      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end("bad gateway\n");
+      if (!res.headersSent)
+        res.writeHead(502, { "content-type": "text/plain" }).end("bad gateway\n");
       else res.destroy();
     });
     res.on("close", () => {
@@ -125,17 +156,35 @@ export function createServerApp(deps: ServerDeps): http.Server {
       return;
     }
     const instance = await ctx.store.getInstance(name);
-    if (!instance || instance.state === "destroying") return page(res, req, 404, "not-found", undefined);
+    if (!instance || instance.state === "destroying")
+      return page(res, req, 404, "not-found", undefined);
     if (instance.state === "suspended") {
-      return page(res, req, 503, "suspended", instance, { reason: "suspended", headers: { "retry-after": "3600" } });
+      return page(res, req, 503, "suspended", instance, {
+        reason: "suspended",
+        headers: { "retry-after": "3600" },
+      });
     }
     if (instance.state === "running" && !neverReachedInstance(req)) {
       // The instance took the request and then failed (crash, timeout): replaying could repeat it.
       return page(res, req, 502, "failed", instance, { reason: "the application did not answer" });
     }
+    if (
+      instance.state === "failed" &&
+      Date.now() - Date.parse(instance.stateChangedAt) < FAILED_RETRY_MS
+    ) {
+      // It just failed: answer at once rather than start a doomed app for every request.
+      return page(res, req, 503, "failed", instance, {
+        reason: instance.lastError ?? "failed",
+        code: "ACC_START_FAILED",
+        headers: { "retry-after": String(FAILED_RETRY_MS / 1000) },
+      });
+    }
     const ua = (req.headers["user-agent"] ?? "").toLowerCase();
     if (instance.state !== "running" && ctx.config.wake_filter.some((word) => ua.includes(word))) {
-      return page(res, req, 503, "filtered", instance, { reason: "asleep", headers: { "retry-after": "300" } });
+      return page(res, req, 503, "filtered", instance, {
+        reason: "asleep",
+        headers: { "retry-after": "300" },
+      });
     }
 
     const started = waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
@@ -147,9 +196,12 @@ export function createServerApp(deps: ServerDeps): http.Server {
           () => "ready" as const,
           () => "failed" as const,
         ),
-        new Promise<"late">((resolve) => setTimeout(() => resolve("late"), ctx.config.waiting_page_after).unref()),
+        new Promise<"late">((resolve) =>
+          setTimeout(() => resolve("late"), ctx.config.waiting_page_after).unref(),
+        ),
       ]);
-      if (soon === "late") return page(res, req, 503, "waiting", instance, { headers: { "retry-after": "2" } });
+      if (soon === "late")
+        return page(res, req, 503, "waiting", instance, { headers: { "retry-after": "2" } });
     }
     let running: InstanceRecord;
     try {
@@ -157,11 +209,14 @@ export function createServerApp(deps: ServerDeps): http.Server {
     } catch (error) {
       if (!isAccError(error)) throw error;
       deps.log(`wake of ${name} failed: ${error.message}`);
-      if (error.code === "ACC_STATE") return page(res, req, 503, "suspended", instance, { reason: error.message });
+      if (error.code === "ACC_STATE")
+        return page(res, req, 503, "suspended", instance, { reason: error.message });
       return page(res, req, 503, "failed", instance, { reason: error.message, code: error.code });
     }
     if (req.url === WAIT_PATH) {
-      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end('{"state":"running"}');
+      res
+        .writeHead(200, { "content-type": "application/json", "cache-control": "no-store" })
+        .end('{"state":"running"}');
       return;
     }
     if (res.destroyed) return;
@@ -181,7 +236,8 @@ export function createServerApp(deps: ServerDeps): http.Server {
       const lines = [`${req.method ?? "GET"} ${req.url ?? "/"} HTTP/1.1`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) {
         const key = req.rawHeaders[i] ?? "";
-        if (!key.toLowerCase().startsWith("x-acc-")) lines.push(`${key}: ${req.rawHeaders[i + 1] ?? ""}`);
+        if (!key.toLowerCase().startsWith("x-acc-"))
+          lines.push(`${key}: ${req.rawHeaders[i + 1] ?? ""}`);
       }
       upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
       if (head.length > 0) upstream.write(head);
@@ -193,8 +249,11 @@ export function createServerApp(deps: ServerDeps): http.Server {
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      deps.log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end("internal error\n");
+      deps.log(
+        `internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+      if (!res.headersSent)
+        res.writeHead(500, { "content-type": "text/plain" }).end("internal error\n");
       else res.destroy();
     });
   });

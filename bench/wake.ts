@@ -1,0 +1,106 @@
+// bench/wake: the first request to a stopped hello instance through acc's nginx (nginx tries
+// the port, is refused, hands the request to the waker, which starts the instance and passes
+// the request on), against the same app booted by hand and polled like acc polls it. The
+// difference is what acc adds to a wake. Also prints the start as acc records it (start event).
+// Usage: node dist/bench/wake.js [--runs 20]
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { waitHealthy } from "../src/services/health.js";
+import { openSqliteStore } from "../src/store/open.js";
+import { createAccHome } from "../test/harness/acc.js";
+import { freePort, makeTempDir, removeDir } from "../test/harness/common.js";
+import { argValue, median, ms, percentile, printTable, spread, timedGet } from "./stats.js";
+
+const runs = argValue("runs", 20);
+const root = path.resolve(import.meta.dirname, "../..");
+const name = "wake";
+const host = `${name}.localhost`;
+
+/** The hello app started directly (no supervisord, no acc), polled every 2 ms like acc polls it. */
+async function bootByHand(dataDir: string): Promise<number> {
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(process.execPath, ["server.js"], {
+    cwd: path.join(root, "models/hello"),
+    env: {
+      PATH: process.env.PATH,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATA_DIR: dataDir,
+      ACC_INSTANCE: "byhand",
+      GREETING: "Hello",
+    },
+    stdio: "ignore",
+  });
+  try {
+    const result = await waitHealthy({ port, path: "/healthz", timeoutMs: 30_000 });
+    if (!result.ok) throw new Error(result.reason);
+    return performance.now() - started;
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((resolve) => child.once("exit", resolve));
+  }
+}
+
+/** Stops the instance, then times one GET through nginx until the app's whole answer. */
+async function wakeOnce(acc: Awaited<ReturnType<typeof createAccHome>>): Promise<number> {
+  await acc.ok(["stop", name]);
+  const answer = await timedGet(acc.httpPort, host, { timeoutMs: 60_000 });
+  // The app's own page, not a waiting or error page from acc or nginx.
+  if (answer.status !== 200 || !answer.body.includes(`from ${name}</h1>`)) {
+    throw new Error(
+      `wake answered ${answer.status} ${answer.error ?? ""}: ${answer.body.slice(0, 200)}`,
+    );
+  }
+  return answer.ms;
+}
+
+const acc = await createAccHome();
+const dataDir = await makeTempDir("acc-bench-data-");
+try {
+  await acc.ok(["boot"]);
+  await acc.ok(["create", "hello", "--name", name]);
+  // The first wake after boot also pays for acc server's cold code paths: shown, not counted.
+  const firstWake = await wakeOnce(acc);
+  const firstByHand = await bootByHand(dataDir);
+  const wake: number[] = [];
+  const byHand: number[] = [];
+  const difference: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const w = await wakeOnce(acc);
+    const b = await bootByHand(dataDir);
+    wake.push(w);
+    byHand.push(b);
+    difference.push(w - b);
+  }
+  const store = openSqliteStore(path.join(acc.home, "state.db"));
+  const events = await store.listEvents({ instance: name, limit: 100_000 });
+  await store.close();
+  const inside = events
+    .filter((e) => e.action === "start" && e.cause === "wake" && e.outcome === "ok")
+    .map((e) => e.durationMs ?? NaN)
+    // The warm-up wake is the first one.
+    .slice(1);
+  if (inside.length !== runs)
+    throw new Error(`expected ${runs} wake start events, found ${inside.length}`);
+
+  console.log(
+    `bench/wake: hello, ${runs} wakes through nginx (stop with acc stop, then one GET /), median and p99`,
+  );
+  printTable([
+    ["wake: stopped -> 200 from the app", spread(wake)],
+    ["same app booted by hand (spawn -> healthy)", spread(byHand)],
+    [
+      "acc's wake overhead (wake - by hand, per run)",
+      `${spread(difference)} (target <= 10 ms median, <= 30 ms p99)`,
+    ],
+    ["  medians subtracted", ms(median(wake) - median(byHand))],
+    ["start inside acc (start event: call to healthy)", spread(inside)],
+    ["  start event - by hand (medians)", ms(median(inside) - median(byHand))],
+    ["first wake after boot (not counted)", `${ms(firstWake)} (by hand ${ms(firstByHand)})`],
+    ["slowest wake / slowest by hand", `${ms(percentile(wake, 100))} / ${ms(percentile(byHand, 100))}`],
+  ]);
+} finally {
+  await acc.cleanup();
+  await removeDir(dataDir);
+}
