@@ -1,6 +1,7 @@
 import { validateInstanceName } from "../core/validate.js";
 import { getInstance } from "../services/instances.js";
 import { readEnvSecrets } from "../services/instance-secrets.js";
+import { runningMemory } from "../services/memory.js";
 import { flag, positional, type Command } from "./command.js";
 import { instanceJson } from "./instance-view.js";
 import { ago, table } from "./output.js";
@@ -15,19 +16,24 @@ export const listCommand: Command = {
   json: true,
   async run(_args, cli) {
     const ctx = await cli.open();
-    const instances = (await ctx.store.listInstances()).map((i) => instanceJson(ctx, i));
+    const memory = await runningMemory(ctx);
+    const instances = (await ctx.store.listInstances()).map((i) => ({
+      ...instanceJson(ctx, i),
+      memory_mb: memory.has(i.name) ? Math.round(memory.get(i.name) ?? 0) : null,
+    }));
     const now = ctx.now();
     const text =
       instances.length === 0
         ? "no instances yet: acc create hello"
         : table(
-            ["NAME", "MODEL", "STATE", "URL", "LAST ACTIVITY"],
+            ["NAME", "MODEL", "STATE", "URL", "LAST ACTIVITY", "MEMORY"],
             instances.map((i) => [
               i.name,
               `${i.model} ${i.model_version}`,
               i.state,
               i.url,
               ago(i.last_activity_at, now),
+              i.memory_mb === null ? "-" : `${i.memory_mb} MB`,
             ]),
           );
     return { data: instances, text };

@@ -1,10 +1,10 @@
-import { readFile } from "node:fs/promises";
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { probeHealth } from "./health.js";
 import { getInstance, instanceManifest, startLocked, stopInstance } from "./instances.js";
 import { withLease } from "./leases.js";
+import { runningMemory } from "./memory.js";
 
 /** A counting semaphore: at most `limit` holders; the others wait in arrival order. */
 export function createSemaphore(limit: number): {
@@ -46,15 +46,6 @@ export interface Waker {
   inflight(): number;
 }
 
-async function rssMb(pid: number): Promise<number> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, "utf8");
-    return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
-}
-
 function lastUsed(instance: InstanceRecord): number {
   return Math.max(
     Date.parse(instance.stateChangedAt),
@@ -77,9 +68,9 @@ export function createWaker(ctx: AccContext): Waker {
       let over = maxRunning > 0 && running.length >= maxRunning;
       let why = `max_running ${maxRunning}`;
       if (!over && budget > 0) {
-        const states = await ctx.processes.allProgramStates();
+        const memory = await runningMemory(ctx);
         let total = 0;
-        for (const instance of running) total += await rssMb(states.get(instance.name)?.pid ?? 0);
+        for (const instance of running) total += memory.get(instance.name) ?? 0;
         over = total >= budget;
         why = `memory budget ${budget} MB, ${Math.round(total)} MB in use`;
       }

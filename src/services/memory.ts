@@ -1,0 +1,23 @@
+import { readFile } from "node:fs/promises";
+import type { AccContext } from "./context.js";
+
+/** Resident memory of a process in MB, 0 when it is gone. */
+export async function rssMb(pid: number): Promise<number> {
+  if (pid <= 0) return 0;
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Memory of every running instance's process, by name; empty when supervisord is down. */
+export async function runningMemory(ctx: AccContext): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (!(await ctx.processes.isRunning())) return out;
+  for (const [name, state] of await ctx.processes.allProgramStates()) {
+    if (state.state === "RUNNING") out.set(name, await rssMb(state.pid));
+  }
+  return out;
+}
