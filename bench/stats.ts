@@ -122,7 +122,9 @@ export async function procStatusKb(pid: number, field: "VmRSS" | "VmHWM"): Promi
 }
 
 /** Pids of the processes whose argv (split on NUL) satisfies `match`; gone ones are skipped. */
-export async function findProcesses(match: (argv: string[], pid: number) => boolean): Promise<number[]> {
+export async function findProcesses(
+  match: (argv: string[], pid: number) => boolean,
+): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -148,7 +150,8 @@ export async function accServerPid(home: string): Promise<number> {
       argv.at(-1) === "server"
     );
   });
-  if (pids.length !== 1) throw new Error(`expected one acc server for ${home}, found ${pids.length}`);
+  if (pids.length !== 1)
+    throw new Error(`expected one acc server for ${home}, found ${pids.length}`);
   return pids[0] ?? 0;
 }
 
@@ -159,7 +162,8 @@ export async function instancePids(home: string): Promise<number[]> {
   for (const pid of await findProcesses((argv) => argv.length > 0)) {
     try {
       const comm = (await readFile(`/proc/${pid}/comm`, "utf8")).trim();
-      if (comm === "node" && (await readlink(`/proc/${pid}/cwd`)).startsWith(codeDir)) pids.push(pid);
+      if (comm === "node" && (await readlink(`/proc/${pid}/cwd`)).startsWith(codeDir))
+        pids.push(pid);
     } catch {
       // Exited while we looked: not an instance any more.
     }
@@ -169,4 +173,65 @@ export async function instancePids(home: string): Promise<number[]> {
 
 export function mb(kb: number): string {
   return `${(kb / 1024).toFixed(0)} MB`;
+}
+
+export function argFlag(name: string): boolean {
+  return process.argv.includes(`--${name}`);
+}
+
+/**
+ * Drops NODE_* variables (NODE_OPTIONS, NODE_EXTRA_CA_CERTS...) from the environment acc is
+ * booted with. acc's supervisord passes its whole environment on to every instance, so a
+ * variable that slows node's start-up in the bench's shell (NODE_EXTRA_CA_CERTS: ~30 ms of
+ * certificate parsing) would be counted as acc's; under systemd they are not there.
+ */
+export function dropNodeEnv(env: NodeJS.ProcessEnv): string[] {
+  const dropped = Object.keys(env).filter((key) => key.startsWith("NODE_"));
+  for (const key of dropped) delete env[key];
+  return dropped;
+}
+
+/**
+ * The kernel's TCP counters (TcpExt in /proc/net/netstat), machine-wide. ListenOverflows counts
+ * connections dropped because a listen queue was full; each such client retries its SYN after
+ * 1 s, which shows as a 1 s step in a herd's latency.
+ */
+export async function tcpCounters(): Promise<Map<string, number>> {
+  const lines = (await readFile("/proc/net/netstat", "utf8"))
+    .split("\n")
+    .filter((l) => l.startsWith("TcpExt:"));
+  const names = lines[0]?.split(/\s+/).slice(1) ?? [];
+  const values = lines[1]?.split(/\s+/).slice(1) ?? [];
+  return new Map(names.map((key, i) => [key, Number(values[i])]));
+}
+
+export function counterDelta(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  key: string,
+): number {
+  return (after.get(key) ?? 0) - (before.get(key) ?? 0);
+}
+
+/** The most frequent messages of an nginx error log, without time, pid and client details. */
+export async function nginxLogSummary(file: string, top = 5): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return [];
+  }
+  const counts = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    const message = line
+      .replace(/^\S+ \S+ /, "")
+      .replace(/\d+#\d+: (\*\d+ )?/, "")
+      .replace(/, client: .*$/, "");
+    counts.set(message, (counts.get(message) ?? 0) + 1);
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([message, count]) => `${count} x ${message}`);
 }

@@ -2,16 +2,29 @@
 // the port, is refused, hands the request to the waker, which starts the instance and passes
 // the request on), against the same app booted by hand and polled like acc polls it. The
 // difference is what acc adds to a wake. Also prints the start as acc records it (start event).
-// Usage: node dist/bench/wake.js [--runs 20]
+// Usage: node dist/bench/wake.js [--runs 20] [--inherit-env]
+// By default acc is booted without the shell's NODE_* variables (see dropNodeEnv);
+// --inherit-env keeps them, as a sysadmin's `acc boot` from a shell would.
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { waitHealthy } from "../src/services/health.js";
 import { openSqliteStore } from "../src/store/open.js";
 import { createAccHome } from "../test/harness/acc.js";
 import { freePort, makeTempDir, removeDir } from "../test/harness/common.js";
-import { argValue, median, ms, percentile, printTable, spread, timedGet } from "./stats.js";
+import {
+  argFlag,
+  argValue,
+  dropNodeEnv,
+  median,
+  ms,
+  percentile,
+  printTable,
+  spread,
+  timedGet,
+} from "./stats.js";
 
 const runs = argValue("runs", 20);
+const inheritEnv = argFlag("inherit-env");
 const root = path.resolve(import.meta.dirname, "../..");
 const name = "wake";
 const host = `${name}.localhost`;
@@ -57,6 +70,7 @@ async function wakeOnce(acc: Awaited<ReturnType<typeof createAccHome>>): Promise
 
 const acc = await createAccHome();
 const dataDir = await makeTempDir("acc-bench-data-");
+const dropped = inheritEnv ? [] : dropNodeEnv(acc.env);
 try {
   await acc.ok(["boot"]);
   await acc.ok(["create", "hello", "--name", name]);
@@ -87,6 +101,11 @@ try {
   console.log(
     `bench/wake: hello, ${runs} wakes through nginx (stop with acc stop, then one GET /), median and p99`,
   );
+  console.log(
+    inheritEnv
+      ? "acc booted with this shell's whole environment (--inherit-env), which its instances inherit"
+      : `acc booted without ${dropped.length > 0 ? dropped.join(", ") : "NODE_* variables (none were set)"}; the app by hand gets PORT, HOST, DATA_DIR only`,
+  );
   printTable([
     ["wake: stopped -> 200 from the app", spread(wake)],
     ["same app booted by hand (spawn -> healthy)", spread(byHand)],
@@ -98,7 +117,10 @@ try {
     ["start inside acc (start event: call to healthy)", spread(inside)],
     ["  start event - by hand (medians)", ms(median(inside) - median(byHand))],
     ["first wake after boot (not counted)", `${ms(firstWake)} (by hand ${ms(firstByHand)})`],
-    ["slowest wake / slowest by hand", `${ms(percentile(wake, 100))} / ${ms(percentile(byHand, 100))}`],
+    [
+      "slowest wake / slowest by hand",
+      `${ms(percentile(wake, 100))} / ${ms(percentile(byHand, 100))}`,
+    ],
   ]);
 } finally {
   await acc.cleanup();

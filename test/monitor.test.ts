@@ -50,6 +50,8 @@ test(
     const held = `mh${process.pid}`; // 1 s timeout, but a connection to its port stays open
     const never = `mn${process.pid}`; // idle-timeout never
     const used = `mu${process.pid}`; // 4 s timeout, requested again just before the pass
+    // This test runs the passes itself: acc server's own monitor loop must not run one first.
+    acc.env.ACC_MONITOR_INTERVAL = "1h";
     await acc.ok(["boot"]);
     const create = async (name: string, timeout: string): Promise<InstanceView> =>
       JSON.parse(

@@ -86,6 +86,17 @@ export async function storeContract(
     assert.equal(await store.hostOwner("x.example.com"), "b");
   });
 
+  await t.test("activity only moves forward, many instances at once", async () => {
+    await store.recordActivity([
+      { name: "b", at: "2026-11-26T12:00:00.000Z" },
+      { name: "c", at: "2026-11-26T12:00:00.000Z" },
+      { name: "gone", at: "2026-11-26T12:00:00.000Z" },
+    ]);
+    await store.recordActivity([{ name: "b", at: "2026-11-26T11:00:00.000Z" }]);
+    assert.equal((await store.getInstance("b"))?.lastActivityAt, "2026-11-26T12:00:00.000Z");
+    assert.equal((await store.getInstance("c"))?.lastActivityAt, "2026-11-26T12:00:00.000Z");
+  });
+
   await t.test("events are kept after the instance goes, newest last, limited", async () => {
     for (let i = 0; i < 5; i++) {
       await store.addEvent(

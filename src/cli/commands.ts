@@ -2,6 +2,9 @@ import type { Command } from "./command.js";
 import { createCommand } from "./create.js";
 import { doctorCommand } from "./doctor.js";
 import { serverCommand } from "./server.js";
+import { eventsCommand } from "./events.js";
+import { monitorCommand } from "./monitor.js";
+import { resumeCommand, setCommand, suspendCommand } from "./instance-settings.js";
 import { destroyCommand, restartCommand, startCommand, stopCommand } from "./lifecycle.js";
 import { listCommand, showCommand } from "./list.js";
 import { logsCommand } from "./logs.js";
@@ -28,6 +31,11 @@ export const COMMANDS: readonly Command[] = [
   restartCommand,
   destroyCommand,
   logsCommand,
+  setCommand,
+  suspendCommand,
+  resumeCommand,
+  eventsCommand,
+  monitorCommand,
   doctorCommand,
   serverCommand,
 ];

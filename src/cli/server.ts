@@ -1,5 +1,7 @@
 import { once } from "node:events";
 import { createServerApp } from "../server/app.js";
+import type { AccContext } from "../services/context.js";
+import { idleMessage, startMonitorLoop } from "../services/monitor.js";
 import { createWaker } from "../services/wake.js";
 import type { Command } from "./command.js";
 
@@ -41,11 +43,19 @@ export const serverCommand: Command = {
   },
 };
 
-/** The monitor loop, once src/services/monitor.ts provides it. */
+/** The idle monitor, every monitor_interval, until the server stops. */
 function startMonitor(
-  _ctx: unknown,
-  _signal: AbortSignal,
-  _log: (line: string) => void,
+  ctx: AccContext,
+  signal: AbortSignal,
+  log: (line: string) => void,
 ): Promise<void> {
-  return Promise.resolve();
+  return startMonitorLoop(ctx, {
+    intervalMs: ctx.config.monitor_interval,
+    signal,
+    log,
+    onReport: (report) => {
+      for (const stopped of report.stopped)
+        log(`monitor: stopped ${stopped.name}: ${idleMessage(stopped)}`);
+    },
+  });
 }

@@ -37,7 +37,7 @@ export interface MonitorOptions {
   now?: Date;
 }
 
-/** Stops at once at most: each waits on supervisord, and a burst of idle instances is common. */
+/** At most this many stops at once: each waits on supervisord, and idle instances come in bursts. */
 const STOP_CONCURRENCY = 4;
 /**
  * An open connection makes an instance active at every pass; storing that each time would be

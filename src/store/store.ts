@@ -80,6 +80,8 @@ export interface Store {
   insertInstance(instance: NewInstance, now: string): Promise<InstanceRecord>;
   updateInstance(name: string, patch: InstancePatch, now: string): Promise<void>;
   deleteInstance(name: string): Promise<void>;
+  /** Moves last_activity_at forward (never back) for many instances in one transaction. */
+  recordActivity(entries: readonly { name: string; at: string }[]): Promise<void>;
   /** The instance that uses a host, if any. */
   hostOwner(host: string): Promise<string | undefined>;
   addEvent(event: NewEvent, now: string): Promise<void>;
@@ -279,6 +281,22 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
       await writeTransaction(async (trx) => {
         await trx.deleteFrom("hosts").where("instance", "=", name).execute();
         await trx.deleteFrom("instances").where("name", "=", name).execute();
+      });
+    },
+
+    async recordActivity(entries) {
+      if (entries.length === 0) return;
+      await writeTransaction(async (trx) => {
+        for (const { name, at } of entries) {
+          await trx
+            .updateTable("instances")
+            .set({ last_activity_at: at })
+            .where("name", "=", name)
+            .where((eb) =>
+              eb.or([eb("last_activity_at", "is", null), eb("last_activity_at", "<", at)]),
+            )
+            .execute();
+        }
       });
     },
 
