@@ -160,8 +160,8 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
     const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : null;
     if (items === null || !items.every((item) => typeof item === "string"))
       throw bad("expected a list of strings");
-    const list = (items as string[])
-      .map((item) => item.trim().toLowerCase())
+    const list = items
+      .map((item: string) => item.trim().toLowerCase())
       .filter((item) => item !== "");
     if (list.some(hasControlCharacter)) throw bad("control characters are not allowed");
     return list;
