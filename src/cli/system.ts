@@ -100,6 +100,7 @@ export const statusCommand: Command = {
       ["home", report.home],
       ["supervisord", report.supervisord],
       ["nginx", `${report.nginx} on ${report.listen_address}:${report.http_port}`],
+      ["acc server", `${report.server} on 127.0.0.1:${report.server_port}`],
       ["domain", `${report.domain} (instance NAME answers at NAME.${report.domain})`],
       ["instance ports", report.instance_ports],
       ["instances", report.total === 0 ? "none" : `${report.total}: ${counts}`],
@@ -109,7 +110,8 @@ export const statusCommand: Command = {
       ],
     ];
     const width = Math.max(...rows.map(([key]) => (key ?? "").length));
-    const exitCode = report.supervisord === "running" && report.nginx === "running" ? 0 : 1;
+    const up = [report.supervisord, report.nginx, report.server].every((s) => s === "running");
+    const exitCode = up ? 0 : 1;
     return {
       data: report,
       text: rows.map(([k, v]) => `${(k ?? "").padEnd(width)}  ${v}`).join("\n"),

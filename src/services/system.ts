@@ -267,6 +267,7 @@ export interface StatusReport {
   instance_ports: string;
   supervisord: "running" | "stopped";
   nginx: "running" | "stopped";
+  server: "running" | "stopped";
   instances: Record<string, number>;
   total: number;
   versions: { acc: string; node: string; nginx: string; supervisord: string };
@@ -275,6 +276,7 @@ export interface StatusReport {
 export async function status(ctx: AccContext): Promise<StatusReport> {
   const supervisorUp = await ctx.processes.isRunning();
   const nginxUp = supervisorUp && (await ctx.proxy.isRunning());
+  const serverUp = supervisorUp && (await probeHealth(ctx.config.server_port, "/healthz", 1000));
   const counts: Record<string, number> = {};
   const all = await ctx.store.listInstances();
   for (const instance of all) counts[instance.state] = (counts[instance.state] ?? 0) + 1;
@@ -291,6 +293,7 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
     instance_ports: `${ctx.config.instance_port_min}-${ctx.config.instance_port_max}`,
     supervisord: supervisorUp ? "running" : "stopped",
     nginx: nginxUp ? "running" : "stopped",
+    server: serverUp ? "running" : "stopped",
     instances: counts,
     total: all.length,
     versions: {
