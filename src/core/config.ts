@@ -36,6 +36,14 @@ export interface AccConfig {
   monitor_interval: number;
   /** A browser navigation still waiting after this long gets the waiting page. */
   waiting_page_after: number;
+  /** "managed": acc's own cluster in HOME/postgres; "external": the server at postgres_admin_url. */
+  postgres: "managed" | "external";
+  /** Port of the managed cluster, on 127.0.0.1 (its socket is in HOME/run too). */
+  postgres_port: number;
+  /** External mode: a URL for a role with CREATEDB and CREATEROLE. */
+  postgres_admin_url: string;
+  /** Empty: the store is HOME/state.db (SQLite); a postgres:// URL moves it to Postgres. */
+  state_url: string;
 }
 
 interface KeySpec {
@@ -49,7 +57,9 @@ interface KeySpec {
     | "host"
     | "address"
     | "user"
-    | "list";
+    | "list"
+    | "postgres-mode"
+    | "postgres-url";
   /** Default for root, then for a normal user. */
   defaults: [string | number | string[], string | number | string[]];
 }
@@ -147,6 +157,26 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     kind: "duration",
     defaults: ["1s", "1s"],
   },
+  postgres: {
+    doc: "Instances' databases: 'managed' (acc's own cluster in HOME/postgres) or 'external' (postgres_admin_url).",
+    kind: "postgres-mode",
+    defaults: ["managed", "managed"],
+  },
+  postgres_port: {
+    doc: "Port of the managed Postgres cluster, on 127.0.0.1 (its unix socket is in HOME/run).",
+    kind: "port",
+    defaults: [5433, 5433],
+  },
+  postgres_admin_url: {
+    doc: "External mode: postgres://USER:PASSWORD@HOST:PORT/DB of a role with CREATEDB and CREATEROLE.",
+    kind: "postgres-url",
+    defaults: ["", ""],
+  },
+  state_url: {
+    doc: "acc's own store: empty for HOME/state.db (SQLite), or a postgres:// URL.",
+    kind: "postgres-url",
+    defaults: ["", ""],
+  },
 };
 
 export function envKey(key: string): string {
@@ -197,6 +227,12 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
     case "string":
       if (hasControlCharacter(text)) throw bad("control characters are not allowed");
       return text;
+    case "postgres-mode":
+      if (text !== "managed" && text !== "external") throw bad("expected managed or external");
+      return text;
+    case "postgres-url":
+      if (text !== "" && !/^postgres(ql)?:\/\/\S+$/.test(text)) throw bad("expected a postgres:// URL");
+      return text;
   }
 }
 
@@ -228,6 +264,11 @@ export function resolveConfig(
     }
   }
   const config = out as unknown as AccConfig;
+  if (config.postgres === "external" && config.postgres_admin_url === "") {
+    throw new AccError("ACC_INVALID", "postgres = \"external\" needs postgres_admin_url", {
+      hint: "set postgres_admin_url in acc.toml, or postgres = \"managed\"",
+    });
+  }
   if (config.instance_port_min > config.instance_port_max) {
     throw new AccError(
       "ACC_INVALID",

@@ -42,6 +42,7 @@ function record(name: string, fields: Partial<InstanceRecord> = {}): InstanceRec
     stateChangedAt: ago(60 * MIN),
     lastActivityAt: null,
     lastError: null,
+    database: null,
     ...fields,
   };
 }

@@ -62,6 +62,12 @@ export function migrations(dialect: "sqlite" | "postgres"): Record<string, Migra
           .execute();
       },
     },
+    "0002_instance_database": {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // The instance's own Postgres database (and role), when its model declares one.
+        await db.schema.alterTable("instances").addColumn("database", "text").execute();
+      },
+    },
   };
 }
 

@@ -22,6 +22,8 @@ export interface InstancesTable {
   state_changed_at: string;
   last_activity_at: string | null;
   last_error: string | null;
+  /** Name of the instance's Postgres database (its role has the same name), or null. */
+  database: string | null;
 }
 
 export interface HostsTable {

@@ -23,6 +23,8 @@ export interface InstanceRecord {
   stateChangedAt: string;
   lastActivityAt: string | null;
   lastError: string | null;
+  /** Its Postgres database (and role) name, when its model has one. */
+  database: string | null;
 }
 
 export interface NewInstance {
@@ -34,6 +36,7 @@ export interface NewInstance {
   params: Record<string, string>;
   idleTimeout: number | null | undefined;
   portRange: { min: number; max: number };
+  database?: string | null;
 }
 
 export interface EventRecord {
@@ -132,6 +135,7 @@ function toRecord(row: InstancesTable): InstanceRecord {
     stateChangedAt: row.state_changed_at,
     lastActivityAt: row.last_activity_at,
     lastError: row.last_error,
+    database: row.database ?? null,
   };
 }
 
@@ -234,6 +238,7 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
               state_changed_at: now,
               last_activity_at: null,
               last_error: null,
+              database: instance.database ?? null,
             };
             await trx.insertInto("instances").values(row).execute();
             if (instance.hosts.length > 0) {
