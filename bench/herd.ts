@@ -19,6 +19,7 @@ import {
   counterDelta,
   dropNodeEnv,
   mb,
+  machineNote,
   median,
   nginxLogSummary,
   ms,
@@ -59,6 +60,7 @@ function fromApp(answer: TimedAnswer): boolean {
   return requestPath === "/healthz" ? answer.body === "ok" : answer.body.includes(`from ${name}`);
 }
 
+const machine = machineNote();
 const acc = await createAccHome();
 if (!inheritEnv) dropNodeEnv(acc.env);
 // Room for every request's socket; nothing system-wide is raised.
@@ -122,6 +124,7 @@ try {
         ? " (/healthz: a cheap path, so the app is not the bottleneck)"
         : ""),
   );
+  console.log(`machine: ${machine}`);
   printTable(
     figures.map((f, i): [string, string] => [
       `run ${i + 1}`,

@@ -17,7 +17,16 @@ import { exec } from "../src/lib/exec.js";
 import { portAnswers } from "../src/services/health.js";
 import { createAccHome } from "../test/harness/acc.js";
 import { freePort, isAlive, makeTempDir, removeDir, waitFor } from "../test/harness/common.js";
-import { argFlag, argValue, dropNodeEnv, median, ms, printTable, timedGet } from "./stats.js";
+import {
+  argFlag,
+  argValue,
+  dropNodeEnv,
+  machineNote,
+  median,
+  ms,
+  printTable,
+  timedGet,
+} from "./stats.js";
 
 const runs = argValue("runs", 3);
 const duration = argValue("duration", 10);
@@ -196,6 +205,7 @@ function rows(label: string, result: { acc: WrkResult[]; hand: WrkResult[] }): [
   ];
 }
 
+const machine = machineNote();
 const acc = await createAccHome();
 const inheritEnv = argFlag("inherit-env");
 if (!inheritEnv) dropNodeEnv(acc.env);
@@ -261,6 +271,7 @@ try {
       `median of ${runs} runs; acc's nginx: map $host, proxy_pass http://$acc_backend, no upstream keepalive; ` +
       'hand-tuned: upstream keepalive 32, HTTP/1.1, Connection "", buffered access log; same app process',
   );
+  console.log(`machine: ${machine}`);
   printTable([
     ...rows("1 instance", atOne),
     [

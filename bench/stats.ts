@@ -2,6 +2,7 @@
 // and the small helpers the benches share (timed requests, process memory from /proc).
 import { readdir, readFile, readlink } from "node:fs/promises";
 import http from "node:http";
+import os from "node:os";
 
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -234,4 +235,9 @@ export async function nginxLogSummary(file: string, top = 5): Promise<string[]> 
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
     .map(([message, count]) => `${count} x ${message}`);
+}
+
+/** What else the machine was doing when the figures were taken: other load makes them slower. */
+export function machineNote(): string {
+  return `${os.cpus().length} CPUs, load average ${(os.loadavg()[0] ?? NaN).toFixed(2)} at the start`;
 }

@@ -19,6 +19,7 @@ import {
   dropNodeEnv,
   instancePids,
   mb,
+  machineNote,
   median,
   ms,
   percentile,
@@ -45,6 +46,9 @@ interface RunFigures {
   starts: number;
   peakConcurrentStarts: number;
   startMedian: number;
+  /** Medians of the first and the last quarter of the starts: does a start slow down as more run? */
+  startFirstQuarter: number;
+  startLastQuarter: number;
   listenOverflows: number;
 }
 
@@ -78,6 +82,7 @@ function peakOverlap(events: readonly EventRecord[]): number {
   return peak;
 }
 
+const machine = machineNote();
 const acc = await createAccHome();
 if (!inheritEnv) dropNodeEnv(acc.env);
 // The harness's slice holds 100 ports; keep the wider one below Linux's ephemeral ports (32768+).
@@ -133,6 +138,12 @@ try {
         starts: starts.filter((e) => e.outcome === "ok").length,
         peakConcurrentStarts: peakOverlap(starts),
         startMedian: median(starts.map((e) => e.durationMs ?? NaN)),
+        startFirstQuarter: median(
+          starts.slice(0, Math.ceil(starts.length / 4)).map((e) => e.durationMs ?? NaN),
+        ),
+        startLastQuarter: median(
+          starts.slice(-Math.ceil(starts.length / 4)).map((e) => e.durationMs ?? NaN),
+        ),
         listenOverflows: counterDelta(tcpBefore, tcpAfter, "ListenOverflows"),
       });
       if (run === 0) {
@@ -152,12 +163,14 @@ try {
       `max_concurrent_starts 4 (default), ${runs} runs; created in ${createSeconds.toFixed(0)} s ` +
       `(acc create --no-start, ${jobs} at a time)`,
   );
+  console.log(`machine: ${machine}`);
   printTable(
     figures.map((f, i): [string, string] => [
       `run ${i + 1}${i === 0 ? " (never started)" : " (after acc stop)"}`,
       `served ${f.served}/${n}, errors: ${f.errors}, total ${ms(f.total)}, ` +
         `p50 ${ms(f.p50)}, p99 ${ms(f.p99)}, starts ${f.starts} ok, ` +
-        `at once at most ${f.peakConcurrentStarts}, start median ${ms(f.startMedian)}, ` +
+        `at once at most ${f.peakConcurrentStarts}, start median ${ms(f.startMedian)} ` +
+        `(first quarter ${ms(f.startFirstQuarter)}, last ${ms(f.startLastQuarter)}), ` +
         `listen overflows ${f.listenOverflows}`,
     ]),
   );

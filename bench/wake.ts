@@ -15,6 +15,7 @@ import {
   argFlag,
   argValue,
   dropNodeEnv,
+  machineNote,
   median,
   ms,
   percentile,
@@ -75,6 +76,7 @@ async function wakeOnce(acc: Awaited<ReturnType<typeof createAccHome>>): Promise
   return answer.ms;
 }
 
+const machine = machineNote();
 const acc = await createAccHome();
 const dataDir = await makeTempDir("acc-bench-data-");
 const dropped = inheritEnv ? [] : dropNodeEnv(acc.env);
@@ -117,6 +119,7 @@ try {
       ? "acc booted with this shell's whole environment (--inherit-env), which its instances inherit"
       : `acc booted without ${dropped.length > 0 ? dropped.join(", ") : "NODE_* variables (none were set)"}; the app by hand gets PORT, HOST, DATA_DIR only`,
   );
+  console.log(`machine: ${machine}`);
   printTable([
     ["wake: stopped -> 200 from the app", spread(wake)],
     ["same app booted by hand (spawn -> healthy)", spread(byHand)],

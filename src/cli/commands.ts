@@ -2,6 +2,7 @@ import type { Command } from "./command.js";
 import { createCommand } from "./create.js";
 import { doctorCommand } from "./doctor.js";
 import { serverCommand } from "./server.js";
+import { backupCommand, backupsCommand, dbCommand, restoreCommand } from "./backups.js";
 import { eventsCommand } from "./events.js";
 import { monitorCommand } from "./monitor.js";
 import { resumeCommand, setCommand, suspendCommand } from "./instance-settings.js";
@@ -36,6 +37,10 @@ export const COMMANDS: readonly Command[] = [
   resumeCommand,
   eventsCommand,
   monitorCommand,
+  backupCommand,
+  backupsCommand,
+  restoreCommand,
+  dbCommand,
   doctorCommand,
   serverCommand,
 ];

@@ -38,7 +38,7 @@ export interface AccConfig {
   waiting_page_after: number;
   /** "managed": acc's own cluster in HOME/postgres; "external": the server at postgres_admin_url. */
   postgres: "managed" | "external";
-  /** Port of the managed cluster, on 127.0.0.1 (its socket is in HOME/run too). */
+  /** Port of the managed cluster, on 127.0.0.1 (its socket is in HOME/postgres/run too). */
   postgres_port: number;
   /** External mode: a URL for a role with CREATEDB and CREATEROLE. */
   postgres_admin_url: string;
@@ -163,9 +163,9 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     defaults: ["managed", "managed"],
   },
   postgres_port: {
-    doc: "Port of the managed Postgres cluster, on 127.0.0.1 (its unix socket is in HOME/run).",
+    doc: "Port of the managed Postgres cluster, on 127.0.0.1 (its unix socket is in HOME/postgres/run).",
     kind: "port",
-    defaults: [5433, 5433],
+    defaults: [15432, 15432],
   },
   postgres_admin_url: {
     doc: "External mode: postgres://USER:PASSWORD@HOST:PORT/DB of a role with CREATEDB and CREATEROLE.",
@@ -231,7 +231,8 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
       if (text !== "managed" && text !== "external") throw bad("expected managed or external");
       return text;
     case "postgres-url":
-      if (text !== "" && !/^postgres(ql)?:\/\/\S+$/.test(text)) throw bad("expected a postgres:// URL");
+      if (text !== "" && !/^postgres(ql)?:\/\/\S+$/.test(text))
+        throw bad("expected a postgres:// URL");
       return text;
   }
 }
@@ -265,8 +266,8 @@ export function resolveConfig(
   }
   const config = out as unknown as AccConfig;
   if (config.postgres === "external" && config.postgres_admin_url === "") {
-    throw new AccError("ACC_INVALID", "postgres = \"external\" needs postgres_admin_url", {
-      hint: "set postgres_admin_url in acc.toml, or postgres = \"managed\"",
+    throw new AccError("ACC_INVALID", 'postgres = "external" needs postgres_admin_url', {
+      hint: 'set postgres_admin_url in acc.toml, or postgres = "managed"',
     });
   }
   if (config.instance_port_min > config.instance_port_max) {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { chown, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { hasErrno } from "./errors.js";
 
@@ -51,4 +51,14 @@ export async function readFileIfExists(file: string): Promise<string | undefined
 
 export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
   await mkdir(dir, { recursive: true, mode });
+}
+
+/** Gives a folder and everything in it to a user (as root). */
+export async function chownTree(dir: string, ids: { uid: number; gid: number }): Promise<void> {
+  await chown(dir, ids.uid, ids.gid);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(full, ids);
+    else await chown(full, ids.uid, ids.gid);
+  }
 }

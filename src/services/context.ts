@@ -32,4 +32,6 @@ export interface AccContext {
   now(): Date;
   /** Manifests of instances' code folders, which never change once written (see instanceManifest). */
   manifests: Map<string, import("../core/model.js").ModelManifest>;
+  /** Connections made on first use and kept for the context's life. */
+  cache: { pgAdmin?: Promise<import("../drivers/postgres/index.js").PgAdmin> };
 }

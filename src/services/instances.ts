@@ -9,15 +9,18 @@ import { assertTransition, mayBeAlive, type InstanceState } from "../core/states
 import { renderTemplate } from "../core/template.js";
 import { validateHostname, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
-import { ensureDir, writeFileAtomic } from "../lib/files.js";
+import { chownTree, ensureDir, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
-import { createFinalBackup } from "./backups.js";
+import { backupEnv, createBackup, createFinalBackup, openBackup, restoreInto } from "./backups.js";
 import type { AccContext } from "./context.js";
 import { portAnswers, waitHealthy } from "./health.js";
 import { withLease } from "./leases.js";
 import type { LoadedModel } from "./models.js";
 import { instanceUserName, type UserIds } from "./users.js";
 import { generateSecret } from "./secrets.js";
+import { pgAdmin } from "./databases.js";
+import { instanceDatabaseEnv } from "../drivers/postgres/index.js";
+import { instanceDatabaseName } from "../drivers/postgres/render.js";
 
 /** How long a command waits for another operation on the same instance before it says busy. */
 const LEASE_WAIT_MS = 5_000;
@@ -146,8 +149,15 @@ async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<st
   const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   await cp(model.dir, temp, {
     recursive: true,
-    filter: (src) => !src.split(path.sep).includes(".git"),
+    filter: (src) =>
+      !src.split(path.sep).some((part) => part === ".git" || part === "node_modules"),
   });
+  try {
+    await installDependencies(ctx, model, temp);
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw error;
+  }
   await makeWorldReadable(temp);
   await writeFileAtomic(path.join(temp, ".acc-complete"), `${model.hash}\n`);
   try {
@@ -163,6 +173,55 @@ async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<st
   return dir;
 }
 
+/**
+ * A model's npm dependencies, installed once into its shared code folder (not per instance).
+ * --ignore-scripts: acc runs this as root, and no package's code may run as root.
+ */
+async function installDependencies(
+  ctx: AccContext,
+  model: LoadedModel,
+  dir: string,
+): Promise<void> {
+  let pkg: { dependencies?: Record<string, string> };
+  try {
+    pkg = JSON.parse(await readFile(path.join(dir, "package.json"), "utf8")) as typeof pkg;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  if (Object.keys(pkg.dependencies ?? {}).length === 0) return;
+  ctx.progress.step(
+    `installing ${model.manifest.name} ${model.manifest.version}'s dependencies (once per version)`,
+  );
+  try {
+    await ctx.exec(
+      "npm",
+      [
+        "install",
+        "--omit=dev",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--no-update-notifier",
+      ],
+      { cwd: dir, timeoutMs: 15 * 60_000, env: { ...process.env, npm_config_loglevel: "error" } },
+    );
+  } catch (error) {
+    throw new AccError(
+      "ACC_FAILED",
+      `installing the dependencies of model ${model.manifest.name} failed`,
+      {
+        cause: error,
+        details: ((error as { stderr?: string }).stderr ?? "")
+          .trim()
+          .split("\n")
+          .slice(-10)
+          .join("\n"),
+      },
+    );
+  }
+}
+
 async function makeWorldReadable(dir: string): Promise<void> {
   const { readdir } = await import("node:fs/promises");
   await chmod(dir, 0o755);
@@ -173,16 +232,6 @@ async function makeWorldReadable(dir: string): Promise<void> {
       const mode = (await stat(full)).mode;
       await chmod(full, mode & 0o111 ? 0o755 : 0o644);
     }
-  }
-}
-
-async function chownTree(dir: string, ids: UserIds): Promise<void> {
-  const { readdir } = await import("node:fs/promises");
-  await chown(dir, ids.uid, ids.gid);
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) await chownTree(full, ids);
-    else await chown(full, ids.uid, ids.gid);
   }
 }
 
@@ -217,12 +266,15 @@ async function writeInstanceFiles(
   params: Record<string, string>,
   codeDir: string,
   ids: UserIds | undefined,
+  /** DATABASE_URL and PG* of its database, when it has one. */
+  databaseEnv: Record<string, string> = {},
 ): Promise<void> {
   const p = instancePaths(ctx.home, instance.name);
   await ensureDir(ctx.paths.instances);
   await mkdir(p.root, { recursive: true, mode: 0o700 });
   for (const dir of [p.data, p.config, p.logs]) await mkdir(dir, { recursive: true, mode: 0o700 });
   const vars = templateVars(ctx, instance, params);
+  if (databaseEnv.DATABASE_URL !== undefined) vars.database_url = databaseEnv.DATABASE_URL;
   const modelEnv: Record<string, string> = {};
   for (const [key, value] of Object.entries(model.manifest.env)) {
     modelEnv[key] = renderTemplate(value, vars, `${model.manifest.name}: env ${key}`);
@@ -236,7 +288,7 @@ async function writeInstanceFiles(
     home: p.root,
     path: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
     params,
-    modelEnv,
+    modelEnv: { ...modelEnv, ...databaseEnv },
   });
   const owner = ids ? { uid: ids.uid, gid: ids.gid } : {};
   await writeFileAtomic(p.env, renderEnvFile(env), { mode: 0o600, ...owner });
@@ -336,14 +388,23 @@ export async function createInstance(
         params: publicParams,
         idleTimeout,
         portRange: { min: ctx.config.instance_port_min, max: ctx.config.instance_port_max },
+        database: model.manifest.database === "postgres" ? instanceDatabaseName(name) : null,
       },
       ctx.now().toISOString(),
     );
+    let databaseMade = false;
     try {
       ctx.progress.step(`creating ${name} from ${model.manifest.name} ${model.manifest.version}`);
       const { user, ids } = await instanceUser(ctx, name);
       const codeDir = await ensureSharedCode(ctx, model);
-      await writeInstanceFiles(ctx, instance, model, resolved.values, codeDir, ids);
+      let databaseEnv: Record<string, string> = {};
+      if (model.manifest.database === "postgres") {
+        ctx.progress.step("creating its Postgres database and role");
+        // createInstanceDatabase removes what it made when it fails; after it, an undo drops it.
+        databaseEnv = instanceDatabaseEnv(await (await pgAdmin(ctx)).createInstanceDatabase(name));
+        databaseMade = true;
+      }
+      await writeInstanceFiles(ctx, instance, model, resolved.values, codeDir, ids, databaseEnv);
       const p = instancePaths(ctx.home, name);
       await ctx.processes.writeProgram({
         name,
@@ -359,14 +420,16 @@ export async function createInstance(
       await setState(ctx, instance, "stopped", { operation: null });
       await recordEvent(ctx, name, "create", "ok", { durationMs: elapsed(started), cause: "cli" });
     } catch (error) {
-      await removeEverywhere(ctx, name).catch((undoError: unknown) => {
-        const what = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-        throw new AccError(
-          "ACC_FAILED",
-          `create of ${name} failed (${what(error)}) and could not be undone (${what(undoError)})`,
-          { cause: error, hint: "acc doctor --repair finishes the clean-up" },
-        );
-      });
+      await removeEverywhere(ctx, name, { dropDatabase: databaseMade }).catch(
+        (undoError: unknown) => {
+          const what = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+          throw new AccError(
+            "ACC_FAILED",
+            `create of ${name} failed (${what(error)}) and could not be undone (${what(undoError)})`,
+            { cause: error, hint: "acc doctor --repair finishes the clean-up" },
+          );
+        },
+      );
       await recordEvent(ctx, name, "create", "failed", {
         durationMs: elapsed(started),
         message: error instanceof Error ? error.message : String(error),
@@ -387,7 +450,15 @@ export async function createInstance(
  * Removes everything of an instance: program, nginx files, folder, system user, store row.
  * Each step is idempotent, so it undoes a half-made create and finishes a half-done destroy.
  */
-export async function removeEverywhere(ctx: AccContext, name: string): Promise<void> {
+export async function removeEverywhere(
+  ctx: AccContext,
+  name: string,
+  options: { dropDatabase?: boolean } = {},
+): Promise<void> {
+  const row = await ctx.store.getInstance(name);
+  if (options.dropDatabase ?? row?.database != null) {
+    await (await pgAdmin(ctx)).dropInstanceDatabase(name);
+  }
   await ctx.processes.removeProgram(name);
   await ctx.proxy.removeSite(name);
   await rm(instancePaths(ctx.home, name).root, { recursive: true, force: true });
@@ -629,6 +700,8 @@ export async function destroyInstance(
   return lease(ctx, name, "destroy", async () => {
     const started = Date.now();
     const instance = await getInstance(ctx, name);
+    // Postgres down: nothing is removed (the final backup or the drop would fail half-way).
+    if (instance.database !== null) await (await pgAdmin(ctx)).ping();
     // The final backup comes first: if it fails, nothing is destroyed.
     let backup: string | null = null;
     if (options.backup) {
@@ -650,3 +723,69 @@ export async function destroyInstance(
 
 /** Names a setting of `acc create --idle-timeout` would accept, for help texts. */
 export const IDLE_TIMEOUT_EXAMPLES = "30s, 15m, 2h or never";
+
+/** A backup of an instance, awake or asleep, without waking it. */
+export async function backupInstance(ctx: AccContext, name: string): Promise<string> {
+  await getInstance(ctx, name);
+  return lease(ctx, name, "backup", async () =>
+    createBackup(ctx, await getInstance(ctx, name), "acc backup"),
+  );
+}
+
+/**
+ * Restores a backup into an existing instance: stops it, puts the backup's files and database
+ * in place, and starts it again if it was running. A damaged backup is refused before anything.
+ */
+export async function restoreInstance(
+  ctx: AccContext,
+  name: string,
+  backupId: string,
+): Promise<InstanceRecord> {
+  await getInstance(ctx, name);
+  const backup = await openBackup(ctx, backupId, name);
+  return lease(ctx, name, "restore", async () => {
+    const started = Date.now();
+    const instance = await getInstance(ctx, name);
+    const wasRunning = instance.state === "running";
+    if (mayBeAlive(instance.state)) await stopLocked(ctx, instance, "restore");
+    const { ids } = await instanceUser(ctx, name);
+    await restoreInto(ctx, instance, backup, ids);
+    await recordEvent(ctx, name, "restore", "ok", {
+      cause: "cli",
+      durationMs: elapsed(started),
+      message: backup.dir,
+    });
+    if (wasRunning) await startLocked(ctx, instance, "restore");
+    return getInstance(ctx, name);
+  });
+}
+
+/** Creates a new instance from a backup: same model, parameters and secrets, its data and database. */
+export async function restoreAsNew(
+  ctx: AccContext,
+  newName: string,
+  backupId: string,
+): Promise<CreateResult> {
+  validateInstanceName(newName);
+  const backup = await openBackup(ctx, backupId);
+  const env = await backupEnv(ctx, backup.dir);
+  const model = await ctx.models.get(backup.manifest.model);
+  const params = Object.keys(model.manifest.params).flatMap((key) => {
+    const value = backup.manifest.params[key] ?? env[`PARAM_${key.toUpperCase()}`];
+    return value === undefined || value === "" ? [] : [`${key}=${value}`];
+  });
+  const created = await createInstance(ctx, {
+    model: model.manifest.name,
+    name: newName,
+    hosts: [],
+    params,
+    start: false,
+  });
+  const restored = await restoreInstance(
+    ctx,
+    newName,
+    path.relative(ctx.paths.backups, backup.dir),
+  );
+  await startInstance(ctx, newName, "restore");
+  return { ...created, instance: (await ctx.store.getInstance(newName)) ?? restored };
+}

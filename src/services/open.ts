@@ -68,7 +68,11 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
   const { home, env, accRoot } = options;
   const config = await loadConfig(home, env);
   const paths = homePaths(home);
-  const store = openSqliteStore(paths.store);
+  // Loaded only when used: pg costs start-up time that SQLite homes should not pay.
+  const store =
+    config.state_url === ""
+      ? openSqliteStore(paths.store)
+      : (await import("../store/postgres.js")).openPostgresStore(config.state_url);
   try {
     await store.migrate();
   } catch (error) {
@@ -105,6 +109,7 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
     accRoot,
     now: () => new Date(),
     manifests: new Map(),
+    cache: {},
   };
   return context;
 }

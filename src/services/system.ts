@@ -8,6 +8,8 @@ import { readFileIfExists, writeFileAtomic } from "../lib/files.js";
 import { childLogDir } from "../drivers/supervisord/render.js";
 import type { ServiceProgram } from "../drivers/supervisord/index.js";
 import type { AccContext } from "./context.js";
+import { managedPostgres, pgAdmin } from "./databases.js";
+import { findPostgresBin } from "../drivers/postgres/index.js";
 import { portAnswers, probeHealth } from "./health.js";
 import { isRootUser, loadConfig, pathExists } from "./open.js";
 import { createUsers } from "./users.js";
@@ -54,6 +56,12 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
   const missing: string[] = [];
   for (const need of REQUIRED_PACKAGES) {
     if (!(await findBinary(need.paths))) missing.push(need.package);
+  }
+  try {
+    await findPostgresBin(run);
+  } catch (error) {
+    if (!(error instanceof AccError)) throw error;
+    missing.push("postgresql");
   }
   if (missing.length > 0) {
     const command = `apt-get install -y ${missing.join(" ")}`;
@@ -161,7 +169,14 @@ export async function writeServiceConfigs(ctx: AccContext): Promise<void> {
   // but supervisord refuses to start when minfds is above the hard limit.
   const { stdout } = await ctx.exec("/bin/sh", ["-c", "ulimit -Hn"], { timeoutMs: 5000 });
   const hard = stdout.trim() === "unlimited" ? Infinity : Number(stdout.trim()) || 1024;
-  await ctx.processes.writeMainConfig(servicePrograms(ctx), { minFds: Math.min(32768, hard) });
+  const programs = servicePrograms(ctx);
+  if (ctx.config.postgres === "managed") {
+    // acc's own cluster: created once (initdb as the service user), its config rewritten each time.
+    const managed = await managedPostgres(ctx);
+    await managed.init();
+    programs.push(managed.serviceProgram(path.join(childLogDir(ctx.paths), "acc-postgres.log")));
+  }
+  await ctx.processes.writeMainConfig(programs, { minFds: Math.min(32768, hard) });
 }
 
 /** Starts acc's supervisord and nginx; idempotent. */
@@ -190,6 +205,7 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   if (wasRunning) await ctx.proxy.reload();
   await ctx.proxy.waitRunning(15_000);
   await waitServerUp(ctx.config.server_port, 15_000);
+  if (ctx.config.postgres === "managed") await (await pgAdmin(ctx)).waitReady(30_000);
   const reset: string[] = [];
   if (!wasRunning) {
     // supervisord was down, so no instance can be running: record it, they wake on demand.

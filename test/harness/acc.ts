@@ -91,6 +91,7 @@ export async function createAccHome(): Promise<AccHome> {
   const home = await makeTempDir("acc-home-");
   const httpPort = await freePort();
   const serverPort = await freePort();
+  const postgresPort = await freePort();
   // A random slice below Linux's ephemeral range (32768+), so parallel test files do not hand
   // out the same ports and no outgoing connection's source port blocks an instance's bind.
   const base = 20000 + Math.floor(Math.random() * 120) * 100;
@@ -99,6 +100,7 @@ export async function createAccHome(): Promise<AccHome> {
     ACC_HOME: home,
     ACC_HTTP_PORT: String(httpPort),
     ACC_SERVER_PORT: String(serverPort),
+    ACC_POSTGRES_PORT: String(postgresPort),
     ACC_LISTEN_ADDRESS: "127.0.0.1",
     ACC_INSTANCE_PORT_MIN: String(base),
     ACC_INSTANCE_PORT_MAX: String(base + 99),

@@ -146,7 +146,6 @@ export function quoteLiteral(text: string): string {
  */
 export function scramVerifier(password: string, salt: Buffer, iterations = 4096): string {
   // Non-ASCII would need SASLprep, which this does not do: refusing is safer than a wrong hash.
-  // eslint-disable-next-line no-control-regex -- the printable ASCII range is what is allowed
   if (!/^[\x20-\x7e]+$/.test(password)) throw new Error("password must be printable ASCII");
   const salted = pbkdf2Sync(password, salt, iterations, 32, "sha256");
   const clientKey = createHmac("sha256", salted).update("Client Key").digest();
@@ -157,12 +156,14 @@ export function scramVerifier(password: string, salt: Buffer, iterations = 4096)
 
 /** A postgresql.conf string value. */
 function quoteConfValue(value: string): string {
-  if (/[\n\r\0]/.test(value)) throw new Error(`invalid postgresql.conf value: ${JSON.stringify(value)}`);
+  if (/[\n\r\0]/.test(value))
+    throw new Error(`invalid postgresql.conf value: ${JSON.stringify(value)}`);
   return `'${value.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
 }
 
 function checkRole(name: string): void {
-  if (!ROLE_OR_USER.test(name)) throw new Error(`invalid role or user name: ${JSON.stringify(name)}`);
+  if (!ROLE_OR_USER.test(name))
+    throw new Error(`invalid role or user name: ${JSON.stringify(name)}`);
 }
 
 function checkPort(port: number): void {

@@ -1,0 +1,79 @@
+// Guestbook: GET / lists the entries, POST / (form: author, message) adds one. /healthz checks the database.
+import http from "node:http";
+import pg from "pg";
+
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 4 });
+const instance = process.env.ACC_INSTANCE ?? "guestbook";
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+async function page(res) {
+  const { rows } = await pool.query("SELECT author, message, created_at FROM entries ORDER BY id");
+  const items = rows
+    .map((r) => `<li><b>${escapeHtml(r.author)}</b>: ${escapeHtml(r.message)}</li>`)
+    .join("\n");
+  res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+  res.end(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(instance)} guestbook</title></head>
+<body><h1>${escapeHtml(instance)} guestbook</h1>
+<ul>
+${items}
+</ul>
+<form method="post"><input name="author" placeholder="name"> <input name="message" placeholder="message"> <button>Sign</button></form>
+</body></html>
+`);
+}
+
+function readBody(req, limit = 64 * 1024) {
+  return new Promise((resolve, reject) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk) => {
+      body += chunk;
+      if (body.length > limit) reject(new Error("body too large"));
+    });
+    req.on("end", () => resolve(body));
+    req.on("error", reject);
+  });
+}
+
+const server = http.createServer(async (req, res) => {
+  try {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname === "/healthz") {
+      await pool.query("SELECT 1");
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+      return;
+    }
+    if (url.pathname !== "/") {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      return;
+    }
+    if (req.method === "POST") {
+      const form = new URLSearchParams(await readBody(req));
+      const author = (form.get("author") ?? "").trim().slice(0, 100);
+      const message = (form.get("message") ?? "").trim().slice(0, 1000);
+      if (!author || !message) {
+        res
+          .writeHead(400, { "content-type": "text/plain" })
+          .end("author and message are required\n");
+        return;
+      }
+      await pool.query("INSERT INTO entries (author, message) VALUES ($1, $2)", [author, message]);
+      res.writeHead(303, { location: "/" }).end();
+      return;
+    }
+    await page(res);
+  } catch (error) {
+    console.error(error);
+    if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+    res.end("internal error\n");
+  }
+});
+
+process.on("SIGTERM", () => server.close(() => pool.end().then(() => process.exit(0))));
+server.listen(Number(process.env.PORT), process.env.HOST ?? "127.0.0.1", () =>
+  console.log(`guestbook: ${instance} listening on ${process.env.PORT}`),
+);
