@@ -1,4 +1,4 @@
-import { chmod, chown, cp, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, cp, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { formatDuration, parseDuration } from "../core/duration.js";
 import { instanceEnv, instanceUrl, renderEnvFile, renderRunScript } from "../core/instance-env.js";
