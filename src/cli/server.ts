@@ -22,7 +22,8 @@ export const serverCommand: Command = {
     const waker = createWaker(ctx);
     const server = createServerApp({ ctx, waker, log });
     const stop = new AbortController();
-    server.listen(ctx.config.server_port, "127.0.0.1");
+    // A herd of held requests arrives at once: Node's default backlog (511) drops some.
+    server.listen({ port: ctx.config.server_port, host: "127.0.0.1", backlog: 4096 });
     await once(server, "listening");
     log(`acc server listening on 127.0.0.1:${ctx.config.server_port}`);
     const monitor = startMonitor(ctx, stop.signal, log);

@@ -408,7 +408,8 @@ export async function createInstance(
       const p = instancePaths(ctx.home, name);
       await ctx.processes.writeProgram({
         name,
-        command: ["/bin/sh", p.run],
+        // env -i: the app gets its env file and nothing of whoever started supervisord.
+        command: ["/usr/bin/env", "-i", "/bin/sh", p.run],
         directory: codeDir,
         ...(user ? { user } : {}),
         logFile: p.appLog,

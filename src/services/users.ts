@@ -82,6 +82,11 @@ export function createUsers({ exec }: { exec: Exec }): Users {
           if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
         }
       }
+      // SIGKILL is not instant: userdel refuses while a process of the user is still there.
+      const deadline = Date.now() + 10_000;
+      while ((await pidsOfUser(ids.uid)).length > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       await exec("userdel", [user], { timeoutMs: 30_000 });
     },
   };

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,7 +94,8 @@ export async function createAccHome(): Promise<AccHome> {
   const postgresPort = await freePort();
   // A random slice below Linux's ephemeral range (32768+), so parallel test files do not hand
   // out the same ports and no outgoing connection's source port blocks an instance's bind.
-  const base = 20000 + Math.floor(Math.random() * 120) * 100;
+  // 10000-19999: below acc's default range too, so a real acc home on this machine is not hit.
+  const base = 10000 + Math.floor(Math.random() * 100) * 100;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ACC_HOME: home,
@@ -134,8 +135,11 @@ export async function createAccHome(): Promise<AccHome> {
       const supervisordPid = await pidFrom(path.join(home, "run/supervisord.pid"));
       const nginxPid = await pidFrom(path.join(home, "run/nginx.pid"));
       const list = await run(["list", "--json"]);
-      const names =
+      // The folders name every instance even when the CLI cannot answer.
+      const folders = await readdir(path.join(home, "instances")).catch(() => [] as string[]);
+      const listed =
         list.code === 0 ? (JSON.parse(list.stdout) as { name: string }[]).map((i) => i.name) : [];
+      const names = [...new Set([...listed, ...folders.filter((f) => !f.startsWith("."))])];
       if (supervisordPid !== undefined && isAlive(supervisordPid))
         await run(["shutdown"], { timeoutMs: 120_000 });
       for (const pid of [supervisordPid, nginxPid]) {

@@ -25,11 +25,12 @@ const userOptions: MainConfigOptions = {
 // String.raw keeps nginx's own "\n" escapes as written in the file.
 const expectedUserConf = String.raw`# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.
 worker_processes auto;
+worker_rlimit_nofile 40000;
 pid /home/u/.acc/run/nginx.pid;
 error_log /home/u/.acc/nginx/logs/error.log warn;
 
 events {
-    worker_connections 4096;
+    worker_connections 16384;
 }
 
 http {
@@ -70,7 +71,7 @@ http {
     }
 
     server {
-        listen 127.0.0.1:8080 default_server;
+        listen 127.0.0.1:8080 default_server backlog=4096;
         client_max_body_size 1g;
         # The body is read in full before the instance is tried, so @waker can pass it on.
         proxy_request_buffering on;
@@ -166,8 +167,8 @@ test("renderNginxConf: as root, workers run as the service user and its group", 
   assert.equal(
     conf,
     expectedUserConf.replace(
-      "worker_processes auto;\n",
-      "worker_processes auto;\nuser acc nogroup;\n",
+      "worker_rlimit_nofile 40000;\n",
+      "worker_rlimit_nofile 40000;\nuser acc nogroup;\n",
     ),
   );
   const sameName = renderNginxConf({ ...userOptions, isRoot: true, serviceUser: "acc" });
@@ -176,7 +177,7 @@ test("renderNginxConf: as root, workers run as the service user and its group", 
 
 test("renderNginxConf: IPv6 listen address", () => {
   const conf = renderNginxConf({ ...userOptions, listenAddress: "[::]" });
-  assert.match(conf, /^ {8}listen \[::\]:8080 default_server;$/m);
+  assert.match(conf, /^ {8}listen \[::\]:8080 default_server backlog=4096;$/m);
 });
 
 test("renderNginxConf: refuses values that could inject config", () => {
