@@ -194,7 +194,10 @@ test(
         const destroy = await acc.run(["destroy", "gb-b", "--yes", "--no-backup"]);
         assert.equal(destroy.code, 1);
         assert.match(destroy.stderr, /Postgres is not reachable/);
-        assert.equal(JSON.parse(await acc.ok(["show", "gb-b", "--json"])).name, "gb-b");
+        assert.equal(
+          (JSON.parse(await acc.ok(["show", "gb-b", "--json"])) as { name: string }).name,
+          "gb-b",
+        );
       } finally {
         await postgresService(acc, "start");
       }

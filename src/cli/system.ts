@@ -101,6 +101,10 @@ export const statusCommand: Command = {
       ["supervisord", report.supervisord],
       ["nginx", `${report.nginx} on ${report.listen_address}:${report.http_port}`],
       ["acc server", `${report.server} on 127.0.0.1:${report.server_port}`],
+      [
+        "postgres",
+        `${report.postgres.state} (${report.postgres.mode}) on ${report.postgres.where}`,
+      ],
       ["domain", `${report.domain} (instance NAME answers at NAME.${report.domain})`],
       ["instance ports", report.instance_ports],
       ["instances", report.total === 0 ? "none" : `${report.total}: ${counts}`],

@@ -201,8 +201,11 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   }
   await writeServiceConfigs(ctx);
   await ctx.processes.start();
-  // An nginx already running loads a changed nginx.conf (a new port, say) only on reload.
-  if (wasRunning) await ctx.proxy.reload();
+  if (wasRunning) {
+    // An upgrade or a config change: new service programs, changed commands, a new nginx.conf.
+    await ctx.processes.updateServices();
+    await ctx.proxy.reload();
+  }
   await ctx.proxy.waitRunning(15_000);
   await waitServerUp(ctx.config.server_port, 15_000);
   if (ctx.config.postgres === "managed") await (await pgAdmin(ctx)).waitReady(30_000);
@@ -284,6 +287,7 @@ export interface StatusReport {
   supervisord: "running" | "stopped";
   nginx: "running" | "stopped";
   server: "running" | "stopped";
+  postgres: { mode: "managed" | "external"; state: "running" | "stopped"; where: string };
   instances: Record<string, number>;
   total: number;
   versions: { acc: string; node: string; nginx: string; supervisord: string };
@@ -293,6 +297,13 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
   const supervisorUp = await ctx.processes.isRunning();
   const nginxUp = supervisorUp && (await ctx.proxy.isRunning());
   const serverUp = supervisorUp && (await probeHealth(ctx.config.server_port, "/healthz", 1000));
+  let postgresUp = false;
+  try {
+    await (await pgAdmin(ctx)).ping();
+    postgresUp = true;
+  } catch (error) {
+    if (!(error instanceof AccError)) throw error;
+  }
   const counts: Record<string, number> = {};
   const all = await ctx.store.listInstances();
   for (const instance of all) counts[instance.state] = (counts[instance.state] ?? 0) + 1;
@@ -310,6 +321,14 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
     supervisord: supervisorUp ? "running" : "stopped",
     nginx: nginxUp ? "running" : "stopped",
     server: serverUp ? "running" : "stopped",
+    postgres: {
+      mode: ctx.config.postgres,
+      state: postgresUp ? "running" : "stopped",
+      where:
+        ctx.config.postgres === "managed"
+          ? `127.0.0.1:${ctx.config.postgres_port}`
+          : ctx.config.postgres_admin_url.replace(/\/\/[^@/]*@/, "//"),
+    },
     instances: counts,
     total: all.length,
     versions: {

@@ -62,6 +62,8 @@ export interface Supervisor {
    * few programs are loaded; `unload` (destroy) or many loaded ones unload it.
    */
   stopProgram(name: string, options?: { unload?: boolean }): Promise<void>;
+  /** A running supervisord loads acc's service programs as the main config now says. */
+  updateServices(): Promise<{ added: string[]; changed: string[]; removed: string[] }>;
   removeProgram(name: string): Promise<void>;
   programState(name: string): Promise<ProgramState | null>;
   allProgramStates(): Promise<Map<string, ProgramState>>;
@@ -211,6 +213,32 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return reloadNext;
   }
 
+  /**
+   * Makes a running supervisord load acc's own service programs as the main config now says
+   * (an upgrade adds acc-server or acc-postgres, a new port changes a command): like
+   * `supervisorctl update`, for the service programs only (instances are loaded on start).
+   */
+  async function updateServices(): Promise<{
+    added: string[];
+    changed: string[];
+    removed: string[];
+  }> {
+    const result = asArray(asArray(await rpc.call("supervisor.reloadConfig"))[0]);
+    const services = (index: number): string[] =>
+      strings(result[index]).filter((name) => !name.startsWith("i-"));
+    const [added, changed, removed] = [services(0), services(1), services(2)];
+    for (const name of [...changed, ...removed]) {
+      try {
+        await rpc.call("supervisor.stopProcessGroup", [name, true], { timeoutMs: 120_000 });
+      } catch (error) {
+        if (!isFault(error, FAULT.BAD_NAME, FAULT.NOT_RUNNING)) throw error;
+      }
+      await rpc.call("supervisor.removeProcessGroup", [name]);
+    }
+    for (const name of [...changed, ...added]) await rpc.call("supervisor.addProcessGroup", [name]);
+    return { added, changed, removed };
+  }
+
   /** The groups whose loaded config differs from their file. */
   async function callReloadConfig(): Promise<string[]> {
     try {
@@ -260,6 +288,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       const state = await supervisorState();
       return state !== undefined && state !== "SHUTDOWN";
     },
+
+    updateServices,
 
     async start() {
       const state = await supervisorState();
