@@ -2,47 +2,19 @@
 // instance through the CLI, and acc's own start overhead: the start measured inside acc
 // (start call to first healthy answer, from the start event) minus the same app's boot
 // when started by hand and polled the same way.  Usage: node dist/bench/lifecycle.js [--runs 10]
-import { spawn } from "node:child_process";
 import path from "node:path";
-import { waitHealthy } from "../src/services/health.js";
 import { openSqliteStore } from "../src/store/open.js";
+import { bootHelloByHand } from "./by-hand.js";
 import { createAccHome } from "../test/harness/acc.js";
-import { freePort, makeTempDir, removeDir } from "../test/harness/common.js";
+import { makeTempDir, removeDir } from "../test/harness/common.js";
 import { argValue, median, ms, printTable } from "./stats.js";
 
 const runs = argValue("runs", 10);
-const root = path.resolve(import.meta.dirname, "../..");
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now();
   const value = await fn();
   return [value, performance.now() - started];
-}
-
-/** The hello app started directly (no supervisord, no acc), polled like acc polls it. */
-async function bootByHand(dataDir: string): Promise<number> {
-  const port = await freePort();
-  const started = performance.now();
-  const child = spawn(process.execPath, ["server.js"], {
-    cwd: path.join(root, "models/hello"),
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATA_DIR: dataDir,
-      ACC_INSTANCE: "byhand",
-      GREETING: "Hello",
-    },
-    stdio: "ignore",
-  });
-  try {
-    const result = await waitHealthy({ port, path: "/healthz", timeoutMs: 30_000 });
-    if (!result.ok) throw new Error(result.reason);
-    return performance.now() - started;
-  } finally {
-    child.kill("SIGTERM");
-    await new Promise((resolve) => child.once("exit", resolve));
-  }
 }
 
 const acc = await createAccHome();
@@ -61,7 +33,7 @@ try {
     start.push((await timed(() => acc.ok(["start", name])))[1]);
     stop.push((await timed(() => acc.ok(["stop", name])))[1]);
     destroy.push((await timed(() => acc.ok(["destroy", name, "--yes", "--no-backup"])))[1]);
-    byHand.push(await bootByHand(dataDir));
+    byHand.push((await bootHelloByHand(dataDir)).healthy);
   }
   const store = openSqliteStore(path.join(acc.home, "state.db"));
   for (const event of await store.listEvents({ limit: 100_000 })) {

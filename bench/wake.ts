@@ -5,12 +5,11 @@
 // Usage: node dist/bench/wake.js [--runs 20] [--inherit-env]
 // By default acc is booted without the shell's NODE_* variables (see dropNodeEnv);
 // --inherit-env keeps them, as a sysadmin's `acc boot` from a shell would.
-import { spawn } from "node:child_process";
 import path from "node:path";
-import { waitHealthy } from "../src/services/health.js";
 import { openSqliteStore } from "../src/store/open.js";
+import { bootHelloByHand } from "./by-hand.js";
 import { createAccHome } from "../test/harness/acc.js";
-import { freePort, makeTempDir, removeDir } from "../test/harness/common.js";
+import { makeTempDir, removeDir } from "../test/harness/common.js";
 import {
   argFlag,
   argValue,
@@ -25,42 +24,8 @@ import {
 
 const runs = argValue("runs", 20);
 const inheritEnv = argFlag("inherit-env");
-const root = path.resolve(import.meta.dirname, "../..");
 const name = "wake";
 const host = `${name}.localhost`;
-
-/**
- * The hello app started directly (no supervisord, no acc), polled every 2 ms like acc polls it:
- * spawn to healthy, then the time of its first answer to the GET the wake sends (straight to
- * its port), since the wake's time includes the app's own first answer too.
- */
-async function bootByHand(dataDir: string): Promise<{ healthy: number; firstAnswer: number }> {
-  const port = await freePort();
-  const started = performance.now();
-  const child = spawn(process.execPath, ["server.js"], {
-    cwd: path.join(root, "models/hello"),
-    env: {
-      PATH: process.env.PATH,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATA_DIR: dataDir,
-      ACC_INSTANCE: "byhand",
-      GREETING: "Hello",
-    },
-    stdio: "ignore",
-  });
-  try {
-    const result = await waitHealthy({ port, path: "/healthz", timeoutMs: 30_000 });
-    if (!result.ok) throw new Error(result.reason);
-    const healthy = performance.now() - started;
-    const answer = await timedGet(port, "byhand.localhost", { timeoutMs: 30_000 });
-    if (answer.status !== 200) throw new Error(`the app by hand answered ${answer.status}`);
-    return { healthy, firstAnswer: answer.ms };
-  } finally {
-    child.kill("SIGTERM");
-    await new Promise((resolve) => child.once("exit", resolve));
-  }
-}
 
 /** Stops the instance, then times one GET through nginx until the app's whole answer. */
 async function wakeOnce(acc: Awaited<ReturnType<typeof createAccHome>>): Promise<number> {
@@ -84,7 +49,7 @@ try {
   await acc.ok(["create", "hello", "--name", name]);
   // The first wake after boot also pays for acc server's cold code paths: shown, not counted.
   const firstWake = await wakeOnce(acc);
-  const firstByHand = (await bootByHand(dataDir)).healthy;
+  const firstByHand = (await bootHelloByHand(dataDir)).healthy;
   const wake: number[] = [];
   const byHand: number[] = [];
   const firstAnswer: number[] = [];
@@ -92,7 +57,7 @@ try {
   const net: number[] = [];
   for (let i = 0; i < runs; i++) {
     const w = await wakeOnce(acc);
-    const b = await bootByHand(dataDir);
+    const b = await bootHelloByHand(dataDir);
     wake.push(w);
     byHand.push(b.healthy);
     firstAnswer.push(b.firstAnswer);

@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { access, mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
+import { pathExists } from "../src/services/open.js";
 import { ACC_BIN, createAccHome } from "./harness/acc.js";
 import { waitFor } from "./harness/common.js";
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test(
   "acc killed in the middle of a create: doctor explains it, --repair undoes it",
@@ -44,7 +36,7 @@ test(
           state: string;
         }[];
         return list.some((i) => i.name === "half" && i.state === "creating") &&
-          (await exists(path.join(acc.home, "nginx/sites/half.conf")))
+          (await pathExists(path.join(acc.home, "nginx/sites/half.conf")))
           ? true
           : undefined;
       },
@@ -67,14 +59,14 @@ test(
     const findings = JSON.parse(repaired.stdout) as { problem: string; repaired: boolean }[];
     assert.ok(findings.some((f) => f.problem.startsWith("half:") && f.repaired));
     assert.deepEqual(JSON.parse(await acc.ok(["list", "--json"])), []);
-    assert.equal(await exists(path.join(acc.home, "nginx/sites/half.conf")), false);
-    assert.equal(await exists(path.join(acc.home, "supervisor/programs/half.conf")), false);
-    assert.equal(await exists(path.join(acc.home, "instances/half")), false);
-    assert.equal(await exists(path.join(acc.home, "instances/lost")), false);
+    assert.equal(await pathExists(path.join(acc.home, "nginx/sites/half.conf")), false);
+    assert.equal(await pathExists(path.join(acc.home, "supervisor/programs/half.conf")), false);
+    assert.equal(await pathExists(path.join(acc.home, "instances/half")), false);
+    assert.equal(await pathExists(path.join(acc.home, "instances/lost")), false);
     const moved = await readdir(path.join(acc.home, "backups/lost"));
     assert.equal(moved.length, 1);
     assert.ok(
-      await exists(path.join(acc.home, "backups/lost", moved[0]!, "data/precious")),
+      await pathExists(path.join(acc.home, "backups/lost", moved[0]!, "data/precious")),
       "the orphan's data was moved, not deleted",
     );
 

@@ -1,18 +1,10 @@
 import assert from "node:assert/strict";
-import { access, readFile, readdir } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
+import { pathExists } from "../src/services/open.js";
 import { isAlive, waitFor } from "./harness/common.js";
 import { createAccHome } from "./harness/acc.js";
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface InstanceView {
   name: string;
@@ -93,9 +85,12 @@ test(
     const destroyed = JSON.parse(await acc.ok(["destroy", name, "--yes", "--json"])) as {
       backup: string;
     };
-    assert.ok(await exists(path.join(destroyed.backup, "manifest.json")), "a final backup is kept");
+    assert.ok(
+      await pathExists(path.join(destroyed.backup, "manifest.json")),
+      "a final backup is kept",
+    );
     assert.equal(
-      await exists(path.join(acc.home, "instances", name)),
+      await pathExists(path.join(acc.home, "instances", name)),
       false,
       "instance folder removed",
     );

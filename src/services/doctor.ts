@@ -59,6 +59,12 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
   const instances = await ctx.store.listInstances();
   const known = new Set(instances.map((i) => i.name));
 
+  /** Whatever may be left of its process goes; it is recorded stopped and wakes on demand. */
+  const markStopped = async (name: string): Promise<void> => {
+    if (supervisorUp) await ctx.processes.stopProgram(name);
+    await ctx.store.updateInstance(name, { state: "stopped", operation: null }, now());
+  };
+
   for (const instance of instances) {
     if (busy.has(instance.name)) continue; // an operation is under way: not a leftover
     const program = programs.get(instance.name);
@@ -84,14 +90,7 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
         await add(
           `${instance.name}: a ${instance.state === "starting" ? "start" : "stop"} was interrupted`,
           "stop it and mark it stopped (it wakes on demand)",
-          async () => {
-            if (supervisorUp) await ctx.processes.stopProgram(instance.name);
-            await ctx.store.updateInstance(
-              instance.name,
-              { state: "stopped", operation: null },
-              now(),
-            );
-          },
+          () => markStopped(instance.name),
         );
         continue;
       case "running":
@@ -99,14 +98,7 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
           await add(
             `${instance.name}: recorded running but its process is ${program?.state ?? "not loaded"}`,
             "mark it stopped",
-            async () => {
-              if (supervisorUp) await ctx.processes.stopProgram(instance.name);
-              await ctx.store.updateInstance(
-                instance.name,
-                { state: "stopped", operation: null },
-                now(),
-              );
-            },
+            () => markStopped(instance.name),
           );
         }
         break;
