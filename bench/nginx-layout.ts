@@ -25,6 +25,8 @@ import {
 import { exec } from "../src/lib/exec.js";
 import { freePort, makeTempDir, removeDir, waitFor } from "../test/harness/common.js";
 
+/** acc's default instance port range: the upstream has a server per port. */
+const PORTS = { min: 20_000, max: 29_999 };
 const NGINX_BIN = "/usr/sbin/nginx";
 
 function createLocalMutex(): Mutex {
@@ -115,6 +117,7 @@ async function main(): Promise<void> {
       serverPort: await freePort(),
       isRoot,
       serviceUser: isRoot ? await serviceUser() : "acc",
+      instancePorts: PORTS,
     },
     mutex: createLocalMutex(),
     nginxBin: NGINX_BIN,
@@ -133,8 +136,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < names.length; i += 500) {
       await Promise.all(
         names.slice(i, i + 500).map(async (name, j) => {
-          const port = 20_000 + ((i + j) % 40_000);
-          await writeFile(sitePath(paths, name), renderSite({ name, port }));
+          const port = PORTS.min + ((i + j) % (PORTS.max - PORTS.min + 1));
+          await writeFile(sitePath(paths, name), renderSite({ name, port, ports: PORTS }));
           await writeFile(
             hostMapPath(paths, name),
             renderHostMap({ name, hosts: [`${name}.localhost`] }),

@@ -209,6 +209,10 @@ const machine = machineNote();
 const acc = await createAccHome();
 const inheritEnv = argFlag("inherit-env");
 if (!inheritEnv) dropNodeEnv(acc.env);
+// Room for the 10,000 routing entries in the instance port range (below 32768: ephemeral ports).
+const ports = { min: 12_000, max: 22_999 };
+acc.env.ACC_INSTANCE_PORT_MIN = String(ports.min);
+acc.env.ACC_INSTANCE_PORT_MAX = String(ports.max);
 const handDir = await makeTempDir("acc-bench-nginx-");
 let hand: { port: number; child: ChildProcess } | undefined;
 try {
@@ -232,8 +236,8 @@ try {
       batch.map(async (i) => {
         const fake = `route${i}`;
         // Nothing listens there: these entries are never requested but for one check below.
-        const port = 40_000 + (i % 20_000);
-        await writeFile(sitePath(paths, fake), renderSite({ name: fake, port }));
+        const port = ports.min + 1 + (i % (ports.max - ports.min));
+        await writeFile(sitePath(paths, fake), renderSite({ name: fake, port, ports }));
         await writeFile(
           hostMapPath(paths, fake),
           renderHostMap({ name: fake, hosts: [`${fake}.localhost`] }),
@@ -252,6 +256,7 @@ try {
       serverPort: Number(acc.env.ACC_SERVER_PORT),
       isRoot: process.getuid?.() === 0,
       serviceUser: "acc",
+      instancePorts: ports,
     },
   });
   const reloadStarted = performance.now();
@@ -268,7 +273,7 @@ try {
 
   console.log(
     `bench/proxy: wrk -t${threads} -c${connections} -d${duration}s GET ${REQUEST_PATH} (cheap, so the app is not the bottleneck), ` +
-      `median of ${runs} runs; acc's nginx: map $host, proxy_pass http://$acc_backend, no upstream keepalive; ` +
+      `median of ${runs} runs; acc's nginx: map $host to a hash key, one upstream with a server per instance port, keepalive 64; ` +
       'hand-tuned: upstream keepalive 32, HTTP/1.1, Connection "", buffered access log; same app process',
   );
   console.log(`machine: ${machine}`);

@@ -2,40 +2,17 @@
 // create rate, `acc list --json` time, nginx test + reload-settled time, start/stop time of
 // one instance at N (against the same at the first instance), acc's peak memory, nginx memory.
 // Usage: node dist/bench/scale.js [--n 1000] [--jobs 8]
-import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { homePaths } from "../src/core/paths.js";
 import { createNginx } from "../src/drivers/nginx/index.js";
 import { exec } from "../src/lib/exec.js";
-import { ACC_BIN, createAccHome, type AccHome } from "../test/harness/acc.js";
+import { createAccHome, type AccHome } from "../test/harness/acc.js";
+import { runMeasured } from "./run-measured.js";
 import { argValue, median, ms, printTable } from "./stats.js";
 
 const n = argValue("n", 1000);
 const jobs = argValue("jobs", 8);
-
-// Prints the process's peak RSS at exit, so the CLI's own memory is measured as a user runs it.
-const MAXRSS_HOOK =
-  'data:text/javascript,import{writeSync}from"node:fs";process.on("exit",()=>writeSync(2,"ACC_MAXRSS_KB="+process.resourceUsage().maxRSS+"\\n"))';
-
-function runMeasured(
-  acc: AccHome,
-  args: string[],
-): Promise<{ ms: number; maxRssKb: number; stdout: string }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ["--import", MAXRSS_HOOK, ACC_BIN, ...args],
-      { env: acc.env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024, timeout: 600_000 },
-      (error, stdout, stderr) => {
-        if (error) return reject(new Error(`acc ${args.join(" ")}: ${stderr}`));
-        const kb = Number(/ACC_MAXRSS_KB=(\d+)/.exec(stderr)?.[1] ?? NaN);
-        resolve({ ms: performance.now() - started, maxRssKb: kb, stdout });
-      },
-    );
-  });
-}
 
 async function nginxRssMb(home: string): Promise<{ master: number; workers: number[] }> {
   const masterPid = Number((await readFile(path.join(home, "run/nginx.pid"), "utf8")).trim());
@@ -59,8 +36,8 @@ async function startStop(
   const start: number[] = [];
   const stop: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    start.push((await runMeasured(acc, ["start", name])).ms);
-    stop.push((await runMeasured(acc, ["stop", name])).ms);
+    start.push((await runMeasured(acc.env, ["start", name])).ms);
+    stop.push((await runMeasured(acc.env, ["stop", name])).ms);
   }
   return { start: median(start), stop: median(stop) };
 }
@@ -80,7 +57,13 @@ try {
   const worker = async (): Promise<void> => {
     while (next < n) {
       const i = next++;
-      const result = await runMeasured(acc, ["create", "hello", "--name", `s${i}`, "--no-start"]);
+      const result = await runMeasured(acc.env, [
+        "create",
+        "hello",
+        "--name",
+        `s${i}`,
+        "--no-start",
+      ]);
       peakCreateKb = Math.max(peakCreateKb, result.maxRssKb);
       if (i % 500 === 0) process.stderr.write(`created ${i}/${n}\n`);
     }
@@ -91,7 +74,7 @@ try {
   const lists: number[] = [];
   let listKb = 0;
   for (let i = 0; i < 5; i++) {
-    const result = await runMeasured(acc, ["list", "--json"]);
+    const result = await runMeasured(acc.env, ["list", "--json"]);
     lists.push(result.ms);
     listKb = Math.max(listKb, result.maxRssKb);
     const count = (JSON.parse(result.stdout) as unknown[]).length;
@@ -109,6 +92,10 @@ try {
       serverPort: Number(acc.env.ACC_SERVER_PORT),
       isRoot: process.getuid?.() === 0,
       serviceUser: "acc",
+      instancePorts: {
+        min: Number(acc.env.ACC_INSTANCE_PORT_MIN),
+        max: Number(acc.env.ACC_INSTANCE_PORT_MAX),
+      },
     },
   });
   const tests: number[] = [];

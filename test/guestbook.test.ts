@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { appendFile, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import pg from "pg";
 import { parseEnvFile } from "../src/core/instance-env.js";
 import { createSupervisorClient } from "../src/drivers/supervisord/client.js";
-import { createAccHome, type AccHome } from "./harness/acc.js";
+import { ACC_BIN, createAccHome, type AccHome } from "./harness/acc.js";
 
 async function envOf(acc: AccHome, name: string): Promise<Record<string, string>> {
   return parseEnvFile(await readFile(path.join(acc.home, "instances", name, "env"), "utf8"));
@@ -130,6 +131,17 @@ test(
         );
       },
     );
+
+    await t.test("acc db opens psql as the instance's own role", () => {
+      const psql = spawnSync(process.execPath, [ACC_BIN, "db", "gb-b"], {
+        env: acc.env,
+        input: "SELECT current_user, current_database();\n",
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      assert.equal(psql.status, 0, psql.stderr);
+      assert.match(psql.stdout, /i_gb-b\s*\|\s*i_gb-b/);
+    });
 
     await t.test("backup, destroy, restore --as-new: the entry is there", async () => {
       const backup = JSON.parse(await acc.ok(["backup", "gb-a", "--json"])) as { backup: string };

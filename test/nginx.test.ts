@@ -100,7 +100,15 @@ async function setUp(t: TestContext): Promise<Fixture> {
   const nginx = createNginx({
     paths,
     exec,
-    config: { listenAddress: "127.0.0.1", httpPort, serverPort, isRoot, serviceUser: user.name },
+    // Backends listen on ports the OS picks (listen on 0): the ephemeral range.
+    config: {
+      listenAddress: "127.0.0.1",
+      httpPort,
+      serverPort,
+      isRoot,
+      serviceUser: user.name,
+      instancePorts: { min: 32768, max: 60999 },
+    },
     mutex: createLocalMutex(),
     nginxBin: NGINX_BIN,
     timeoutMs: 10_000,
@@ -341,7 +349,7 @@ test("routes a host to its instance, and unknown hosts to a 404 page", { skip },
 });
 
 test(
-  "serves kept-alive clients, connects to the instance per request (no upstream blocks), passes websockets",
+  "keeps connections alive to the client and to the instance, and passes websockets",
   { skip },
   async (t) => {
     const fx = await setUp(t);
@@ -354,9 +362,8 @@ test(
     for (let i = 0; i < 5; i++) {
       assert.equal(backendOf(await get(fx, "foo.localhost", { agent })).backend, "foo");
     }
-    // The layout maps hosts to addresses (O(1) per request at any N) instead of upstream
-    // blocks, so there is no upstream keepalive pool: one connection per request.
-    assert.equal(foo.connections, 5, "one connection to the instance per proxied request");
+    // One upstream for all instances, with a keepalive pool: the connection is reused.
+    assert.equal(foo.connections, 1, "nginx reused its connection to the instance");
 
     const echoed = await new Promise<string>((resolve, reject) => {
       const req = request({
@@ -481,7 +488,7 @@ test("refuses a change nginx rejects, rolls it back, and keeps serving", { skip 
   const broken = `${fx.paths.nginxSites}/zzz.conf`;
   await writeFile(broken, "garbage\n");
   await assert.rejects(
-    fx.nginx.applySite({ name: "foo", port: 1, hosts: ["foo.localhost", "new.localhost"] }),
+    fx.nginx.applySite({ name: "foo", port: 40001, hosts: ["foo.localhost", "new.localhost"] }),
     (error) =>
       isAccError(error, "ACC_NGINX") &&
       /^nginx configuration is broken by something other than instance foo: .*zzz\.conf/.test(

@@ -127,7 +127,10 @@ async function main(argv: string[]): Promise<number> {
     };
     const result = await command.run(parsed, cli);
     if (json) process.stdout.write(`${JSON.stringify(result.data, null, 2)}\n`);
-    else if (result.text) process.stdout.write(`${result.text}\n`);
+    else {
+      const text = typeof result.text === "function" ? result.text() : result.text;
+      if (text) process.stdout.write(`${text}\n`);
+    }
     return result.exitCode ?? 0;
   } catch (error) {
     printError(error, color);

@@ -21,8 +21,8 @@ export interface CliEnv {
 export interface CommandResult {
   /** What --json prints. */
   data: unknown;
-  /** What a person sees. */
-  text: string;
+  /** What a person sees; a function when it costs something to make and --json does not need it. */
+  text: string | (() => string);
   exitCode?: number;
 }
 

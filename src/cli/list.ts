@@ -22,7 +22,7 @@ export const listCommand: Command = {
       memory_mb: memory.has(i.name) ? Math.round(memory.get(i.name) ?? 0) : null,
     }));
     const now = ctx.now();
-    const text =
+    const text = (): string =>
       instances.length === 0
         ? "no instances yet: acc create hello"
         : table(

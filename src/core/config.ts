@@ -265,6 +265,14 @@ export function resolveConfig(
     }
   }
   const config = out as unknown as AccConfig;
+  if (config.instance_port_max - config.instance_port_min + 1 > 32768) {
+    // nginx picks an instance's port with `hash`, whose range stops at 32768 servers.
+    throw new AccError(
+      "ACC_INVALID",
+      `invalid port range ${config.instance_port_min}-${config.instance_port_max}: more than 32768 ports`,
+      { hint: "use at most 32768 instance ports" },
+    );
+  }
   if (config.postgres === "external" && config.postgres_admin_url === "") {
     throw new AccError("ACC_INVALID", 'postgres = "external" needs postgres_admin_url', {
       hint: 'set postgres_admin_url in acc.toml, or postgres = "managed"',

@@ -101,6 +101,7 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
         serverPort: config.server_port,
         isRoot,
         serviceUser: config.service_user,
+        instancePorts: { min: config.instance_port_min, max: config.instance_port_max },
       },
     }),
     users: createUsers({ exec }),

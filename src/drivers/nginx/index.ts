@@ -38,6 +38,8 @@ export interface NginxConfig {
   isRoot: boolean;
   /** Runs the workers when acc runs as root. */
   serviceUser: string;
+  /** acc.toml's instance port range (the upstream has a server per port). */
+  instancePorts: { min: number; max: number };
 }
 
 /** One `nginx -t` or one settled reload, for logs, events and tests. */
@@ -153,6 +155,7 @@ export function createNginx(deps: NginxDeps): Nginx {
       isRoot: config.isRoot,
       serviceUser: config.serviceUser,
       serviceGroup: owner?.group,
+      instancePorts: config.instancePorts,
     });
     await writeFileAtomic(paths.nginxConf, conf);
     // nginx does not remove a unix socket left by a master that was killed, and then cannot
@@ -301,7 +304,10 @@ export function createNginx(deps: NginxDeps): Nginx {
     // Rendered before anything is touched: a bad value changes nothing.
     const changes = [
       // The upstream first: a host must never map to an instance without one.
-      { path: sitePath(paths, site.name), content: renderSite(site) },
+      {
+        path: sitePath(paths, site.name),
+        content: renderSite({ ...site, ports: config.instancePorts }),
+      },
       { path: hostMapPath(paths, site.name), content: renderHostMap(site) },
     ];
     await changeFiles(site.name, changes);

@@ -9,6 +9,9 @@ import {
   renderSite,
   sitePath,
   type MainConfigOptions,
+  crc32,
+  hashIndex,
+  hashKeyFor,
 } from "./render.js";
 
 const paths = homePaths("/home/u/.acc");
@@ -20,6 +23,7 @@ const userOptions: MainConfigOptions = {
   serverPort: 9713,
   isRoot: false,
   serviceUser: "acc",
+  instancePorts: { min: 20000, max: 20002 },
 };
 
 // String.raw keeps nginx's own "\n" escapes as written in the file.
@@ -65,9 +69,18 @@ http {
         "" "";
     }
 
-    map $acc_instance $acc_backend {
+    map $acc_instance $acc_key {
         default "";
         include /home/u/.acc/nginx/sites/*.conf;
+    }
+
+    upstream acc_instances {
+        hash $acc_key;
+        server 127.0.0.1:20000 max_fails=0;
+        server 127.0.0.1:20001 max_fails=0;
+        server 127.0.0.1:20002 max_fails=0;
+        keepalive 64;
+        keepalive_timeout 2s;
     }
 
     server {
@@ -83,7 +96,8 @@ http {
         }
 
         location / {
-            proxy_pass http://$acc_backend;
+            proxy_pass http://acc_instances;
+            proxy_next_upstream off;
             proxy_http_version 1.1;
             proxy_set_header Host $http_host;
             proxy_set_header Connection $acc_connection;
@@ -221,19 +235,55 @@ test("renderNginxConf: refuses values that could inject config", () => {
   );
 });
 
-test("renderSite: one map entry from the instance to its address", () => {
-  assert.equal(renderSite({ name: "foo", port: 20001 }), "foo 127.0.0.1:20001;\n");
+test("crc32 is the standard one nginx uses", () => {
+  assert.equal(crc32("123456789"), 0xcbf43926);
+  assert.equal(crc32(""), 0);
+});
+
+test("renderSite: a key that nginx's hash sends to the instance's own port", () => {
+  const ports = { min: 20000, max: 29999 };
+  for (const port of [20000, 20001, 25000, 29999]) {
+    const line = renderSite({ name: "foo", port, ports });
+    const key = /^foo (foo\.\d+);\n$/.exec(line)?.[1];
+    assert.ok(key, line);
+    assert.equal(hashIndex(key, 10000), port - ports.min);
+  }
+  assert.equal(
+    hashKeyFor("foo", 1, 3),
+    renderSite({ name: "foo", port: 20001, ports: { min: 20000, max: 20002 } })
+      .split(" ")[1]
+      ?.replace(";\n", ""),
+  );
+  assert.throws(
+    () => renderSite({ name: "foo", port: 19999, ports }),
+    /outside the instance range/,
+  );
+  assert.throws(
+    () => renderSite({ name: "foo", port: 20000, ports: { min: 20000, max: 60000 } }),
+    /instance port range/,
+  );
 });
 
 test("renderSite: refuses bad names and ports", () => {
   for (const bad of [...INJECTIONS, "Foo", "-foo", "foo-", "a".repeat(41), "../foo"]) {
-    assert.throws(() => renderSite({ name: bad, port: 20001 }), /bug: invalid instance name/);
+    assert.throws(
+      () => renderSite({ name: bad, port: 20001, ports: { min: 20000, max: 20002 } }),
+      /bug: invalid instance name/,
+    );
   }
   for (const port of [0, 65536, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
-    assert.throws(() => renderSite({ name: "foo", port }), /bug: invalid port/);
+    assert.throws(
+      () => renderSite({ name: "foo", port, ports: { min: 20000, max: 20002 } }),
+      /bug: invalid port/,
+    );
   }
   assert.throws(
-    () => renderSite({ name: "foo", port: "20001; evil" as unknown as number }),
+    () =>
+      renderSite({
+        name: "foo",
+        port: "20001; evil" as unknown as number,
+        ports: { min: 20000, max: 20002 },
+      }),
     /bug: invalid port/,
   );
 });

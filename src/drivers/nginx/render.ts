@@ -17,11 +17,22 @@ export interface MainConfigOptions {
   serviceUser: string;
   /** The service user's primary group; nginx otherwise looks up a group named like the user. */
   serviceGroup?: string;
+  /** acc.toml's instance port range: one upstream server per port in it. */
+  instancePorts: PortRange;
 }
+
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
+/** nginx's `hash` picks among at most 32768 servers: (crc32 >> 16) & 0x7fff is its whole range. */
+export const MAX_PORT_RANGE = 32768;
 
 export interface SiteSpec {
   name: string;
   port: number;
+  ports: PortRange;
 }
 
 export interface HostMapSpec {
@@ -122,12 +133,22 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     '        "" "";',
     "    }",
     "",
-    // Instance to its address, one file per instance. Upstream blocks would give kept-alive
-    // connections but cost O(N) per request (proxy_pass with a variable scans every upstream
-    // by name) and ~0.4 s and ~90 MB per 10,000 at each reload; a map entry costs neither.
-    "    map $acc_instance $acc_backend {",
+    // One upstream with a server per port of the instance range, chosen by `hash $acc_key`:
+    // each instance's key (in its sites/ file) is picked so that nginx's hash lands on its own
+    // port. So a request costs a map lookup and a hash (no scan of 10,000 upstream names, as
+    // proxy_pass with a variable does), a create changes only that instance's files, and all
+    // instances share one pool of kept-alive connections (matched by address).
+    "    map $acc_instance $acc_key {",
     '        default "";',
     `        include ${checkPath(paths.nginxSites)}/*.conf;`,
+    "    }",
+    "",
+    "    upstream acc_instances {",
+    "        hash $acc_key;",
+    ...upstreamServers(opts.instancePorts),
+    "        keepalive 64;",
+    // A pooled idle connection counts as activity for the idle clock: keep it short.
+    "        keepalive_timeout 2s;",
     "    }",
     "",
     "    server {",
@@ -143,7 +164,9 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "        }",
     "",
     "        location / {",
-    "            proxy_pass http://$acc_backend;",
+    "            proxy_pass http://acc_instances;",
+    // Never another server: the next one in the hash ring is another instance.
+    "            proxy_next_upstream off;",
     // nginx sets X-Acc-Instance itself, so a client cannot wake another instance.
     ...proxyHeaders('""', '""').map((line) => `            ${line}`),
     "            proxy_read_timeout 300s;",
@@ -186,8 +209,63 @@ export function renderNginxConf(opts: MainConfigOptions): string {
 }
 
 export function renderSite(spec: SiteSpec): string {
-  // A literal address: nginx connects to it directly, no resolver and no upstream lookup.
-  return `${checkName(spec.name)} 127.0.0.1:${checkPort(spec.port)};\n`;
+  const index = checkPort(spec.port) - spec.ports.min;
+  if (index < 0 || spec.port > spec.ports.max) {
+    throw new Error(
+      `bug: port ${spec.port} outside the instance range ${spec.ports.min}-${spec.ports.max}`,
+    );
+  }
+  return `${checkName(spec.name)} ${hashKeyFor(spec.name, index, rangeSize(spec.ports))};\n`;
+}
+
+function rangeSize(ports: PortRange): number {
+  const size = checkPort(ports.max) - checkPort(ports.min) + 1;
+  if (size < 1 || size > MAX_PORT_RANGE)
+    throw new Error(`bug: instance port range of ${size} ports`);
+  return size;
+}
+
+function upstreamServers(ports: PortRange): string[] {
+  const lines: string[] = [];
+  // max_fails=0: a refused connection (a stopped instance) must not mark its port down.
+  for (let i = 0; i < rangeSize(ports); i++)
+    lines.push(`        server 127.0.0.1:${ports.min + i} max_fails=0;`);
+  return lines;
+}
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 (IEEE), as nginx's ngx_crc32 computes it. */
+export function crc32(text: string): number {
+  let c = 0xffffffff;
+  for (const byte of new TextEncoder().encode(text))
+    c = (CRC_TABLE[(c ^ byte) & 0xff] ?? 0) ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** The server nginx's `hash $key` (not consistent) picks first: ((crc32(key) >> 16) & 0x7fff) mod N. */
+export function hashIndex(key: string, servers: number): number {
+  return ((crc32(key) >>> 16) & 0x7fff) % servers;
+}
+
+/**
+ * A key, made of the instance name and a counter, that nginx hashes to server `index` of
+ * `servers`: found by trying counters (about `servers` tries, microseconds each).
+ */
+export function hashKeyFor(name: string, index: number, servers: number): string {
+  for (let counter = 0; counter < 64 * MAX_PORT_RANGE; counter++) {
+    const key = `${name}.${counter}`;
+    if (hashIndex(key, servers) === index) return key;
+  }
+  throw new Error(`bug: no hash key found for ${name} at ${index} of ${servers}`);
 }
 
 export function renderHostMap(spec: HostMapSpec): string {
