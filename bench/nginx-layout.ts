@@ -218,7 +218,7 @@ async function main(): Promise<void> {
     for (let run = 0; run < runs; run++) {
       const name = `new-${run}`;
       const t2 = performance.now();
-      await nginx.applySite({ name, port: 30_000 + run, hosts: [`${name}.localhost`] });
+      await nginx.applySite({ name, port: PORTS.min + run, hosts: [`${name}.localhost`] });
       applyMs.push(performance.now() - t2);
     }
 
@@ -227,7 +227,11 @@ async function main(): Promise<void> {
     const t3 = performance.now();
     await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        nginx.applySite({ name: `burst-${i}`, port: 31_000 + i, hosts: [`burst-${i}.localhost`] }),
+        nginx.applySite({
+          name: `burst-${i}`,
+          port: PORTS.min + 100 + i,
+          hosts: [`burst-${i}.localhost`],
+        }),
       ),
     );
     const burstMs = performance.now() - t3;

@@ -243,12 +243,18 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
-/** CRC-32 (IEEE), as nginx's ngx_crc32 computes it. */
+/** CRC-32 (IEEE), as nginx's ngx_crc32 computes it, continued from a running state. */
+function crcUpdate(state: number, text: string): number {
+  let c = state;
+  // Keys are ASCII (instance names and digits): one byte per character.
+  for (let i = 0; i < text.length; i++)
+    c = (CRC_TABLE[(c ^ text.charCodeAt(i)) & 0xff] ?? 0) ^ (c >>> 8);
+  return c;
+}
+
+/** CRC-32 (IEEE) of an ASCII text. */
 export function crc32(text: string): number {
-  let c = 0xffffffff;
-  for (const byte of new TextEncoder().encode(text))
-    c = (CRC_TABLE[(c ^ byte) & 0xff] ?? 0) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return (crcUpdate(0xffffffff, text) ^ 0xffffffff) >>> 0;
 }
 
 /** The server nginx's `hash $key` (not consistent) picks first: ((crc32(key) >> 16) & 0x7fff) mod N. */
@@ -258,12 +264,13 @@ export function hashIndex(key: string, servers: number): number {
 
 /**
  * A key, made of the instance name and a counter, that nginx hashes to server `index` of
- * `servers`: found by trying counters (about `servers` tries, microseconds each).
+ * `servers`: found by trying counters (about `servers` tries of a few digits each).
  */
 export function hashKeyFor(name: string, index: number, servers: number): string {
+  const prefix = crcUpdate(0xffffffff, `${name}.`);
   for (let counter = 0; counter < 64 * MAX_PORT_RANGE; counter++) {
-    const key = `${name}.${counter}`;
-    if (hashIndex(key, servers) === index) return key;
+    const crc = (crcUpdate(prefix, String(counter)) ^ 0xffffffff) >>> 0;
+    if (((crc >>> 16) & 0x7fff) % servers === index) return `${name}.${counter}`;
   }
   throw new Error(`bug: no hash key found for ${name} at ${index} of ${servers}`);
 }
