@@ -10,6 +10,7 @@ import {
 } from "../services/instances.js";
 import { positional, type Command } from "./command.js";
 import { instanceJson } from "./instance-view.js";
+import { lifecycleCommand } from "./lifecycle.js";
 
 /** What `acc set` may change, each with how to read its value. */
 const SETTINGS = ["idle-timeout"] as const;
@@ -92,41 +93,18 @@ export const setCommand: Command = {
   },
 };
 
-export const suspendCommand: Command = {
-  name: "suspend",
-  summary:
-    "Stop an instance and keep it down: requests get a 503 page and do not wake it, until acc resume.",
-  usage: "NAME",
-  help: [],
-  options: {},
-  positionals: { min: 1, max: 1, names: "NAME" },
-  json: true,
-  async run(args, cli) {
-    const name = validateInstanceName(positional(args, 0));
-    const ctx = await cli.open();
-    const instance = await suspendInstance(ctx, name);
-    return {
-      data: instanceJson(ctx, instance),
-      text: `${name} is suspended: requests get a 503 page until acc resume ${name}`,
-    };
-  },
-};
+export const suspendCommand = lifecycleCommand(
+  "suspend",
+  "Stop an instance and keep it down: requests get a 503 page and do not wake it, until acc resume.",
+  "is suspended",
+  (ctx, name) => suspendInstance(ctx, name),
+  (name) => `${name} is suspended: requests get a 503 page until acc resume ${name}`,
+);
 
-export const resumeCommand: Command = {
-  name: "resume",
-  summary: "Lift a suspension: the instance is stopped again and its next request starts it.",
-  usage: "NAME",
-  help: [],
-  options: {},
-  positionals: { min: 1, max: 1, names: "NAME" },
-  json: true,
-  async run(args, cli) {
-    const name = validateInstanceName(positional(args, 0));
-    const ctx = await cli.open();
-    const instance = await resumeInstance(ctx, name);
-    return {
-      data: instanceJson(ctx, instance),
-      text: `${name} is resumed: its next request starts it (or acc start ${name})`,
-    };
-  },
-};
+export const resumeCommand = lifecycleCommand(
+  "resume",
+  "Lift a suspension: the instance is stopped again and its next request starts it.",
+  "is resumed",
+  (ctx, name) => resumeInstance(ctx, name),
+  (name) => `${name} is resumed: its next request starts it (or acc start ${name})`,
+);

@@ -14,7 +14,17 @@ type Action = (
   name: string,
 ) => ReturnType<typeof startInstance>;
 
-function lifecycleCommand(name: string, summary: string, verb: string, action: Action): Command {
+/**
+ * A command that applies one operation to one instance and shows the instance after it;
+ * `done` says it in words (by default: NAME <verb>, and its URL when it runs).
+ */
+export function lifecycleCommand(
+  name: string,
+  summary: string,
+  verb: string,
+  action: Action,
+  done?: (instance: string) => string,
+): Command {
   return {
     name,
     summary,
@@ -30,7 +40,9 @@ function lifecycleCommand(name: string, summary: string, verb: string, action: A
       const view = instanceJson(ctx, instance);
       return {
         data: view,
-        text: `${instanceName} ${verb}${view.state === "running" ? `: ${view.url}` : ""}`,
+        text:
+          done?.(instanceName) ??
+          `${instanceName} ${verb}${view.state === "running" ? `: ${view.url}` : ""}`,
       };
     },
   };

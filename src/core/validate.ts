@@ -10,9 +10,13 @@ export function showValue(value: string, max = 60): string {
   return value.length > max ? `${shown} (${value.length} characters)` : shown;
 }
 
+export function isValidInstanceName(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+}
+
 /** Instance names are DNS labels: they become a host label, a user name, a file name and a config key. */
 export function validateInstanceName(name: string): string {
-  if (name.length === 0 || name.length > MAX_NAME_LENGTH || !NAME_RE.test(name)) {
+  if (!isValidInstanceName(name)) {
     throw new AccError("ACC_INVALID", `invalid instance name ${showValue(name)}`, {
       hint: `use 1 to ${MAX_NAME_LENGTH} characters a-z, 0-9 and '-', not starting or ending with '-'`,
     });

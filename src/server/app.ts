@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
-import { validateInstanceName } from "../core/validate.js";
+import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { codeDirOf } from "../services/instances.js";
@@ -226,7 +226,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
   async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const header = req.headers["x-acc-instance"];
     const name = typeof header === "string" ? header : "";
-    const instance = await ctx.store.getInstance(name);
+    const instance = isValidInstanceName(name) ? await ctx.store.getInstance(name) : undefined;
     if (!instance || instance.state === "suspended") {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n");
       return;

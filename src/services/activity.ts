@@ -3,7 +3,7 @@
 // the port and are short, so they never show up in either.
 import { open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { MAX_NAME_LENGTH } from "../core/validate.js";
+import { isValidInstanceName } from "../core/validate.js";
 import { hasErrno } from "../lib/errors.js";
 import { ensureDir, writeFileAtomic } from "../lib/files.js";
 import { accessLogPath } from "../drivers/nginx/render.js";
@@ -24,15 +24,10 @@ export interface AccessLogScan {
   bytesRead: number;
 }
 
-const NAME_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 const READ_CHUNK = 1 << 20;
 // nginx's lines are short; a "line" longer than this is garbage, and holding it would let
 // one bad write grow memory without bound.
 const MAX_LINE = 64 * 1024;
-
-function isInstanceName(text: string): boolean {
-  return text.length > 0 && text.length <= MAX_NAME_LENGTH && NAME_RE.test(text);
-}
 
 /**
  * Per instance, the latest `$msec` (as ms since the epoch) in lines of the `acc` log format
@@ -56,7 +51,7 @@ export function parseAccessLines(
       if (Number.isFinite(ms) && ms > 0 && name !== "") {
         const known = into.get(name);
         if (known === undefined) {
-          if (isInstanceName(name)) into.set(name, ms);
+          if (isValidInstanceName(name)) into.set(name, ms);
         } else if (ms > known) {
           into.set(name, ms);
         }

@@ -1,4 +1,5 @@
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
+import { isValidInstanceName } from "../../core/validate.js";
 
 /** Where the managed cluster keeps its files, all under HOME/postgres. */
 export interface ClusterLayout {
@@ -29,7 +30,6 @@ export interface PostgresConfOptions {
 export const LOCAL_CONF = "local.conf";
 
 // A DNS label, as instance names are (validate.ts): the only names turned into roles here.
-const INSTANCE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const ROLE_OR_USER = /^[A-Za-z_][A-Za-z0-9_.-]{0,62}$/;
 
 /** postgresql.conf for the managed cluster: loopback TCP, socket in its own folder, logs on stderr. */
@@ -107,7 +107,7 @@ export function renderPgIdent(options: PgHbaOptions): string {
 
 /** Role and database of an instance: the same name, so pg_hba's samerole matches them. */
 export function instanceDatabaseName(instance: string): string {
-  if (!INSTANCE_NAME.test(instance)) {
+  if (!isValidInstanceName(instance)) {
     throw new Error(`invalid instance name for a database: ${JSON.stringify(instance)}`);
   }
   // Kept as is ('-' included) and always quoted; 'i_' keeps instance roles apart from others.
@@ -118,7 +118,7 @@ export function instanceDatabaseName(instance: string): string {
 export function instanceOfDatabase(database: string): string | undefined {
   if (!database.startsWith("i_")) return undefined;
   const name = database.slice(2);
-  return INSTANCE_NAME.test(name) ? name : undefined;
+  return isValidInstanceName(name) ? name : undefined;
 }
 
 /** A quoted SQL identifier: always quoted, so '-' and upper case survive. */

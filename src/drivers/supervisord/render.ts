@@ -1,4 +1,5 @@
 import type { HomePaths } from "../../core/paths.js";
+import { isValidInstanceName } from "../../core/validate.js";
 
 /** One of acc's own services (nginx, `acc server`), declared in the main config and autostarted. */
 export interface ServiceProgram {
@@ -37,7 +38,6 @@ export interface SupervisordConfOptions {
 const INSTANCE_PREFIX = "i-";
 
 // A DNS label: also safe as an INI section name and as a supervisord name (no space, ':' or '/').
-const INSTANCE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -54,7 +54,7 @@ const HERE = "%(here)s";
 
 /** supervisord's name for an instance's program (and its group: one process per group). */
 export function programName(instance: string): string {
-  if (!INSTANCE_NAME.test(instance)) {
+  if (!isValidInstanceName(instance)) {
     throw new Error(`invalid instance name for a supervisord program: ${JSON.stringify(instance)}`);
   }
   return INSTANCE_PREFIX + instance;
