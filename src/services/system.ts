@@ -41,6 +41,17 @@ export interface InitResult {
   installed: string[];
 }
 
+/** Whether apt knows a package (after apt-get update). */
+async function aptHas(run: Exec, name: string): Promise<boolean> {
+  try {
+    await run("apt-cache", ["show", name], { timeoutMs: 60_000 });
+    return true;
+  } catch (error) {
+    if (error instanceof ExecError) return false;
+    throw error;
+  }
+}
+
 /** Sets a key in acc.toml, keeping every other line (and comment) as it is. */
 export function setConfigKey(text: string, key: string, literal: string): string {
   const line = `${key} = ${literal}`;
@@ -74,6 +85,10 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
     }
     const aptEnv = { ...options.env, DEBIAN_FRONTEND: "noninteractive" };
     await run("apt-get", ["update"], { timeoutMs: 10 * 60_000, env: aptEnv });
+    // Debian 12 has nginx-light; later releases may ship only nginx.
+    if (missing.includes("nginx-light") && !(await aptHas(run, "nginx-light"))) {
+      missing.splice(missing.indexOf("nginx-light"), 1, "nginx");
+    }
     await run("apt-get", ["install", "-y", "--no-install-recommends", ...missing], {
       timeoutMs: 20 * 60_000,
       env: aptEnv,
