@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Migrator, type Kysely, type Transaction } from "kysely";
+import { Migrator, sql, type Kysely, type Transaction } from "kysely";
 import { AccError } from "../lib/errors.js";
 import type { InstanceState } from "../core/states.js";
-import { migrationProvider } from "./migrations.js";
+import { migrationProvider, migrations } from "./migrations.js";
 import type { Database, EventsTable, InstancesTable } from "./schema.js";
 
 export interface InstanceRecord {
@@ -168,6 +168,21 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
     dialect,
 
     async migrate() {
+      // Every command opens the store: when it is up to date (the common case), one read
+      // says so, instead of the Migrator's lock-taking write transaction.
+      const latest = Object.keys(migrations(dialect)).sort().at(-1);
+      try {
+        const { rows } = await sql<{
+          name: string;
+        }>`select name from kysely_migration order by name desc limit 1`.execute(db);
+        if (rows[0]?.name === latest) return;
+      } catch (error) {
+        // No migration table yet (SQLite: "no such table"; Postgres: 42P01): a new store.
+        const missing =
+          (error as { code?: unknown }).code === "42P01" ||
+          (error instanceof Error && error.message.includes("no such table"));
+        if (!missing) throw error;
+      }
       const migrator = new Migrator({ db, provider: migrationProvider(dialect) });
       const { error } = await migrator.migrateToLatest();
       if (error)
