@@ -194,6 +194,38 @@ test(
       },
     );
 
+    await t.test(
+      "a request the running app may have seen: a GET is replayed, a POST is not",
+      async () => {
+        await acc.ok(["start", "e1"]);
+        // As nginx hands it over after a failure on an accepted connection (connect time set).
+        const direct = async (method: string): Promise<number> =>
+          new Promise((resolve, reject) => {
+            const req = http.request(
+              {
+                host: "127.0.0.1",
+                port: Number(acc.env.ACC_SERVER_PORT),
+                method,
+                path: "/again",
+                headers: {
+                  host: "e1.localhost",
+                  "x-acc-instance": "e1",
+                  "x-acc-connect-time": "0.001",
+                },
+              },
+              (res) => {
+                res.resume();
+                resolve(res.statusCode ?? 0);
+              },
+            );
+            req.on("error", reject);
+            req.end();
+          });
+        assert.equal(await direct("GET"), 200);
+        assert.equal(await direct("POST"), 502);
+      },
+    );
+
     await t.test("unknown hosts get 404 and no instance is started", async () => {
       assert.equal((await send(acc, "nobody.localhost")).status, 404);
     });

@@ -16,6 +16,9 @@ export interface ServerDeps {
   log(line: string): void;
 }
 
+/** Methods a client may send again without a second effect (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+
 /** A failed instance is tried again by a request only this long after its failure. */
 const FAILED_RETRY_MS = 10_000;
 
@@ -164,8 +167,14 @@ export function createServerApp(deps: ServerDeps): http.Server {
         headers: { "retry-after": "3600" },
       });
     }
-    if (instance.state === "running" && !neverReachedInstance(req)) {
-      // The instance took the request and then failed (crash, timeout): replaying could repeat it.
+    if (
+      instance.state === "running" &&
+      !neverReachedInstance(req) &&
+      !IDEMPOTENT.has(req.method ?? "")
+    ) {
+      // The instance may have taken the request and then failed (crash, timeout, a kept-alive
+      // connection it closed): replaying a POST could repeat its effect. A GET is replayed
+      // below, as nginx itself would.
       return page(res, req, 502, "failed", instance, { reason: "the application did not answer" });
     }
     if (
