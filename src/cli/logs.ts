@@ -2,35 +2,9 @@ import { open, stat } from "node:fs/promises";
 import { instancePaths } from "../core/paths.js";
 import { validateInstanceName } from "../core/validate.js";
 import { AccError, hasErrno } from "../lib/errors.js";
+import { tailFile } from "../lib/files.js";
 import { getInstance } from "../services/instances.js";
 import { flag, positional, stringOption, type Command } from "./command.js";
-
-async function tail(file: string, lines: number): Promise<{ text: string; size: number }> {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch (error) {
-    if (hasErrno(error, "ENOENT")) return { text: "", size: 0 };
-    throw error;
-  }
-  // Read backwards in blocks only as far as the lines asked for: logs can be large.
-  const handle = await open(file, "r");
-  try {
-    let position = size;
-    let text = "";
-    while (position > 0 && text.split("\n").length <= lines + 1) {
-      const length = Math.min(64 * 1024, position);
-      position -= length;
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, position);
-      text = buffer.toString("utf8") + text;
-    }
-    const all = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n");
-    return { text: all.slice(-lines).join("\n"), size };
-  } finally {
-    await handle.close();
-  }
-}
 
 export const logsCommand: Command = {
   name: "logs",
@@ -54,7 +28,7 @@ export const logsCommand: Command = {
     const ctx = await cli.open();
     await getInstance(ctx, name);
     const file = instancePaths(ctx.home, name).appLog;
-    const { text, size } = await tail(file, Number(linesText));
+    const { text, size } = await tailFile(file, Number(linesText));
     if (!flag(args, "follow")) return { data: null, text };
     if (text) cli.write(`${text}\n`);
     let offset = size;

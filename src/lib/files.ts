@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chown, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { chown, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { hasErrno } from "./errors.js";
 
@@ -60,5 +60,48 @@ export async function chownTree(dir: string, ids: { uid: number; gid: number }):
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) await chownTree(full, ids);
     else await chown(full, ids.uid, ids.gid);
+  }
+}
+
+/** A folder's entries; none when it does not exist. */
+export async function readDirIfExists(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (hasErrno(error, "ENOENT")) return [];
+    throw error;
+  }
+}
+
+/**
+ * The last `lines` lines of a file and its size (empty and 0 when it does not exist). Reads
+ * backwards in blocks only as far as needed: logs can be large.
+ */
+export async function tailFile(
+  file: string,
+  lines: number,
+): Promise<{ text: string; size: number }> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (error) {
+    if (hasErrno(error, "ENOENT")) return { text: "", size: 0 };
+    throw error;
+  }
+  const handle = await open(file, "r");
+  try {
+    let position = size;
+    let text = "";
+    while (position > 0 && text.split("\n").length <= lines + 1) {
+      const length = Math.min(64 * 1024, position);
+      position -= length;
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, position);
+      text = buffer.toString("utf8") + text;
+    }
+    const all = text.endsWith("\n") ? text.slice(0, -1).split("\n") : text.split("\n");
+    return { text: all.slice(-lines).join("\n"), size };
+  } finally {
+    await handle.close();
   }
 }

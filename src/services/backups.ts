@@ -6,7 +6,7 @@ import { parseEnvFile } from "../core/instance-env.js";
 import { instancePaths } from "../core/paths.js";
 import { showValue, validateInstanceName } from "../core/validate.js";
 import { AccError, hasErrno } from "../lib/errors.js";
-import { chownTree, writeFileAtomic } from "../lib/files.js";
+import { chownTree, readDirIfExists, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { pgAdmin } from "./databases.js";
@@ -161,10 +161,7 @@ async function readManifest(dir: string): Promise<BackupManifest> {
 
 /** Backups, newest first; of one instance (destroyed ones included) or of all. */
 export async function listBackups(ctx: AccContext, instance?: string): Promise<BackupInfo[]> {
-  const names =
-    instance !== undefined
-      ? [instance]
-      : await readdir(ctx.paths.backups).catch(() => [] as string[]);
+  const names = instance !== undefined ? [instance] : await readDirIfExists(ctx.paths.backups);
   const out: BackupInfo[] = [];
   for (const name of names) {
     let entries: string[];

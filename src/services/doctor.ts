@@ -1,7 +1,8 @@
-import { readdir, rename, mkdir } from "node:fs/promises";
+import { rename, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { instancePaths } from "../core/paths.js";
 import { isAccError } from "../lib/errors.js";
+import { readDirIfExists } from "../lib/files.js";
 import { holderAlive } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
@@ -16,14 +17,9 @@ export interface Finding {
 }
 
 async function namesIn(dir: string, suffix: string): Promise<string[]> {
-  try {
-    return (await readdir(dir))
-      .filter((f) => f.endsWith(suffix) && !f.startsWith("."))
-      .map((f) => f.slice(0, f.length - suffix.length));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
+  return (await readDirIfExists(dir))
+    .filter((f) => f.endsWith(suffix) && !f.startsWith("."))
+    .map((f) => f.slice(0, f.length - suffix.length));
 }
 
 /**
@@ -143,10 +139,11 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
       );
     }
   }
+  // Read once: a folder listing per instance would cost O(N^2) at 10,000 instances.
+  const sites = new Set(await namesIn(ctx.paths.nginxSites, ".conf"));
   for (const instance of instances) {
     if (instance.state === "creating" || instance.state === "destroying") continue;
-    const sites = await namesIn(ctx.paths.nginxSites, ".conf");
-    if (!sites.includes(instance.name)) {
+    if (!sites.has(instance.name)) {
       await add(`${instance.name}: its nginx files are missing`, "write them again", () =>
         ctx.proxy.applySite({ name: instance.name, port: instance.port, hosts: instance.hosts }),
       );

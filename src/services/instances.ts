@@ -9,7 +9,7 @@ import { assertTransition, mayBeAlive, type InstanceState } from "../core/states
 import { renderTemplate } from "../core/template.js";
 import { validateHostname, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
-import { chownTree, ensureDir, writeFileAtomic } from "../lib/files.js";
+import { chownTree, ensureDir, tailFile, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import { backupEnv, createBackup, createFinalBackup, openBackup, restoreInto } from "./backups.js";
 import type { AccContext } from "./context.js";
@@ -468,13 +468,7 @@ export async function removeEverywhere(
 }
 
 async function lastLogLines(ctx: AccContext, name: string, count: number): Promise<string> {
-  try {
-    const text = await readFile(instancePaths(ctx.home, name).appLog, "utf8");
-    return text.trimEnd().split("\n").slice(-count).join("\n");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "";
-    throw error;
-  }
+  return (await tailFile(instancePaths(ctx.home, name).appLog, count)).text;
 }
 
 /** Starts an instance whose lease the caller holds, and waits for its health check. */

@@ -1,12 +1,12 @@
 // The nginx driver's I/O edge: writes the files render.ts produces, checks them with
 // `nginx -t`, and makes the running nginx load them (design.md, "nginx at scale").
 import { randomBytes } from "node:crypto";
-import { chown, readdir, rm } from "node:fs/promises";
+import { chown, rm } from "node:fs/promises";
 import type { HomePaths } from "../../core/paths.js";
-import { validateInstanceName } from "../../core/validate.js";
+import { isValidInstanceName } from "../../core/validate.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
-import { ensureDir, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
+import { ensureDir, readDirIfExists, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
 import {
   fetchGeneration,
   fileSize,
@@ -363,7 +363,7 @@ export function createNginx(deps: NginxDeps): Nginx {
       for (const entry of await readDirIfExists(dir)) {
         if (!entry.endsWith(suffix) || entry.startsWith(".")) continue;
         const name = entry.slice(0, -suffix.length);
-        if (isInstanceName(name)) names.add(name);
+        if (isValidInstanceName(name)) names.add(name);
       }
     }
     return [...names].sort();
@@ -396,25 +396,6 @@ function newGeneration(): string {
 async function putFile(path: string, content: string | undefined): Promise<void> {
   if (content === undefined) await rm(path, { force: true });
   else await writeFileAtomic(path, content);
-}
-
-async function readDirIfExists(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (error) {
-    if (hasErrno(error, "ENOENT")) return [];
-    throw error;
-  }
-}
-
-function isInstanceName(name: string): boolean {
-  try {
-    validateInstanceName(name);
-    return true;
-  } catch (error) {
-    if (error instanceof AccError) return false;
-    throw error;
-  }
 }
 
 async function readBootId(): Promise<string> {

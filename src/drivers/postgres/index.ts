@@ -6,7 +6,7 @@ import { parse as parseConnectionString } from "pg-connection-string";
 import type { HomePaths } from "../../core/paths.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
-import { readFileIfExists, writeFileAtomic } from "../../lib/files.js";
+import { readDirIfExists, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
 import type { ServiceProgram } from "../supervisord/render.js";
 import {
   clusterLayout,
@@ -112,16 +112,6 @@ export async function findPostgresBin(
   });
 }
 
-/** A folder's entries; none when it does not exist. */
-async function entriesOf(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (error) {
-    if (hasErrno(error, "ENOENT")) return [];
-    throw error;
-  }
-}
-
 /** The major version of the binaries in bin (15 for "postgres (PostgreSQL) 15.14"). */
 export async function postgresMajor(exec: Exec, bin: string): Promise<number> {
   const { stdout } = await exec(`${bin}/postgres`, ["--version"], { timeoutMs: 10_000 });
@@ -208,7 +198,7 @@ export function createManagedPostgres(options: ManagedPostgresOptions): ManagedP
       const version = (await readFileIfExists(`${layout.data}/PG_VERSION`))?.trim();
       let created = false;
       if (version === undefined) {
-        if ((await entriesOf(layout.data)).length > 0) {
+        if ((await readDirIfExists(layout.data)).length > 0) {
           throw new AccError("ACC_FAILED", `${layout.data} exists but holds no Postgres cluster`, {
             hint: "move it away, then run acc init again",
           });
