@@ -114,7 +114,6 @@ async function main(): Promise<void> {
     config: {
       listenAddress: "127.0.0.1",
       httpPort: await freePort(),
-      serverPort: await freePort(),
       isRoot,
       serviceUser: isRoot ? await serviceUser() : "acc",
       instancePorts: PORTS,

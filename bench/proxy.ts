@@ -253,7 +253,6 @@ try {
     config: {
       listenAddress: acc.env.ACC_LISTEN_ADDRESS ?? "127.0.0.1",
       httpPort: acc.httpPort,
-      serverPort: Number(acc.env.ACC_SERVER_PORT),
       isRoot: process.getuid?.() === 0,
       serviceUser: "acc",
       instancePorts: ports,

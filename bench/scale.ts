@@ -89,7 +89,6 @@ try {
     config: {
       listenAddress: acc.env.ACC_LISTEN_ADDRESS ?? "127.0.0.1",
       httpPort: Number(acc.env.ACC_HTTP_PORT),
-      serverPort: Number(acc.env.ACC_SERVER_PORT),
       isRoot: process.getuid?.() === 0,
       serviceUser: "acc",
       instancePorts: {

@@ -23,6 +23,7 @@ import {
 import { fileSize, listAcceptingWorkers, waitSettled } from "../src/drivers/nginx/control.js";
 import { hostMapPath, renderGeneration, sitePath } from "../src/drivers/nginx/render.js";
 import { isAccError } from "../src/lib/errors.js";
+import { listenOnSocket } from "../src/server/listen.js";
 import { exec } from "../src/lib/exec.js";
 import {
   freePort,
@@ -69,7 +70,6 @@ interface Fixture {
   paths: HomePaths;
   nginx: Nginx;
   httpPort: number;
-  serverPort: number;
   serviceUid: number;
   events: NginxEvent[];
   /** Starts nginx in the foreground; the test's cleanup stops it by pid. */
@@ -94,7 +94,6 @@ async function setUp(t: TestContext): Promise<Fixture> {
     if (errors.length > 0) throw errors[0];
   });
   const httpPort = await freePort();
-  const serverPort = await freePort();
   const user = await pickServiceUser();
   const events: NginxEvent[] = [];
   const nginx = createNginx({
@@ -104,7 +103,6 @@ async function setUp(t: TestContext): Promise<Fixture> {
     config: {
       listenAddress: "127.0.0.1",
       httpPort,
-      serverPort,
       isRoot,
       serviceUser: user.name,
       instancePorts: { min: 32768, max: 60999 },
@@ -119,7 +117,6 @@ async function setUp(t: TestContext): Promise<Fixture> {
     paths,
     nginx,
     httpPort,
-    serverPort,
     serviceUid: user.uid,
     events,
     start: () => startNginx(nginx, paths, fixture.cleanup),
@@ -430,7 +427,7 @@ test(
         res.end("woken");
       });
     });
-    await new Promise<void>((resolve) => waker.listen(fx.serverPort, "127.0.0.1", resolve));
+    await listenOnSocket(waker, fx.paths.wakerSocket, 511);
     fx.cleanup(async () => {
       waker.closeAllConnections();
       await new Promise<void>((resolve) => waker.close(() => resolve()));

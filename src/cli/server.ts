@@ -1,5 +1,6 @@
 import { once } from "node:events";
-import { createServerApp } from "../server/app.js";
+import { createServerApp, createStatusApp } from "../server/app.js";
+import { listenOnSocket } from "../server/listen.js";
 import type { AccContext } from "../services/context.js";
 import { idleMessage, startMonitorLoop } from "../services/monitor.js";
 import { createWaker } from "../services/wake.js";
@@ -8,7 +9,7 @@ import type { Command } from "./command.js";
 export const serverCommand: Command = {
   name: "server",
   summary:
-    "Run acc server on 127.0.0.1:<server_port>: the waker (starts a stopped instance for the request that arrives for it) and the idle monitor. acc boot runs it under supervisord.",
+    "Run acc server: the waker (starts a stopped instance for the request nginx hands it, on a unix socket only nginx and root can open) and the idle monitor; 127.0.0.1:<server_port> answers its health only. acc boot runs it under supervisord.",
   usage: "",
   help: [],
   options: {},
@@ -21,11 +22,15 @@ export const serverCommand: Command = {
     };
     const waker = createWaker(ctx);
     const server = createServerApp({ ctx, waker, log });
+    const status = createStatusApp();
     const stop = new AbortController();
     // A herd of held requests arrives at once: Node's default backlog (511) drops some.
-    server.listen({ port: ctx.config.server_port, host: "127.0.0.1", backlog: 4096 });
-    await once(server, "listening");
-    log(`acc server listening on 127.0.0.1:${ctx.config.server_port}`);
+    await listenOnSocket(server, ctx.paths.wakerSocket, 4096);
+    status.listen({ port: ctx.config.server_port, host: "127.0.0.1" });
+    await once(status, "listening");
+    log(
+      `acc server: waker on ${ctx.paths.wakerSocket}, health on 127.0.0.1:${ctx.config.server_port}`,
+    );
     const monitor = startMonitor(ctx, stop.signal, log);
     await new Promise<void>((resolve) => {
       for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => resolve());
@@ -35,6 +40,7 @@ export const serverCommand: Command = {
     // Held requests get their answers; no new connection is taken.
     server.close();
     server.closeIdleConnections();
+    status.close();
     await monitor;
     await Promise.race([
       once(server, "close"),

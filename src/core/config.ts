@@ -44,6 +44,8 @@ export interface AccConfig {
   postgres_admin_url: string;
   /** Empty: the store is HOME/state.db (SQLite); a postgres:// URL moves it to Postgres. */
   state_url: string;
+  /** "auto": instances run in bubblewrap when it works here; "off": never. */
+  sandbox: "auto" | "off";
 }
 
 interface KeySpec {
@@ -59,7 +61,8 @@ interface KeySpec {
     | "user"
     | "list"
     | "postgres-mode"
-    | "postgres-url";
+    | "postgres-url"
+    | "sandbox";
   /** Default for root, then for a normal user. */
   defaults: [string | number | string[], string | number | string[]];
 }
@@ -177,6 +180,11 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     kind: "postgres-url",
     defaults: ["", ""],
   },
+  sandbox: {
+    doc: "'auto': each instance runs in its own bubblewrap sandbox when bwrap works here; 'off': never (acc status says which).",
+    kind: "sandbox",
+    defaults: ["auto", "auto"],
+  },
 };
 
 export function envKey(key: string): string {
@@ -233,6 +241,9 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
     case "postgres-url":
       if (text !== "" && !/^postgres(ql)?:\/\/\S+$/.test(text))
         throw bad("expected a postgres:// URL");
+      return text;
+    case "sandbox":
+      if (text !== "auto" && text !== "off") throw bad("expected auto or off");
       return text;
   }
 }

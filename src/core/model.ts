@@ -62,6 +62,13 @@ export interface ModelManifest {
   templates: TemplateSpec[];
   /** In the file's order. */
   params: Record<string, ParamSpec>;
+  /**
+   * The app takes its listening socket from acc (fd 3, LISTEN_FDS=1, as systemd passes it)
+   * instead of binding PORT itself: the port then never becomes free for another user to take.
+   */
+  socket_activation: boolean;
+  /** Paths of the host the app needs besides what the sandbox gives every instance. */
+  sandbox: { read_only: string[]; read_write: string[] };
 }
 
 /**
@@ -201,6 +208,8 @@ const TOP_KEYS = [
   "setup",
   "templates",
   "params",
+  "socket_activation",
+  "sandbox",
 ] as const;
 
 type Table = Record<string, unknown>;
@@ -397,6 +406,49 @@ function readRelativePath(reader: Reader, table: Table, path: KeyPath): string {
     );
   }
   return value;
+}
+
+// Folders the sandbox builds itself, or that would open the host to the app.
+const SANDBOX_OWN = ["/", "/proc", "/dev", "/sys", "/tmp", "/run", "/usr", "/etc", "/var/tmp"];
+
+/** Absolute paths of the host to bind into the sandbox: plain characters, no "." or "..". */
+function readSandboxPaths(reader: Reader, table: Table, path: KeyPath): string[] {
+  const raw = table[path[path.length - 1] as string];
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) {
+    throw modelError(
+      reader,
+      path,
+      `${showPath(path)} must be an array of paths, not ${describe(raw)}`,
+    );
+  }
+  return raw.map((value: unknown, index) => {
+    const where = [...path, index];
+    const text = typeof value === "string" ? value : undefined;
+    if (
+      text === undefined ||
+      !/^\/[A-Za-z0-9._/+@-]*$/.test(text) ||
+      text.split("/").some((part) => part === "." || part === "..") ||
+      text.length > 255
+    ) {
+      throw modelError(
+        reader,
+        where,
+        `invalid ${showPath(path)}[${index}] ${showValue(String(value))}`,
+        'use an absolute path of letters, digits and . _ - + @ /, such as "/srv/shared"',
+      );
+    }
+    const clean = text.replace(/\/+$/, "") || "/";
+    if (SANDBOX_OWN.includes(clean) || clean.startsWith("/proc/") || clean.startsWith("/sys/")) {
+      throw modelError(
+        reader,
+        where,
+        `${showPath(path)}[${index}] ${showValue(text)} is not a path a model may bind`,
+        `the sandbox makes ${SANDBOX_OWN.join(", ")} itself`,
+      );
+    }
+    return clean;
+  });
 }
 
 function readParams(reader: Reader, root: Table): Record<string, ParamSpec> {
@@ -619,6 +671,8 @@ export function parseManifest(text: string, source: string): ModelManifest {
     health: { path: "/" },
     templates: [],
     params: {},
+    socket_activation: false,
+    sandbox: { read_only: [], read_write: [] },
   };
   const description = readLine(reader, root, ["description"], false);
   if (description !== undefined) manifest.description = description;
@@ -664,6 +718,16 @@ export function parseManifest(text: string, source: string): ModelManifest {
     manifest.setup = { command: readLine(reader, setup, ["setup", "command"], true) };
     const setupTimeout = readDuration(reader, setup, ["setup", "timeout"], false);
     if (typeof setupTimeout === "number") manifest.setup.timeout = setupTimeout;
+  }
+
+  manifest.socket_activation = readBool(reader, root, ["socket_activation"]) ?? false;
+  const sandbox = readTable(reader, root, ["sandbox"], false);
+  if (sandbox !== undefined) {
+    checkKeys(reader, sandbox, ["sandbox"], ["read_only", "read_write"]);
+    manifest.sandbox = {
+      read_only: readSandboxPaths(reader, sandbox, ["sandbox", "read_only"]),
+      read_write: readSandboxPaths(reader, sandbox, ["sandbox", "read_write"]),
+    };
   }
 
   manifest.templates = readTemplates(reader, root);

@@ -8,6 +8,8 @@ export interface HomePaths {
   code: string;
   instances: string;
   backups: string;
+  /** Instances' logs, one root-only folder each: nothing an instance can write (see instancePaths). */
+  logs: string;
   run: string;
   supervisor: string;
   supervisorConf: string;
@@ -28,6 +30,13 @@ export interface HomePaths {
   nginxControlSocket: string;
   nginxGeneration: string;
   postgres: string;
+  /** acc-ports, the keeper of instances' ports: its control socket and its state across restarts. */
+  portsSocket: string;
+  portsState: string;
+  /** The folder of the waker's socket: root and nginx's workers only (group nginx_user). */
+  waker: string;
+  /** Where nginx hands acc server the requests of instances that are not running. */
+  wakerSocket: string;
 }
 
 export function homePaths(home: string): HomePaths {
@@ -40,6 +49,7 @@ export function homePaths(home: string): HomePaths {
     code: p("code"),
     instances: p("instances"),
     backups: p("backups"),
+    logs: p("logs"),
     run: p("run"),
     supervisor: p("supervisor"),
     supervisorConf: p("supervisor", "supervisord.conf"),
@@ -58,30 +68,45 @@ export function homePaths(home: string): HomePaths {
     nginxControlSocket: p("run", "nginx-control.sock"),
     nginxGeneration: p("nginx", "generation.conf"),
     postgres: p("postgres"),
+    portsSocket: p("run", "ports.sock"),
+    portsState: p("run", "ports.state"),
+    waker: p("waker"),
+    wakerSocket: p("waker", "waker.sock"),
   };
 }
 
+/**
+ * An instance's files. Its folder is root's and only readable by the instance's group: the
+ * instance cannot create, replace or link anything in it, so nothing root writes or reads there
+ * can be turned against root. Only `data/` is the instance's own. Its log is outside, in a
+ * root-only folder, because supervisord (root) opens it.
+ */
 export interface InstancePaths {
+  /** HOME/instances/NAME: root:acc-NAME 0750. */
   root: string;
+  /** The app's own data (DATA_DIR): acc-NAME 0700; the one folder the instance can write. */
   data: string;
+  /** Rendered config templates (CONFIG_DIR): root:acc-NAME 0750, files read-only to the app. */
   config: string;
-  logs: string;
-  /** Environment file with the secrets, mode 0600. */
+  /** Environment file with the secrets: root:acc-NAME 0640. */
   env: string;
-  /** The launcher supervisord runs: loads env, then execs the model's command. */
-  run: string;
+  /** What acc-launch needs to start the app: root 0600. */
+  launch: string;
+  /** HOME/logs/NAME: root 0700. */
+  logs: string;
   appLog: string;
 }
 
 export function instancePaths(home: string, name: string): InstancePaths {
   const root = `${home}/instances/${name}`;
+  const logs = `${home}/logs/${name}`;
   return {
     root,
     data: `${root}/data`,
     config: `${root}/config`,
-    logs: `${root}/logs`,
     env: `${root}/env`,
-    run: `${root}/run.sh`,
-    appLog: `${root}/logs/app.log`,
+    launch: `${root}/launch`,
+    logs,
+    appLog: `${logs}/app.log`,
   };
 }

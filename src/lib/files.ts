@@ -1,5 +1,16 @@
 import { randomBytes } from "node:crypto";
-import { chown, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import {
+  chmod,
+  lchown,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+} from "node:fs/promises";
 import path from "node:path";
 import { hasErrno } from "./errors.js";
 
@@ -53,13 +64,40 @@ export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
   await mkdir(dir, { recursive: true, mode });
 }
 
-/** Gives a folder and everything in it to a user (as root). */
+/**
+ * Makes a folder (when missing) and sets its mode and, as root, its owner. Only for a folder
+ * whose parent no instance can write: then nobody can swap it for a link between the check
+ * and the change. Anything but a real folder there is refused.
+ */
+export async function ensureOwnedDir(
+  dir: string,
+  mode: number,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
+  try {
+    await mkdir(dir, { mode });
+  } catch (error) {
+    if (!hasErrno(error, "EEXIST")) throw error;
+  }
+  const info = await lstat(dir);
+  if (!info.isDirectory()) throw new Error(`${dir} is not a folder`);
+  if (owner && (info.uid !== owner.uid || info.gid !== owner.gid)) {
+    await lchown(dir, owner.uid, owner.gid);
+  }
+  if ((info.mode & 0o7777) !== mode) await chmod(dir, mode);
+}
+
+/**
+ * Gives a folder and everything in it to a user (as root), never following a link: links get
+ * lchown and are not descended into, so a link planted in the tree changes nothing outside it.
+ */
 export async function chownTree(dir: string, ids: { uid: number; gid: number }): Promise<void> {
-  await chown(dir, ids.uid, ids.gid);
+  await lchown(dir, ids.uid, ids.gid);
+  if (!(await lstat(dir)).isDirectory()) return;
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) await chownTree(full, ids);
-    else await chown(full, ids.uid, ids.gid);
+    else await lchown(full, ids.uid, ids.gid);
   }
 }
 

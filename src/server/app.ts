@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
-import { codeDirOf } from "../services/instances.js";
+import { codeDirOf } from "../services/model-code.js";
 import type { Waker } from "../services/wake.js";
 import type { InstanceRecord } from "../store/store.js";
 import { renderPage, WAIT_PATH, type PageKind } from "./pages.js";
@@ -64,7 +64,29 @@ function neverReachedInstance(req: IncomingMessage): boolean {
   return last === "-" || last === "";
 }
 
-/** The HTTP app of `acc server`: the waker now, the API and admin UI later. It does not listen. */
+/** What acc server answers on its TCP port: its own health, and nothing that names an instance. */
+function answerStatus(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === "/healthz") {
+    res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    return;
+  }
+  res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+}
+
+/**
+ * acc server's TCP port (server_port), which any local user can reach: health only. Wakes come
+ * only through the waker's unix socket, which only nginx's workers and root can open.
+ */
+export function createStatusApp(): http.Server {
+  const server = http.createServer(answerStatus);
+  server.on("upgrade", (_req: IncomingMessage, socket: Duplex) => socket.destroy());
+  return server;
+}
+
+/**
+ * The waker of `acc server`, for nginx only: it listens on a unix socket that only nginx's
+ * workers and root can open, so X-Acc-Instance (set by nginx) is trusted. It does not listen.
+ */
 export function createServerApp(deps: ServerDeps): http.Server {
   const { ctx, waker } = deps;
 
@@ -142,14 +164,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const header = req.headers["x-acc-instance"];
-    if (header === undefined) {
-      if (req.url === "/healthz") {
-        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-        return;
-      }
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-      return;
-    }
+    if (header === undefined) return answerStatus(req, res);
     let name: string;
     try {
       // nginx sets X-Acc-Instance from its host map, so a client cannot name another instance.

@@ -1,6 +1,7 @@
 import type { AccConfig } from "../core/config.js";
 import type { HomePaths } from "../core/paths.js";
 import type { Nginx } from "../drivers/nginx/index.js";
+import type { PortKeeper } from "../drivers/ports/index.js";
 import type { Supervisor } from "../drivers/supervisord/index.js";
 import type { Exec } from "../lib/exec.js";
 import type { Store } from "../store/store.js";
@@ -24,6 +25,8 @@ export interface AccContext {
   processes: Supervisor;
   /** acc's nginx: per-instance routing. */
   proxy: Nginx;
+  /** acc-ports: holds the ports of instances that are not running. */
+  ports: PortKeeper;
   users: Users;
   exec: Exec;
   progress: Progress;
@@ -33,5 +36,8 @@ export interface AccContext {
   /** Manifests of instances' code folders, which never change once written (see instanceManifest). */
   manifests: Map<string, import("../core/model.js").ModelManifest>;
   /** Connections made on first use and kept for the context's life. */
-  cache: { pgAdmin?: Promise<import("../drivers/postgres/index.js").PgAdmin> };
+  cache: {
+    pgAdmin?: Promise<import("../drivers/postgres/index.js").PgAdmin>;
+    sandbox?: Promise<import("./sandbox.js").SandboxState>;
+  };
 }

@@ -1,23 +1,25 @@
-import { chmod, cp, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { formatDuration, parseDuration } from "../core/duration.js";
-import { instanceEnv, instanceUrl, renderEnvFile, renderRunScript } from "../core/instance-env.js";
+import { instanceUrl } from "../core/instance-env.js";
 import { parseParamArgs, resolveParams } from "../core/model-params.js";
-import { parseManifest, type ModelManifest } from "../core/model.js";
+import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { assertTransition, mayBeAlive, type InstanceState } from "../core/states.js";
-import { renderTemplate } from "../core/template.js";
 import { validateHostname, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
-import { chownTree, ensureDir, tailFile, writeFileAtomic } from "../lib/files.js";
+import { tailFile } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import { backupEnv, createBackup, createFinalBackup, openBackup, restoreInto } from "./backups.js";
 import type { AccContext } from "./context.js";
 import { portAnswers, waitHealthy } from "./health.js";
 import { withLease } from "./leases.js";
-import type { LoadedModel } from "./models.js";
 import { instanceUserName, type UserIds } from "./users.js";
 import { generateSecret } from "./secrets.js";
+import { launcherArgv } from "./launch.js";
+import { runSetup, writeInstanceFiles } from "./instance-files.js";
+import { ensureSharedCode, instanceManifest } from "./model-code.js";
+import { holdPort, releasePort } from "./ports.js";
 import { pgAdmin } from "./databases.js";
 import { instanceDatabaseEnv } from "../drivers/postgres/index.js";
 import { instanceDatabaseName } from "../drivers/postgres/render.js";
@@ -112,234 +114,8 @@ async function defaultName(ctx: AccContext, model: string): Promise<string> {
   for (let n = 1; ; n++) if (!taken.has(`${base}${n}`)) return `${base}${n}`;
 }
 
-/** Folder with the model's code, shared read-only by every instance of this model version. */
-/** Where the code of one model version lives, shared by its instances. */
-export function codeDirOf(ctx: AccContext, model: string, version: string, hash: string): string {
-  return path.join(ctx.paths.code, `${model}-${version}-${hash.slice(0, 12)}`);
-}
-
-/**
- * The manifest an instance runs with: the one in its shared code folder, pinned at create,
- * not whatever the model folder holds now (a model edit must not change running instances).
- * Cached per process: a code folder never changes once complete.
- */
-export async function instanceManifest(
-  ctx: AccContext,
-  instance: InstanceRecord,
-): Promise<ModelManifest> {
-  const dir = codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash);
-  const cached = ctx.manifests.get(dir);
-  if (cached) return cached;
-  const file = path.join(dir, "model.toml");
-  const manifest = parseManifest(await readFile(file, "utf8"), file);
-  ctx.manifests.set(dir, manifest);
-  return manifest;
-}
-
-async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<string> {
-  const dir = codeDirOf(ctx, model.manifest.name, model.manifest.version, model.hash);
-  try {
-    await stat(path.join(dir, ".acc-complete"));
-    return dir;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
-  await ensureDir(ctx.paths.code);
-  // Copy to a temp folder and rename: two creates racing, or a crash, never leave half a copy.
-  const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-  await cp(model.dir, temp, {
-    recursive: true,
-    filter: (src) =>
-      !src.split(path.sep).some((part) => part === ".git" || part === "node_modules"),
-  });
-  try {
-    await installDependencies(ctx, model, temp);
-  } catch (error) {
-    await rm(temp, { recursive: true, force: true });
-    throw error;
-  }
-  await makeWorldReadable(temp);
-  await writeFileAtomic(path.join(temp, ".acc-complete"), `${model.hash}\n`);
-  try {
-    await rename(temp, dir);
-  } catch (error) {
-    await rm(temp, { recursive: true, force: true });
-    if (
-      (error as NodeJS.ErrnoException).code !== "ENOTEMPTY" &&
-      (error as NodeJS.ErrnoException).code !== "EEXIST"
-    )
-      throw error;
-  }
-  return dir;
-}
-
-/**
- * A model's npm dependencies, installed once into its shared code folder (not per instance).
- * --ignore-scripts: acc runs this as root, and no package's code may run as root.
- */
-async function installDependencies(
-  ctx: AccContext,
-  model: LoadedModel,
-  dir: string,
-): Promise<void> {
-  let pkg: { dependencies?: Record<string, string> };
-  try {
-    pkg = JSON.parse(await readFile(path.join(dir, "package.json"), "utf8")) as typeof pkg;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  if (Object.keys(pkg.dependencies ?? {}).length === 0) return;
-  ctx.progress.step(
-    `installing ${model.manifest.name} ${model.manifest.version}'s dependencies (once per version)`,
-  );
-  try {
-    await ctx.exec(
-      "npm",
-      [
-        "install",
-        "--omit=dev",
-        "--ignore-scripts",
-        "--no-audit",
-        "--no-fund",
-        "--no-update-notifier",
-      ],
-      { cwd: dir, timeoutMs: 15 * 60_000, env: { ...process.env, npm_config_loglevel: "error" } },
-    );
-  } catch (error) {
-    throw new AccError(
-      "ACC_FAILED",
-      `installing the dependencies of model ${model.manifest.name} failed`,
-      {
-        cause: error,
-        details: ((error as { stderr?: string }).stderr ?? "")
-          .trim()
-          .split("\n")
-          .slice(-10)
-          .join("\n"),
-      },
-    );
-  }
-}
-
-async function makeWorldReadable(dir: string): Promise<void> {
-  const { readdir } = await import("node:fs/promises");
-  await chmod(dir, 0o755);
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) await makeWorldReadable(full);
-    else if (entry.isFile()) {
-      const mode = (await stat(full)).mode;
-      await chmod(full, mode & 0o111 ? 0o755 : 0o644);
-    }
-  }
-}
-
 function timeoutOf(ctx: AccContext, manifest: ModelManifest): number {
   return manifest.start_timeout ?? manifest.health.timeout ?? ctx.config.start_timeout;
-}
-
-/** Everything a template or [env] value may use. */
-function templateVars(
-  ctx: AccContext,
-  instance: { name: string; port: number; hosts: string[] },
-  params: Record<string, string>,
-): Record<string, string> {
-  const p = instancePaths(ctx.home, instance.name);
-  const vars: Record<string, string> = {
-    name: instance.name,
-    port: String(instance.port),
-    host: instance.hosts[0] ?? "",
-    url: instanceUrl(instance.hosts[0] ?? "", ctx.config.http_port),
-    data_dir: p.data,
-    config_dir: p.config,
-  };
-  for (const [key, value] of Object.entries(params)) vars[`params.${key}`] = value;
-  return vars;
-}
-
-/** Writes the instance's folder, env file, launcher and rendered templates. Idempotent. */
-async function writeInstanceFiles(
-  ctx: AccContext,
-  instance: { name: string; port: number; hosts: string[] },
-  model: LoadedModel,
-  params: Record<string, string>,
-  codeDir: string,
-  ids: UserIds | undefined,
-  /** DATABASE_URL and PG* of its database, when it has one. */
-  databaseEnv: Record<string, string> = {},
-): Promise<void> {
-  const p = instancePaths(ctx.home, instance.name);
-  await ensureDir(ctx.paths.instances);
-  await mkdir(p.root, { recursive: true, mode: 0o700 });
-  for (const dir of [p.data, p.config, p.logs]) await mkdir(dir, { recursive: true, mode: 0o700 });
-  const vars = templateVars(ctx, instance, params);
-  if (databaseEnv.DATABASE_URL !== undefined) vars.database_url = databaseEnv.DATABASE_URL;
-  const modelEnv: Record<string, string> = {};
-  for (const [key, value] of Object.entries(model.manifest.env)) {
-    modelEnv[key] = renderTemplate(value, vars, `${model.manifest.name}: env ${key}`);
-  }
-  const env = instanceEnv({
-    name: instance.name,
-    port: instance.port,
-    url: vars.url ?? "",
-    dataDir: p.data,
-    configDir: p.config,
-    home: p.root,
-    path: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
-    params,
-    modelEnv: { ...modelEnv, ...databaseEnv },
-  });
-  const owner = ids ? { uid: ids.uid, gid: ids.gid } : {};
-  await writeFileAtomic(p.env, renderEnvFile(env), { mode: 0o600, ...owner });
-  await writeFileAtomic(
-    p.run,
-    renderRunScript({ envFile: p.env, codeDir, command: model.manifest.command }),
-    { mode: 0o700, ...owner },
-  );
-  for (const template of model.manifest.templates) {
-    const text = await readFile(path.join(model.dir, template.source), "utf8");
-    const target = path.join(p.config, template.target);
-    await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(
-      target,
-      renderTemplate(text, vars, `${model.manifest.name}: ${template.source}`),
-      {
-        mode: template.mode ?? 0o600,
-        ...owner,
-      },
-    );
-  }
-  if (ids) await chownTree(p.root, ids);
-  await chmod(p.root, 0o700);
-}
-
-async function runSetup(
-  ctx: AccContext,
-  name: string,
-  model: LoadedModel,
-  codeDir: string,
-  ids: UserIds | undefined,
-): Promise<void> {
-  const setup = model.manifest.setup;
-  if (!setup) return;
-  const p = instancePaths(ctx.home, name);
-  ctx.progress.step(`running setup: ${setup.command}`);
-  const script = renderRunScript({ envFile: p.env, codeDir, command: setup.command });
-  try {
-    await ctx.exec("/bin/sh", ["-c", script], {
-      cwd: codeDir,
-      timeoutMs: setup.timeout ?? 300_000,
-      env: { PATH: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin` },
-      ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
-    });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? "";
-    throw new AccError("ACC_FAILED", `setup of ${name} failed: ${setup.command}`, {
-      cause: error,
-      details: stderr.trim().split("\n").slice(-20).join("\n"),
-    });
-  }
 }
 
 async function instanceUser(
@@ -395,7 +171,7 @@ export async function createInstance(
     let databaseMade = false;
     try {
       ctx.progress.step(`creating ${name} from ${model.manifest.name} ${model.manifest.version}`);
-      const { user, ids } = await instanceUser(ctx, name);
+      const { ids } = await instanceUser(ctx, name);
       const codeDir = await ensureSharedCode(ctx, model);
       let databaseEnv: Record<string, string> = {};
       if (model.manifest.database === "postgres") {
@@ -405,20 +181,19 @@ export async function createInstance(
         databaseMade = true;
       }
       await writeInstanceFiles(ctx, instance, model, resolved.values, codeDir, ids, databaseEnv);
-      const p = instancePaths(ctx.home, name);
       await ctx.processes.writeProgram({
         name,
-        // env -i: the app gets its env file and nothing of whoever started supervisord.
-        command: ["/usr/bin/env", "-i", "/bin/sh", p.run],
+        // Runs as root: acc-launch drops to the instance's user (and passes it its port).
+        command: launcherArgv(ctx, name, "run"),
         directory: codeDir,
-        ...(user ? { user } : {}),
-        logFile: p.appLog,
+        logFile: instancePaths(ctx.home, name).appLog,
         stopTimeoutSec: Math.ceil((model.manifest.stop_timeout ?? ctx.config.stop_timeout) / 1000),
       });
       ctx.progress.step("configuring nginx");
       await ctx.proxy.applySite({ name, port: instance.port, hosts });
-      await runSetup(ctx, name, model, codeDir, ids);
+      await runSetup(ctx, name, model);
       await setState(ctx, instance, "stopped", { operation: null });
+      await holdPort(ctx, instance.port);
       await recordEvent(ctx, name, "create", "ok", { durationMs: elapsed(started), cause: "cli" });
     } catch (error) {
       await removeEverywhere(ctx, name, { dropDatabase: databaseMade }).catch(
@@ -462,8 +237,13 @@ export async function removeEverywhere(
   }
   await ctx.processes.removeProgram(name);
   await ctx.proxy.removeSite(name);
-  await rm(instancePaths(ctx.home, name).root, { recursive: true, force: true });
+  if (row) await releasePort(ctx, row.port);
+  // The user goes first, and every process of it: then nothing can swap an entry of data/ for
+  // a link while root removes the folder.
   if (ctx.isRoot) await ctx.users.remove(instanceUserName(name));
+  const p = instancePaths(ctx.home, name);
+  await rm(p.root, { recursive: true, force: true });
+  await rm(p.logs, { recursive: true, force: true });
   await ctx.store.deleteInstance(name);
 }
 
@@ -552,6 +332,7 @@ export async function stopLocked(
   ctx.progress.step(`stopping ${instance.name}`);
   await ctx.processes.stopProgram(instance.name);
   await setState(ctx, instance, "stopped", { operation: null });
+  await holdPort(ctx, instance.port);
   await recordEvent(ctx, instance.name, "stop", "ok", {
     cause,
     durationMs: elapsed(started),

@@ -10,7 +10,7 @@ import type { InstanceState } from "../core/states.js";
 import { openSqliteStore } from "../store/open.js";
 import type { InstanceRecord, Store } from "../store/store.js";
 import type { AccContext } from "./context.js";
-import { codeDirOf } from "./instances.js";
+import { codeDirOf } from "./model-code.js";
 import {
   idleMessage,
   idleMs,

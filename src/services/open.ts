@@ -6,6 +6,7 @@ import { resolveConfig, type AccConfig } from "../core/config.js";
 import { homePaths } from "../core/paths.js";
 import { validateHomePath } from "../core/validate.js";
 import { createNginx } from "../drivers/nginx/index.js";
+import { createPortKeeper } from "../drivers/ports/index.js";
 import { createSupervisor } from "../drivers/supervisord/index.js";
 import { AccError, hasErrno } from "../lib/errors.js";
 import { exec } from "../lib/exec.js";
@@ -98,12 +99,12 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
       config: {
         listenAddress: config.listen_address,
         httpPort: config.http_port,
-        serverPort: config.server_port,
         isRoot,
         serviceUser: config.service_user,
         instancePorts: { min: config.instance_port_min, max: config.instance_port_max },
       },
     }),
+    ports: createPortKeeper({ socketPath: paths.portsSocket }),
     users: createUsers({ exec }),
     exec,
     progress: options.progress ?? quiet,

@@ -2,7 +2,8 @@ import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { probeHealth } from "./health.js";
-import { getInstance, instanceManifest, startLocked, stopInstance } from "./instances.js";
+import { getInstance, startLocked, stopInstance } from "./instances.js";
+import { instanceManifest } from "./model-code.js";
 import { withLease } from "./leases.js";
 import { runningMemory } from "./memory.js";
 

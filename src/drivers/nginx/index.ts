@@ -6,7 +6,13 @@ import type { HomePaths } from "../../core/paths.js";
 import { isValidInstanceName } from "../../core/validate.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
-import { ensureDir, readDirIfExists, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
+import {
+  ensureDir,
+  ensureOwnedDir,
+  readDirIfExists,
+  readFileIfExists,
+  writeFileAtomic,
+} from "../../lib/files.js";
 import {
   fetchGeneration,
   fileSize,
@@ -34,7 +40,6 @@ export interface Mutex {
 export interface NginxConfig {
   listenAddress: string;
   httpPort: number;
-  serverPort: number;
   isRoot: boolean;
   /** Runs the workers when acc runs as root. */
   serviceUser: string;
@@ -137,6 +142,8 @@ export function createNginx(deps: NginxDeps): Nginx {
     ]) {
       await ensureDir(dir);
     }
+    // The waker's socket lives here: root's, open to nginx's workers (their group) only.
+    await ensureOwnedDir(paths.waker, 0o750, owner ? { uid: 0, gid: owner.gid } : undefined);
     await ensureDir(paths.nginxTemp);
     for (const dir of TEMP_DIRS) {
       const full = `${paths.nginxTemp}/${dir}`;
@@ -151,7 +158,6 @@ export function createNginx(deps: NginxDeps): Nginx {
       paths,
       listenAddress: config.listenAddress,
       httpPort: config.httpPort,
-      serverPort: config.serverPort,
       isRoot: config.isRoot,
       serviceUser: config.serviceUser,
       serviceGroup: owner?.group,

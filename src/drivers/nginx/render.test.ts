@@ -20,7 +20,6 @@ const userOptions: MainConfigOptions = {
   paths,
   listenAddress: "127.0.0.1",
   httpPort: 8080,
-  serverPort: 9713,
   isRoot: false,
   serviceUser: "acc",
   instancePorts: { min: 20000, max: 20002 },
@@ -223,7 +222,6 @@ test("renderNginxConf: refuses values that could inject config", () => {
   }
   for (const port of [0, -1, 65536, 80.5, Number.NaN]) {
     assert.throws(() => renderNginxConf({ ...userOptions, httpPort: port }), /bug: invalid port/);
-    assert.throws(() => renderNginxConf({ ...userOptions, serverPort: port }), /bug: invalid port/);
   }
   assert.throws(
     () => renderNginxConf({ ...userOptions, paths: homePaths("/home/../etc") }),

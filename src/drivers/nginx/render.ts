@@ -10,8 +10,6 @@ export interface MainConfigOptions {
   /** An IPv4 address or a bracketed IPv6 one, as in acc.toml's listen_address. */
   listenAddress: string;
   httpPort: number;
-  /** Port of `acc server` (the waker) on 127.0.0.1. */
-  serverPort: number;
   /** The `user` directive is only valid, and only needed, when the master runs as root. */
   isRoot: boolean;
   serviceUser: string;
@@ -87,7 +85,9 @@ function proxyHeaders(instanceHeader: string, connectTimeHeader: string): string
 export function renderNginxConf(opts: MainConfigOptions): string {
   const { paths } = opts;
   const listen = `${checkListenAddress(opts.listenAddress)}:${checkPort(opts.httpPort)}`;
-  const waker = `127.0.0.1:${checkPort(opts.serverPort)}`;
+  // A unix socket that only root and nginx's workers can open: no other local user can hand the
+  // waker a request, nor name the instance it is for.
+  const waker = `unix:${checkPath(paths.wakerSocket)}:`;
   const temp = checkPath(paths.nginxTemp);
   const user = opts.isRoot
     ? [`user ${checkUser(opts.serviceUser)} ${checkUser(opts.serviceGroup ?? opts.serviceUser)};`]

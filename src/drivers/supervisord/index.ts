@@ -1,9 +1,10 @@
-import { access, open, readdir, readFile, rm } from "node:fs/promises";
+import { open, readdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { HomePaths } from "../../core/paths.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
 import { ensureDir, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
+import { processGone, processName, processTree, signalProcess } from "../../lib/processes.js";
 import { createSupervisorClient, FAULT, isFault, type SupervisorClient } from "./client.js";
 import {
   childLogDir,
@@ -148,8 +149,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const group = programName(name);
     const conf =
       (await readFileIfExists(activeFile(name))) ?? (await readFileIfExists(programFile(name)));
-    // stopProcess waits for the process to exit: up to stopwaitsecs, then SIGKILL.
     const stopWaitSecs = conf === undefined ? 0 : Number(confValue(conf, "stopwaitsecs"));
+    // acc asks the app to end, not supervisord: the process supervisord started is the
+    // sandbox's (bubblewrap), which a SIGTERM would end at once, killing the app with it.
+    await terminate(name, stopWaitSecs * 1000);
+    // Whatever is left gets SIGKILL (the program's stopsignal), the whole group at once.
     try {
       await rpc.call("supervisor.stopProcess", [`${group}:${group}`, true], {
         timeoutMs: stopWaitSecs * 1000 + timeoutMs,
@@ -189,6 +193,30 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
     }
     await rm(activeFile(name), { force: true });
+  }
+
+  /**
+   * SIGTERM to every process of the instance's program but bubblewrap's own (which pass nothing
+   * on and would take the app down with them), then waits up to timeoutMs for the program's
+   * process to end.
+   */
+  async function terminate(name: string, timeoutMs: number): Promise<void> {
+    let state: ProgramState | null;
+    try {
+      state = await programState(name);
+    } catch (error) {
+      if (error instanceof AccError && error.code === "ACC_NOT_BOOTED") return;
+      throw error;
+    }
+    if (state === null || state.pid === 0 || STOPPED_STATES.has(state.state)) return;
+    const root = state.pid;
+    for (const pid of await processTree(root)) {
+      if ((await processName(pid)) !== "bwrap") signalProcess(pid, "SIGTERM");
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (!(await processGone(root)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
   }
 
   // reloadConfig re-reads every active file (about 0.6 ms each), so starts that arrive while one
@@ -535,29 +563,6 @@ function num(value: XmlRpcValue | undefined): number {
   if (typeof value !== "number")
     throw new Error(`expected a number from supervisord, got ${JSON.stringify(value)}`);
   return value;
-}
-
-/** Whether the process has exited: no such pid, or a zombie nobody has reaped yet. */
-async function processGone(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if (hasErrno(error, "ESRCH")) return true;
-    if (!hasErrno(error, "EPERM")) throw error;
-  }
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    // The state letter follows the command, which is in parentheses and may hold spaces.
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch (error) {
-    // No stat file: the process is gone, unless this system has no /proc at all.
-    if (hasErrno(error, "ENOENT"))
-      return await access("/proc/self/stat").then(
-        () => true,
-        () => false,
-      );
-    throw error;
-  }
 }
 
 async function pollUntil(

@@ -122,9 +122,11 @@ export function renderProgram(spec: InstanceProgram): string {
     // Readiness is acc's health check, so supervisord calls a process RUNNING once spawned.
     "startsecs=0",
     "startretries=0",
+    // acc sends SIGTERM itself (see stopProgram) and waits stopwaitsecs; supervisord's stop
+    // then ends what is left.
     "stopasgroup=true",
     "killasgroup=true",
-    "stopsignal=TERM",
+    "stopsignal=KILL",
     `stopwaitsecs=${positiveInteger("stopwaitsecs", spec.stopTimeoutSec)}`,
     `stdout_logfile=${path("stdout_logfile", spec.logFile)}`,
     "stdout_logfile_maxbytes=10MB",

@@ -1,0 +1,118 @@
+// An instance's files: its folder, env file, rendered config and launch spec, and its setup step.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { instanceEnv, instanceUrl, renderEnvFile } from "../core/instance-env.js";
+import { instancePaths } from "../core/paths.js";
+import { renderTemplate } from "../core/template.js";
+import { AccError } from "../lib/errors.js";
+import { ensureOwnedDir, writeFileAtomic } from "../lib/files.js";
+import type { AccContext } from "./context.js";
+import { launcherArgv, writeLaunchSpec } from "./launch.js";
+import type { LoadedModel } from "./models.js";
+import type { UserIds } from "./users.js";
+
+/** Everything a template or [env] value may use. */
+function templateVars(
+  ctx: AccContext,
+  instance: { name: string; port: number; hosts: string[] },
+  params: Record<string, string>,
+): Record<string, string> {
+  const p = instancePaths(ctx.home, instance.name);
+  const vars: Record<string, string> = {
+    name: instance.name,
+    port: String(instance.port),
+    host: instance.hosts[0] ?? "",
+    url: instanceUrl(instance.hosts[0] ?? "", ctx.config.http_port),
+    data_dir: p.data,
+    config_dir: p.config,
+  };
+  for (const [key, value] of Object.entries(params)) vars[`params.${key}`] = value;
+  return vars;
+}
+
+/**
+ * Writes the instance's folder, env file, rendered templates and launch spec. Idempotent.
+ * Everything but data/ is root's and read-only to the instance (its group): the instance can
+ * replace nothing that root writes or reads later (design.md, "Users and privileges").
+ */
+export async function writeInstanceFiles(
+  ctx: AccContext,
+  instance: { name: string; port: number; hosts: string[] },
+  model: LoadedModel,
+  params: Record<string, string>,
+  codeDir: string,
+  ids: UserIds | undefined,
+  /** DATABASE_URL and PG* of its database, when it has one. */
+  databaseEnv: Record<string, string> = {},
+): Promise<void> {
+  const p = instancePaths(ctx.home, instance.name);
+  // Root's, readable by the instance's group only; the user itself owns data/ alone.
+  const group = ids ? { uid: 0, gid: ids.gid } : undefined;
+  await ensureOwnedDir(ctx.paths.instances, 0o711);
+  await ensureOwnedDir(ctx.paths.logs, 0o700);
+  await ensureOwnedDir(p.root, 0o750, group);
+  await ensureOwnedDir(p.config, 0o750, group);
+  await ensureOwnedDir(p.data, 0o700, ids);
+  await ensureOwnedDir(p.logs, 0o700);
+  const vars = templateVars(ctx, instance, params);
+  if (databaseEnv.DATABASE_URL !== undefined) vars.database_url = databaseEnv.DATABASE_URL;
+  const modelEnv: Record<string, string> = {};
+  for (const [key, value] of Object.entries(model.manifest.env)) {
+    modelEnv[key] = renderTemplate(value, vars, `${model.manifest.name}: env ${key}`);
+  }
+  const env = instanceEnv({
+    name: instance.name,
+    port: instance.port,
+    url: vars.url ?? "",
+    dataDir: p.data,
+    configDir: p.config,
+    // The one folder it may write: tools that keep files in $HOME (caches, dotfiles) work.
+    home: p.data,
+    path: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
+    params,
+    modelEnv: { ...modelEnv, ...databaseEnv },
+  });
+  await writeFileAtomic(p.env, renderEnvFile(env), { mode: 0o640, ...group });
+  for (const template of model.manifest.templates) {
+    const text = await readFile(path.join(model.dir, template.source), "utf8");
+    const target = path.join(p.config, template.target);
+    for (let dir = path.dirname(target); dir !== p.config; dir = path.dirname(dir)) {
+      await ensureOwnedDir(dir, 0o750, group);
+    }
+    await writeFileAtomic(
+      target,
+      renderTemplate(text, vars, `${model.manifest.name}: ${template.source}`),
+      { mode: readOnlyForGroup(template.mode ?? 0o600), ...group },
+    );
+  }
+  await writeLaunchSpec(ctx, instance, model.manifest, codeDir, ids);
+}
+
+/**
+ * A template's mode made read-only for the app: the owner (root) keeps the model's bits, the
+ * instance's group gets the owner's read and execute bits, others nothing.
+ */
+function readOnlyForGroup(mode: number): number {
+  return (mode & 0o700) | ((mode >> 3) & 0o050);
+}
+
+export async function runSetup(ctx: AccContext, name: string, model: LoadedModel): Promise<void> {
+  const setup = model.manifest.setup;
+  if (!setup) return;
+  ctx.progress.step(`running setup: ${setup.command}`);
+  const [launcher, ...args] = launcherArgv(ctx, name, "setup");
+  try {
+    // acc-launch drops to the instance's user and enters its sandbox, as for the app.
+    await ctx.exec(launcher as string, args, {
+      cwd: "/",
+      timeoutMs: setup.timeout ?? 300_000,
+      env: { PATH: "/usr/bin:/bin" },
+    });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? "";
+    throw new AccError("ACC_FAILED", `setup of ${name} failed: ${setup.command}`, {
+      cause: error,
+      details: stderr.trim().split("\n").slice(-20).join("\n"),
+    });
+  }
+}
