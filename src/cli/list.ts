@@ -1,5 +1,7 @@
 import { validateInstanceName } from "../core/validate.js";
+import { describeExposed, exposedListeners } from "../services/bind-check.js";
 import { getInstance } from "../services/instances.js";
+import { formatEndpoint } from "../services/listeners.js";
 import { readEnvSecrets } from "../services/instance-secrets.js";
 import { runningMemory } from "../services/memory.js";
 import { flag, positional, type Command } from "./command.js";
@@ -51,8 +53,14 @@ export const showCommand: Command = {
   async run(args, cli) {
     const name = validateInstanceName(positional(args, 0));
     const ctx = await cli.open();
-    const view = instanceJson(ctx, await getInstance(ctx, name));
+    const instance = await getInstance(ctx, name);
+    const view = instanceJson(ctx, instance);
     const secrets = flag(args, "secrets") ? await readEnvSecrets(ctx, name) : undefined;
+    // Looked at only while it runs: null when it does not.
+    const exposed =
+      instance.state === "running"
+        ? ((await exposedListeners(ctx, [instance])).get(name) ?? [])
+        : null;
     const rows: [string, string][] = [
       ["name", view.name],
       ["model", `${view.model} ${view.model_version}`],
@@ -66,12 +74,14 @@ export const showCommand: Command = {
       ["last activity", view.last_activity_at ?? "-"],
     ];
     if (view.last_error) rows.push(["last error", view.last_error]);
+    if (exposed !== null && exposed.length > 0) rows.push(["warning", describeExposed(exposed)]);
     for (const [key, value] of Object.entries(view.params)) rows.push([`param ${key}`, value]);
     if (secrets)
       for (const [key, value] of Object.entries(secrets)) rows.push([`env ${key}`, value]);
     const width = Math.max(...rows.map(([key]) => key.length));
+    const data = { ...view, exposed_listeners: exposed?.map(formatEndpoint) ?? null };
     return {
-      data: secrets ? { ...view, env: secrets } : view,
+      data: secrets ? { ...data, env: secrets } : data,
       text: rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join("\n"),
     };
   },

@@ -142,6 +142,26 @@ default = "none"
     rejects('name = "a"\nname = "b"\n', /^model\.toml:2: invalid TOML: .*redefine/);
   });
 
+  it("reads strict_bind, a boolean left out when not given", () => {
+    assert.equal(parseManifest(`strict_bind = true\n${MINIMAL}`, "model.toml").strict_bind, true);
+    assert.equal(parseManifest(`strict_bind = false\n${MINIMAL}`, "model.toml").strict_bind, false);
+    assert.equal("strict_bind" in parseManifest(MINIMAL, "model.toml"), false);
+    rejects(
+      `strict_bind = "yes"\n${MINIMAL}`,
+      /^model\.toml:1: strict_bind must be true or false, not a string$/,
+    );
+    const typo = rejects(
+      `strict_bnd = true\n${MINIMAL}`,
+      /^model\.toml:1: unknown key "strict_bnd"$/,
+    );
+    assert.match(typo.hint ?? "", /did you mean "strict_bind"\?/);
+    const misplaced = rejects(
+      `${MINIMAL}strict_bind = true\n`,
+      /^model\.toml:7: unknown key "strict_bind" in health$/,
+    );
+    assert.match(misplaced.hint ?? "", /^top-level keys go above the first \[table\]/);
+  });
+
   it("rejects unknown keys with their line and a suggestion", () => {
     const top = rejects(
       MINIMAL.replace("command", "comand"),

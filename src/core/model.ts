@@ -55,6 +55,11 @@ export interface ModelManifest {
   start_timeout?: number;
   stop_timeout?: number;
   database?: "postgres";
+  /**
+   * true: a start fails when the app listens on an address other hosts can reach (0.0.0.0, ::,
+   * a public address) instead of loopback only; false or absent: it is only a warning.
+   */
+  strict_bind?: boolean;
   /** Static environment; values may hold {{ }} placeholders (see templateVariables). */
   env: Record<string, string>;
   health: HealthCheck;
@@ -203,6 +208,7 @@ const TOP_KEYS = [
   "start_timeout",
   "stop_timeout",
   "database",
+  "strict_bind",
   "env",
   "health",
   "setup",
@@ -696,6 +702,9 @@ export function parseManifest(text: string, source: string): ModelManifest {
     }
     manifest.database = database;
   }
+
+  const strictBind = readBool(reader, root, ["strict_bind"]);
+  if (strictBind !== undefined) manifest.strict_bind = strictBind;
 
   const health = readTable(reader, root, ["health"], true) as Table;
   checkKeys(reader, health, ["health"], ["path", "timeout"]);

@@ -17,7 +17,7 @@ import { openSqliteStore } from "../store/open.js";
 import {
   accessLogPositionFile,
   parseAccessLines,
-  parseProcNetTcp,
+  loopbackConnectionPorts,
   readAccessLogActivity,
   recordActivity,
   scanAccessLog,
@@ -85,16 +85,16 @@ const PROC_NET_TCP6 = `  sl  local_address                         remote_addres
    2: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5557 1 0000000000000000 100 0 0 10 0
 `;
 
-test("parseProcNetTcp: local ports of ESTABLISHED connections on 127.0.0.1 (hex ports)", () => {
+test("loopbackConnectionPorts: local ports of ESTABLISHED connections on 127.0.0.1 (hex ports)", () => {
   // 4E21 = 20001 (server side of a connection to an instance); D431 = 54321 (the client side).
   // Listeners (0A), TIME_WAIT (06) and other addresses do not count.
-  assert.deepEqual([...parseProcNetTcp(PROC_NET_TCP)].sort(), [20001, 54321]);
+  assert.deepEqual([...loopbackConnectionPorts(PROC_NET_TCP)].sort(), [20001, 54321]);
 });
 
-test("parseProcNetTcp: IPv4-mapped 127.0.0.1 in tcp6 counts, ::1 does not", () => {
-  assert.deepEqual([...parseProcNetTcp(PROC_NET_TCP6)], [20003]);
-  assert.equal(parseProcNetTcp("").size, 0);
-  assert.equal(parseProcNetTcp("garbage\n  1: x y 01\n").size, 0);
+test("loopbackConnectionPorts: IPv4-mapped 127.0.0.1 in tcp6 counts, ::1 does not", () => {
+  assert.deepEqual([...loopbackConnectionPorts(PROC_NET_TCP6)], [20003]);
+  assert.equal(loopbackConnectionPorts("").size, 0);
+  assert.equal(loopbackConnectionPorts("garbage\n  1: x y 01\n").size, 0);
 });
 
 async function tempHome(t: TestContext): Promise<HomePaths> {

@@ -9,6 +9,7 @@ import { ensureDir, writeFileAtomic } from "../lib/files.js";
 import { accessLogPath } from "../drivers/nginx/render.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
+import { parseProcNetTcp, readTcpSockets, TCP_ESTABLISHED, type TcpSocket } from "./listeners.js";
 
 /** How far the access log has been read: the file's inode and the byte after the last whole line. */
 export interface AccessLogPosition {
@@ -195,45 +196,34 @@ export async function readAccessLogActivity(
   return new Map([...scan.seen].map(([name, ms]) => [name, new Date(ms)]));
 }
 
-// /proc/net/tcp prints each 32-bit word of an address in host order; this is the
-// little-endian form (x86, arm64) of 127.0.0.1, alone and IPv4-mapped in tcp6.
-const LOOPBACK_V4 = "0100007F";
-const LOOPBACK_MAPPED_V6 = "0000000000000000FFFF00000100007F";
-const ESTABLISHED = "01";
-
-/** Local ports of ESTABLISHED connections on 127.0.0.1, from the text of /proc/net/tcp or tcp6. */
-export function parseProcNetTcp(text: string, into: Set<number> = new Set()): Set<number> {
-  for (const line of text.split("\n")) {
-    const fields = line.trim().split(/\s+/);
-    // sl local_address rem_address st ...; the header line has "local_address" here.
-    const local = fields[1];
-    if (fields[3] !== ESTABLISHED || local === undefined) continue;
-    const colon = local.lastIndexOf(":");
-    const address = local.slice(0, colon).toUpperCase();
-    if (address !== LOOPBACK_V4 && address !== LOOPBACK_MAPPED_V6) continue;
-    const port = Number.parseInt(local.slice(colon + 1), 16);
-    if (Number.isInteger(port) && port > 0 && port <= 65535) into.add(port);
+// nginx reaches instances on 127.0.0.1, so connections on ::1 or other addresses are not theirs.
+function addLoopbackPorts(sockets: readonly TcpSocket[], into: Set<number>): Set<number> {
+  for (const socket of sockets) {
+    if (socket.address === "127.0.0.1" || socket.address === "::ffff:127.0.0.1") {
+      if (socket.port > 0) into.add(socket.port);
+    }
   }
   return into;
+}
+
+/**
+ * Local ports of ESTABLISHED connections on 127.0.0.1 (alone, or IPv4-mapped in tcp6), from the
+ * text of /proc/net/tcp or tcp6.
+ */
+export function loopbackConnectionPorts(text: string, into: Set<number> = new Set()): Set<number> {
+  return addLoopbackPorts(parseProcNetTcp(text, { state: TCP_ESTABLISHED }), into);
 }
 
 /**
  * Local ports of the ESTABLISHED TCP connections on 127.0.0.1: the server side of a connection
  * to an instance (a websocket, a long request) has the instance's port as its local port.
  */
-export async function openConnectionPorts(
-  files: readonly string[] = ["/proc/net/tcp", "/proc/net/tcp6"],
-): Promise<Set<number>> {
-  const ports = new Set<number>();
-  for (const file of files) {
-    try {
-      parseProcNetTcp(await readFile(file, "latin1"), ports);
-    } catch (error) {
-      // No tcp6 file when IPv6 is disabled.
-      if (!hasErrno(error, "ENOENT")) throw error;
-    }
-  }
-  return ports;
+export async function openConnectionPorts(files?: readonly string[]): Promise<Set<number>> {
+  const sockets = await readTcpSockets({
+    state: TCP_ESTABLISHED,
+    ...(files === undefined ? {} : { files }),
+  });
+  return addLoopbackPorts(sockets, new Set());
 }
 
 /**

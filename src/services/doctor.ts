@@ -4,6 +4,7 @@ import { instancePaths } from "../core/paths.js";
 import { isAccError } from "../lib/errors.js";
 import { readDirIfExists } from "../lib/files.js";
 import { holderAlive } from "../store/store.js";
+import { describeExposed, exposedListeners } from "./bind-check.js";
 import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
 import { withLease } from "./leases.js";
@@ -107,6 +108,19 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
           );
         }
     }
+  }
+
+  // Running instances listening beyond loopback: acc cannot fix the app, only say so.
+  const running = instances.filter(
+    (i) => i.state === "running" && !busy.has(i.name) && programs.get(i.name)?.state === "RUNNING",
+  );
+  const exposed = await exposedListeners(ctx, running);
+  for (const name of [...exposed.keys()].sort()) {
+    findings.push({
+      problem: `${name}: ${describeExposed(exposed.get(name) ?? [])}`,
+      repair: `make its app listen on $HOST (127.0.0.1) only, then acc restart ${name}`,
+      repaired: false,
+    });
   }
 
   for (const name of await namesIn(ctx.paths.programs, ".conf")) {

@@ -11,6 +11,7 @@ import { AccError, isAccError } from "../lib/errors.js";
 import { tailFile } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import { backupEnv, createBackup, createFinalBackup, openBackup, restoreInto } from "./backups.js";
+import { checkBindAddresses } from "./bind-check.js";
 import type { AccContext } from "./context.js";
 import { portAnswers, waitHealthy } from "./health.js";
 import { withLease } from "./leases.js";
@@ -294,6 +295,8 @@ export async function startLocked(
       },
     });
     if (result.ok) {
+      // Throws ACC_START_FAILED (handled below) when it listens beyond loopback and may not.
+      await checkBindAddresses(ctx, instance, manifest);
       await setState(ctx, instance, "running", { operation: null, lastError: null });
       await recordEvent(ctx, instance.name, "start", "ok", {
         cause,

@@ -108,3 +108,36 @@ export async function pidsOfUser(uid: number): Promise<number[]> {
   }
   return pids;
 }
+
+/** Names by uid from the text of /etc/passwd (the first name of a uid wins, as getent's does). */
+export function parsePasswd(text: string): Map<number, string> {
+  const names = new Map<number, string>();
+  for (const line of text.split("\n")) {
+    const [name, , uid] = line.split(":");
+    if (name === undefined || name === "" || uid === undefined || !/^\d{1,10}$/.test(uid)) continue;
+    if (!names.has(Number(uid))) names.set(Number(uid), name);
+  }
+  return names;
+}
+
+/**
+ * The names of these uids, those that have one in /etc/passwd: where useradd puts acc's
+ * instance users. Users known only to another NSS source (LDAP...) have no name here.
+ */
+export async function userNamesOf(
+  uids: Iterable<number>,
+  file = "/etc/passwd",
+): Promise<Map<number, string>> {
+  const wanted = new Set(uids);
+  const names = new Map<number, string>();
+  if (wanted.size === 0) return names;
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return names;
+    throw error;
+  }
+  for (const [uid, name] of parsePasswd(text)) if (wanted.has(uid)) names.set(uid, name);
+  return names;
+}
