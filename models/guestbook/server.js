@@ -74,6 +74,13 @@ const server = http.createServer(async (req, res) => {
 });
 
 process.on("SIGTERM", () => server.close(() => pool.end().then(() => process.exit(0))));
-server.listen(Number(process.env.PORT), process.env.HOST ?? "127.0.0.1", () =>
+// Socket activation (model.toml: socket_activation = true): the listening socket is on fd 3.
+const activated =
+  process.env.LISTEN_FDS === "1" &&
+  (process.env.LISTEN_PID === undefined || Number(process.env.LISTEN_PID) === process.pid);
+const where = activated
+  ? { fd: 3 }
+  : { port: Number(process.env.PORT), host: process.env.HOST ?? "127.0.0.1" };
+server.listen(where, () =>
   console.log(`guestbook: ${instance} listening on ${process.env.PORT}`),
 );

@@ -129,8 +129,17 @@ function shutdown(signal) {
 process.once("SIGTERM", () => shutdown("SIGTERM"));
 process.once("SIGINT", () => shutdown("SIGINT"));
 
+// Socket activation (model.toml: socket_activation = true): acc hands the listening socket over
+// on fd 3, as systemd does, so the port is never free for another program to take.
+const activated =
+  process.env.LISTEN_FDS === "1" &&
+  (process.env.LISTEN_PID === undefined || Number(process.env.LISTEN_PID) === process.pid);
+
 setTimeout(() => {
-  server.listen(port, host, () =>
-    console.log(`hello: ${instance} listening on http://${host}:${port}/`),
+  const where = activated ? { fd: 3 } : { port, host };
+  server.listen(where, () =>
+    console.log(
+      `hello: ${instance} listening on http://${host}:${port}/${activated ? " (socket from acc)" : ""}`,
+    ),
   );
 }, bootDelay);

@@ -1,5 +1,6 @@
 import { open, stat } from "node:fs/promises";
 import { instancePaths } from "../core/paths.js";
+import { escapeUntrusted } from "../core/untrusted-text.js";
 import { validateInstanceName } from "../core/validate.js";
 import { AccError, hasErrno } from "../lib/errors.js";
 import { tailFile } from "../lib/files.js";
@@ -28,7 +29,10 @@ export const logsCommand: Command = {
     const ctx = await cli.open();
     await getInstance(ctx, name);
     const file = instancePaths(ctx.home, name).appLog;
-    const { text, size } = await tailFile(file, Number(linesText));
+    // What the app printed is untrusted: escape sequences in it must not reach the terminal.
+    const tail = await tailFile(file, Number(linesText));
+    const text = escapeUntrusted(tail.text, { keepLines: true });
+    const size = tail.size;
     if (!flag(args, "follow")) return { data: null, text };
     if (text) cli.write(`${text}\n`);
     let offset = size;
@@ -48,7 +52,7 @@ export const logsCommand: Command = {
         try {
           const buffer = Buffer.alloc(current - offset);
           await handle.read(buffer, 0, buffer.length, offset);
-          cli.write(buffer.toString("utf8"));
+          cli.write(escapeUntrusted(buffer.toString("utf8"), { keepLines: true }));
         } finally {
           await handle.close();
         }

@@ -60,7 +60,17 @@ export const bootCommand: Command = {
       lines.push(
         `were running before, now stopped until their next request: ${result.reset.join(", ")}`,
       );
-    return { data: result, text: lines.join("\n") };
+    const { migrated, refreshed, failed } = result.migration;
+    if (migrated.length > 0)
+      lines.push(`moved to the current folder layout: ${migrated.join(", ")}`);
+    if (refreshed.length > 0)
+      lines.push(`launch rewritten for the sandbox as it is now: ${refreshed.join(", ")}`);
+    for (const { name, error } of failed) lines.push(`could not migrate ${name}: ${error}`);
+    if (result.squatted.length > 0)
+      lines.push(
+        `ports of stopped instances held by another program (acc doctor names it): ${result.squatted.join(", ")}`,
+      );
+    return { data: result, text: lines.join("\n"), exitCode: failed.length > 0 ? 1 : 0 };
   },
 };
 
@@ -105,6 +115,16 @@ export const statusCommand: Command = {
         "postgres",
         `${report.postgres.state} (${report.postgres.mode}) on ${report.postgres.where}`,
       ],
+      [
+        "acc-ports",
+        `${report.ports.state}, holding ${report.ports.held} instance ports${report.ports.squatted.length > 0 ? `; taken by another program: ${report.ports.squatted.join(", ")}` : ""}`,
+      ],
+      [
+        "sandbox",
+        report.sandbox.enabled
+          ? `bubblewrap (own mount, PID, IPC namespaces); ${report.sandbox.isolation}`
+          : `off: ${report.sandbox.reason ?? "unknown"}; ${report.sandbox.isolation}`,
+      ],
       ["domain", `${report.domain} (instance NAME answers at NAME.${report.domain})`],
       ["instance ports", report.instance_ports],
       ["instances", report.total === 0 ? "none" : `${report.total}: ${counts}`],
@@ -114,7 +134,9 @@ export const statusCommand: Command = {
       ],
     ];
     const width = Math.max(...rows.map(([key]) => (key ?? "").length));
-    const up = [report.supervisord, report.nginx, report.server].every((s) => s === "running");
+    const up = [report.supervisord, report.nginx, report.server, report.ports.state].every(
+      (s) => s === "running",
+    );
     const exitCode = up ? 0 : 1;
     return {
       data: report,

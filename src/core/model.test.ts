@@ -109,6 +109,8 @@ default = "none"
         admin_password: { type: "password", required: false, secret: true },
         api_key: { type: "string", required: false, secret: true, default: "none" },
       },
+      socket_activation: false,
+      sandbox: { read_only: [], read_write: [] },
     });
   });
 
@@ -121,6 +123,8 @@ default = "none"
       health: { path: "/healthz" },
       templates: [],
       params: {},
+      socket_activation: false,
+      sandbox: { read_only: [], read_write: [] },
     });
   });
 
@@ -160,6 +164,33 @@ default = "none"
       /^model\.toml:7: unknown key "strict_bind" in health$/,
     );
     assert.match(misplaced.hint ?? "", /^top-level keys go above the first \[table\]/);
+  });
+
+  it("reads socket_activation and the sandbox's extra paths", () => {
+    const manifest = parseManifest(
+      `socket_activation = true\n${MINIMAL}\n[sandbox]\nread_only = ["/srv/fonts/"]\nread_write = ["/srv/shared"]\n`,
+      "model.toml",
+    );
+    assert.equal(manifest.socket_activation, true);
+    assert.deepEqual(manifest.sandbox, { read_only: ["/srv/fonts"], read_write: ["/srv/shared"] });
+    rejects(
+      `socket_activation = 1\n${MINIMAL}`,
+      /^model\.toml:1: socket_activation must be true or false, not a number$/,
+    );
+    for (const bad of ["relative", "/srv/../etc", "/srv/a b", "/srv/$HOME"]) {
+      rejects(
+        `${MINIMAL}\n[sandbox]\nread_write = [${JSON.stringify(bad)}]\n`,
+        /invalid sandbox\.read_write\[0\]/,
+      );
+    }
+    for (const own of ["/", "/proc", "/proc/1", "/etc", "/usr/", "/tmp"]) {
+      rejects(
+        `${MINIMAL}\n[sandbox]\nread_only = [${JSON.stringify(own)}]\n`,
+        /is not a path a model may bind/,
+      );
+    }
+    rejects(`${MINIMAL}\n[sandbox]\nread_only = "/srv"\n`, /must be an array of paths/);
+    rejects(`${MINIMAL}\n[sandbox]\nwrite = []\n`, /unknown key "write" in sandbox/);
   });
 
   it("rejects unknown keys with their line and a suggestion", () => {

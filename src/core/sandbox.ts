@@ -94,7 +94,8 @@ const PLAIN_WORD = /^[A-Za-z0-9_./:,@%+-][A-Za-z0-9_./:,@%+=-]*$/;
  */
 export function commandArgv(command: string): { argv: string[]; direct: boolean } {
   const words = command.trim().split(/ +/);
-  if (words.length > 0 && words.every((word) => PLAIN_WORD.test(word))) {
+  // NAME=value first is an assignment for the shell, not a program.
+  if (words.every((word) => PLAIN_WORD.test(word)) && !words[0]?.includes("=")) {
     return { argv: words, direct: true };
   }
   return { argv: ["/bin/sh", "-c", command], direct: false };

@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { instanceEnv, instanceUrl, renderEnvFile } from "../core/instance-env.js";
+import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { renderTemplate } from "../core/template.js";
 import { AccError } from "../lib/errors.js";
@@ -115,4 +116,20 @@ export async function runSetup(ctx: AccContext, name: string, model: LoadedModel
       details: stderr.trim().split("\n").slice(-20).join("\n"),
     });
   }
+}
+
+/** The instance's supervisord program: acc-launch, run as root, which drops to the instance's user. */
+export async function writeInstanceProgram(
+  ctx: AccContext,
+  name: string,
+  manifest: ModelManifest,
+  codeDir: string,
+): Promise<void> {
+  await ctx.processes.writeProgram({
+    name,
+    command: launcherArgv(ctx, name, "run"),
+    directory: codeDir,
+    logFile: instancePaths(ctx.home, name).appLog,
+    stopTimeoutSec: Math.ceil((manifest.stop_timeout ?? ctx.config.stop_timeout) / 1000),
+  });
 }

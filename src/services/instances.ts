@@ -5,6 +5,7 @@ import { instanceUrl } from "../core/instance-env.js";
 import { parseParamArgs, resolveParams } from "../core/model-params.js";
 import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
+import { escapeUntrusted } from "../core/untrusted-text.js";
 import { assertTransition, mayBeAlive, type InstanceState } from "../core/states.js";
 import { validateHostname, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
@@ -13,14 +14,13 @@ import type { InstanceRecord } from "../store/store.js";
 import { backupEnv, createBackup, createFinalBackup, openBackup, restoreInto } from "./backups.js";
 import { checkBindAddresses } from "./bind-check.js";
 import type { AccContext } from "./context.js";
-import { portAnswers, waitHealthy } from "./health.js";
+import { waitHealthy } from "./health.js";
 import { withLease } from "./leases.js";
 import { instanceUserName, type UserIds } from "./users.js";
 import { generateSecret } from "./secrets.js";
-import { launcherArgv } from "./launch.js";
-import { runSetup, writeInstanceFiles } from "./instance-files.js";
+import { runSetup, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
 import { ensureSharedCode, instanceManifest } from "./model-code.js";
-import { holdPort, releasePort } from "./ports.js";
+import { checkPortOwner, holdPort, portIntruder, releasePort } from "./ports.js";
 import { pgAdmin } from "./databases.js";
 import { instanceDatabaseEnv } from "../drivers/postgres/index.js";
 import { instanceDatabaseName } from "../drivers/postgres/render.js";
@@ -182,14 +182,7 @@ export async function createInstance(
         databaseMade = true;
       }
       await writeInstanceFiles(ctx, instance, model, resolved.values, codeDir, ids, databaseEnv);
-      await ctx.processes.writeProgram({
-        name,
-        // Runs as root: acc-launch drops to the instance's user (and passes it its port).
-        command: launcherArgv(ctx, name, "run"),
-        directory: codeDir,
-        logFile: instancePaths(ctx.home, name).appLog,
-        stopTimeoutSec: Math.ceil((model.manifest.stop_timeout ?? ctx.config.stop_timeout) / 1000),
-      });
+      await writeInstanceProgram(ctx, name, model.manifest, codeDir);
       ctx.progress.step("configuring nginx");
       await ctx.proxy.applySite({ name, port: instance.port, hosts });
       await runSetup(ctx, name, model);
@@ -248,8 +241,10 @@ export async function removeEverywhere(
   await ctx.store.deleteInstance(name);
 }
 
+/** The end of the app's log, escaped: it is shown on the sysadmin's terminal. */
 async function lastLogLines(ctx: AccContext, name: string, count: number): Promise<string> {
-  return (await tailFile(instancePaths(ctx.home, name).appLog, count)).text;
+  const { text } = await tailFile(instancePaths(ctx.home, name).appLog, count);
+  return escapeUntrusted(text, { keepLines: true });
 }
 
 /** Starts an instance whose lease the caller holds, and waits for its health check. */
@@ -266,19 +261,6 @@ export async function startLocked(
   ctx.progress.step(`starting ${instance.name}`);
   let reason: string;
   try {
-    // Something else on the port would answer the health check for an app that could not bind.
-    if (
-      (await portAnswers(instance.port)) &&
-      (await ctx.processes.programState(instance.name))?.state !== "RUNNING"
-    ) {
-      throw new AccError(
-        "ACC_START_FAILED",
-        `port ${instance.port} is already in use by another program`,
-        {
-          hint: "find it with: ss -ltnp",
-        },
-      );
-    }
     await ctx.processes.startProgram(instance.name);
     const result = await waitHealthy({
       port: instance.port,
@@ -295,7 +277,9 @@ export async function startLocked(
       },
     });
     if (result.ok) {
-      // Throws ACC_START_FAILED (handled below) when it listens beyond loopback and may not.
+      // Each throws ACC_START_FAILED (handled below): another user's program answered on its
+      // port, or it listens beyond loopback and may not.
+      await checkPortOwner(ctx, instance, manifest);
       await checkBindAddresses(ctx, instance, manifest);
       await setState(ctx, instance, "running", { operation: null, lastError: null });
       await recordEvent(ctx, instance.name, "start", "ok", {
@@ -306,6 +290,9 @@ export async function startLocked(
       return;
     }
     reason = result.reason;
+    // An app that could not bind its port: say who has it.
+    const intruder = await portIntruder(ctx, instance);
+    if (intruder !== undefined) reason = `${reason}; ${intruder}`;
   } catch (error) {
     if (!isAccError(error)) throw error;
     reason = error.message;

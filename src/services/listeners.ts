@@ -1,6 +1,7 @@
 // TCP sockets as the kernel lists them in /proc/net/tcp{,6}, and the processes holding them.
 // Read by hand: no maintained library parses /proc/net/tcp, and `ss -ltnp` would be a process
 // per call and text meant for people. The parsers are pure; the /proc reads are at the bottom.
+import { escapeUntrusted } from "../core/untrusted-text.js";
 import { BlockList } from "node:net";
 import { access, readdir, readFile, readlink } from "node:fs/promises";
 import os from "node:os";
@@ -149,22 +150,7 @@ const COMMAND_MAX = 100;
  * A process sets its own command line, so it is untrusted text.
  */
 export function safeCommandLine(text: string, max = COMMAND_MAX): string {
-  const escaped = text.replace(/[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (c) => {
-    switch (c) {
-      case "\n":
-        return "\\n";
-      case "\t":
-        return "\\t";
-      case "\r":
-        return "\\r";
-      default: {
-        const code = c.codePointAt(0) ?? 0;
-        return code <= 0xff
-          ? `\\x${code.toString(16).padStart(2, "0")}`
-          : `\\u${code.toString(16).padStart(4, "0")}`;
-      }
-    }
-  });
+  const escaped = escapeUntrusted(text);
   const chars = [...escaped];
   return chars.length <= max ? escaped : `${chars.slice(0, max - 1).join("")}…`;
 }

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { processTree } from "../lib/processes.js";
 import type { AccContext } from "./context.js";
 
 /** Resident memory of a process in MB, 0 when it is gone. */
@@ -12,12 +13,20 @@ export async function rssMb(pid: number): Promise<number> {
   }
 }
 
-/** Memory of every running instance's process, by name; empty when supervisord is down. */
+/** Resident memory of a process and all its descendants (the sandbox, the app, its workers). */
+export async function treeRssMb(pid: number): Promise<number> {
+  if (pid <= 0) return 0;
+  let total = 0;
+  for (const member of await processTree(pid)) total += await rssMb(member);
+  return total;
+}
+
+/** Memory of every running instance's processes, by name; empty when supervisord is down. */
 export async function runningMemory(ctx: AccContext): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   if (!(await ctx.processes.isRunning())) return out;
   for (const [name, state] of await ctx.processes.allProgramStates()) {
-    if (state.state === "RUNNING") out.set(name, await rssMb(state.pid));
+    if (state.state === "RUNNING") out.set(name, await treeRssMb(state.pid));
   }
   return out;
 }

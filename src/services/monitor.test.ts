@@ -129,6 +129,8 @@ interface Harness {
   ctx: AccContext;
   store: Store;
   stopped: string[];
+  /** Ports given back to acc-ports by the stops. */
+  held: number[];
   failStop: Set<string>;
   accessLog: string;
 }
@@ -144,6 +146,7 @@ async function harness(t: TestContext): Promise<Harness> {
     await rm(home, { recursive: true, force: true });
   });
   const stopped: string[] = [];
+  const held: number[] = [];
   const failStop = new Set<string>();
   const ctx = {
     home,
@@ -161,10 +164,23 @@ async function harness(t: TestContext): Promise<Harness> {
         return Promise.resolve();
       },
     },
+    ports: {
+      hold: (port: number) => {
+        held.push(port);
+        return Promise.resolve("held");
+      },
+    },
   } as unknown as AccContext;
   // The model's manifest as its code folder holds it: no idle_timeout, so the config's applies.
   ctx.manifests.set(codeDirOf(ctx, "hello", "1.0.0", "abc"), {} as ModelManifest);
-  return { ctx, store, stopped, failStop, accessLog: path.join(paths.nginxLogs, "access.log") };
+  return {
+    ctx,
+    store,
+    stopped,
+    held,
+    failStop,
+    accessLog: path.join(paths.nginxLogs, "access.log"),
+  };
 }
 
 async function addRunning(
@@ -222,6 +238,14 @@ test("monitorPass: stops idle instances with an idle event, reads the log first"
     { name: "short", idle_ms: 2 * MIN, timeout_ms: MIN },
   ]);
   assert.deepEqual(report.errors, []);
+  const ports = new Map(
+    (await h.store.listInstances()).map((instance) => [instance.name, instance.port]),
+  );
+  assert.deepEqual(
+    h.held.sort(),
+    [ports.get("idle"), ports.get("short")].sort(),
+    "a stopped instance's port goes back to acc-ports",
+  );
   assert.deepEqual(h.stopped.sort(), ["idle", "short"]);
   const states = new Map((await h.store.listInstances()).map((i) => [i.name, i]));
   assert.equal(states.get("idle")?.state, "stopped");

@@ -1,8 +1,11 @@
 // Instances' ports and acc-ports, the keeper that holds them while their instances do not run
 // (design.md, "Users and privileges": no other local user can take an instance's port).
+import type { ModelManifest } from "../core/model.js";
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
+import { describePortHolders, portHolders } from "./listeners.js";
+import { instanceUserName } from "./users.js";
 
 /**
  * Asks acc-ports to hold the instance's port. Returns false when another program has bound
@@ -37,4 +40,42 @@ export async function holdIdlePorts(
     if ((await ctx.ports.hold(instance.port)) === "in-use") taken.push(instance.port);
   }
   return taken;
+}
+
+/**
+ * Who else than the instance listens on its port, in one line; undefined when nobody. A socket
+ * is the instance's when its owner is the instance's user (root homes) or acc's own user, which
+ * runs acc-ports and, in other homes, the instances too.
+ */
+export async function portIntruder(
+  ctx: AccContext,
+  instance: Pick<InstanceRecord, "name" | "port">,
+): Promise<string | undefined> {
+  const own = process.getuid?.() ?? 0;
+  const user = instanceUserName(instance.name);
+  const foreign = (await portHolders(instance.port)).filter(
+    (listener) => listener.uid !== own && !(ctx.isRoot && listener.user === user),
+  );
+  return foreign.length > 0 ? describePortHolders(instance.port, foreign) : undefined;
+}
+
+/**
+ * After a start passed its health check: the app that answered must be the instance's. With
+ * socket activation it is by construction (acc-ports never let the port go); an app that binds
+ * its port itself did so after acc-ports let it go, and another user may have been faster.
+ */
+export async function checkPortOwner(
+  ctx: AccContext,
+  instance: InstanceRecord,
+  manifest: ModelManifest,
+): Promise<void> {
+  if (manifest.socket_activation) return;
+  const intruder = await portIntruder(ctx, instance);
+  if (intruder !== undefined) {
+    throw new AccError(
+      "ACC_START_FAILED",
+      `${intruder}, not by ${instance.name}: no request is passed to it`,
+      { hint: "that program took the port while the instance started; stop it (acc never kills a process it did not start)" },
+    );
+  }
 }

@@ -2,7 +2,7 @@ import { chown, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { renderConfigFile, type AccConfig } from "../core/config.js";
 import { homePaths } from "../core/paths.js";
-import { AccError } from "../lib/errors.js";
+import { AccError, isAccError } from "../lib/errors.js";
 import { exec, ExecError, type Exec } from "../lib/exec.js";
 import { readFileIfExists, writeFileAtomic } from "../lib/files.js";
 import { childLogDir } from "../drivers/supervisord/render.js";
@@ -13,11 +13,17 @@ import { findPostgresBin } from "../drivers/postgres/index.js";
 import { portAnswers, probeHealth } from "./health.js";
 import { isRootUser, loadConfig, pathExists } from "./open.js";
 import { createUsers } from "./users.js";
+import { portKeeperProgram } from "../drivers/ports/index.js";
+import { migrateInstances, type MigrationReport } from "./migrate.js";
+import { holdIdlePorts } from "./ports.js";
+import { probeSandbox, sandboxState } from "./sandbox.js";
 
 /** Debian packages acc needs, with the binary that shows each is there. */
 export const REQUIRED_PACKAGES = [
   { binary: "nginx", package: "nginx-light", paths: ["/usr/sbin/nginx"] },
   { binary: "supervisord", package: "supervisor", paths: ["/usr/bin/supervisord"] },
+  // Each instance's sandbox; without it instances run unsandboxed (acc status says so).
+  { binary: "bwrap", package: "bubblewrap", paths: ["/usr/bin/bwrap"] },
 ] as const;
 
 async function findBinary(paths: readonly string[]): Promise<string | undefined> {
@@ -100,7 +106,7 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
   await mkdir(paths.home, { recursive: true, mode: 0o755 });
   for (const dir of [paths.models, paths.instances, paths.code])
     await mkdir(dir, { recursive: true, mode: 0o755 });
-  for (const dir of [paths.backups, paths.run, paths.supervisor])
+  for (const dir of [paths.backups, paths.run, paths.supervisor, paths.logs])
     await mkdir(dir, { recursive: true, mode: 0o700 });
 
   const existing = await readFileIfExists(paths.config);
@@ -131,6 +137,9 @@ export interface BootResult {
   nginx: "running";
   /** Instances the store said were up but whose process is gone (after a reboot). */
   reset: string[];
+  migration: MigrationReport;
+  /** Ports of stopped instances that another program holds (acc-ports keeps trying). */
+  squatted: number[];
 }
 
 /** Waits until acc server answers its own health check. */
@@ -153,6 +162,12 @@ async function waitServerUp(port: number, timeoutMs: number): Promise<void> {
 /** acc's programs under its supervisord. */
 function servicePrograms(ctx: AccContext): ServiceProgram[] {
   return [
+    portKeeperProgram({
+      script: path.join(ctx.accRoot, "libexec", "acc-ports"),
+      socketPath: ctx.paths.portsSocket,
+      statePath: ctx.paths.portsState,
+      logFile: path.join(childLogDir(ctx.paths), "acc-ports.log"),
+    }),
     {
       name: "acc-nginx",
       command: ctx.proxy.command(),
@@ -215,6 +230,9 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
     );
   }
   await writeServiceConfigs(ctx);
+  await probeSandbox(ctx);
+  // Before any instance can start: instances of an older acc move to today's layout.
+  const migration = await migrateInstances(ctx);
   await ctx.processes.start();
   if (wasRunning) {
     // An upgrade or a config change: new service programs, changed commands, a new nginx.conf.
@@ -253,7 +271,27 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
       }
     }
   }
-  return { supervisord: wasRunning ? "already running" : "started", nginx: "running", reset };
+  const squatted = await holdIdlePortsWhenUp(ctx);
+  return {
+    supervisord: wasRunning ? "already running" : "started",
+    nginx: "running",
+    reset,
+    migration,
+    squatted,
+  };
+}
+
+/** Holds the ports of the instances that do not run, once acc-ports answers (it just started). */
+async function holdIdlePortsWhenUp(ctx: AccContext): Promise<number[]> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await holdIdlePorts(ctx, await ctx.store.listInstances());
+    } catch (error) {
+      if (!isAccError(error, "ACC_NOT_BOOTED") || Date.now() > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 export interface ShutdownResult {
@@ -303,6 +341,10 @@ export interface StatusReport {
   nginx: "running" | "stopped";
   server: "running" | "stopped";
   postgres: { mode: "managed" | "external"; state: "running" | "stopped"; where: string };
+  /** acc-ports: how many instance ports it holds, and those another program has taken. */
+  ports: { state: "running" | "stopped"; held: number; squatted: number[] };
+  /** Whether instances run in their own sandbox, and why not. */
+  sandbox: { enabled: boolean; reason?: string; isolation: string };
   instances: Record<string, number>;
   total: number;
   versions: { acc: string; node: string; nginx: string; supervisord: string };
@@ -319,6 +361,20 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
   } catch (error) {
     if (!(error instanceof AccError)) throw error;
   }
+  let ports: StatusReport["ports"] = { state: "stopped", held: 0, squatted: [] };
+  if (supervisorUp) {
+    try {
+      const kept = await ctx.ports.status();
+      ports = {
+        state: "running",
+        held: kept.ports.filter((p) => p.mode === "held" || p.mode === "taken").length,
+        squatted: kept.ports.filter((p) => p.mode === "squatted").map((p) => p.port),
+      };
+    } catch (error) {
+      if (!isAccError(error, "ACC_NOT_BOOTED")) throw error;
+    }
+  }
+  const sandbox = await sandboxState(ctx);
   const counts: Record<string, number> = {};
   const all = await ctx.store.listInstances();
   for (const instance of all) counts[instance.state] = (counts[instance.state] ?? 0) + 1;
@@ -343,6 +399,14 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
         ctx.config.postgres === "managed"
           ? `127.0.0.1:${ctx.config.postgres_port}`
           : ctx.config.postgres_admin_url.replace(/\/\/[^@/]*@/, "//"),
+    },
+    ports,
+    sandbox: {
+      enabled: sandbox.enabled,
+      ...(sandbox.reason !== undefined ? { reason: sandbox.reason } : {}),
+      isolation: ctx.isRoot
+        ? "each instance runs as its own user"
+        : "none between instances: acc is not root, so every instance runs as your user",
     },
     instances: counts,
     total: all.length,

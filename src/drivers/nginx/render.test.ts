@@ -114,7 +114,7 @@ http {
         }
 
         location @waker {
-            proxy_pass http://127.0.0.1:9713;
+            proxy_pass http://unix:/home/u/.acc/waker/waker.sock:;
             proxy_http_version 1.1;
             proxy_set_header Host $http_host;
             proxy_set_header Connection $acc_connection;

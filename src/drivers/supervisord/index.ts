@@ -1,6 +1,7 @@
 import { open, readdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { HomePaths } from "../../core/paths.js";
+import { escapeUntrusted } from "../../core/untrusted-text.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
 import { ensureDir, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
@@ -129,7 +130,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const log = await logTail(await instanceLogFile(name), 4096);
     return new AccError("ACC_START_FAILED", `instance ${name}: ${message}`, {
       cause,
-      details: log.split("\n").slice(-20).join("\n"),
+      // What the app printed: escaped, it is shown on the sysadmin's terminal.
+      details: escapeUntrusted(log.split("\n").slice(-20).join("\n"), { keepLines: true }),
     });
   }
 
