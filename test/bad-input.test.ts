@@ -43,6 +43,21 @@ const HOSTILE = [
   "x".repeat(10_000),
 ];
 
+// DNS names, but nginx would read them as syntax in its host map (default, include), or they
+// would take requests meant for another site (localhost, a bare address) or another instance
+// (NAME.<domain> and what is under it; the domain is localhost here).
+const UNROUTABLE_HOSTS = [
+  "default",
+  "include",
+  "hostnames",
+  "volatile",
+  "localhost",
+  "127.0.0.1",
+  "10.0.0.1",
+  "other.localhost",
+  "x.other.localhost",
+];
+
 test(
   "bad input: one line naming the value, exit 2, nothing written",
   { timeout: 120_000 },
@@ -71,6 +86,9 @@ test(
       }
       cases.push(["create", "hello", "--name", "okname", "--idle-timeout", value, "--no-start"]);
     }
+    // hz: were one accepted, the instance's system user must not clash with other tests'.
+    for (const host of UNROUTABLE_HOSTS)
+      cases.push(["create", "hello", "--name", "hzbad", "--host", host, "--no-start"]);
     cases.push(["create", "hello", "--name", "okname", "--param", "nosuchparam=1", "--no-start"]);
     cases.push(["create", "hello", "--name", "okname", "--param", "noequals", "--no-start"]);
     cases.push(["create", "hello", "--name", "Upper", "--no-start"]);
@@ -101,6 +119,9 @@ test(
       assert.ok(lines[0]!.length < 400, `${label}: short line`);
       assert.match(lines[0]!, /^acc: /, label);
       assert.equal(result.stdout, "", `${label}: nothing on stdout`);
+      const host = args.includes("--host") ? args[args.indexOf("--host") + 1] : undefined;
+      if (host !== undefined && UNROUTABLE_HOSTS.includes(host))
+        assert.ok(lines[0]!.includes(JSON.stringify(host)), `${label}: names the host`);
     }
     // A bad value is named in the error (shortened when long).
     const named = await acc.run(["create", "hello", "--name", "foo;bar"]);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { cp } from "node:fs/promises";
 import http from "node:http";
+import type { Socket } from "node:net";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -62,6 +63,46 @@ interface EventView {
   cause: string | null;
   outcome: string;
   message: string | null;
+}
+
+interface UpgradeAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** What the app echoed on the upgraded connection (101 only). */
+  echoed?: string;
+}
+
+/** An `Upgrade: websocket` request through acc's nginx; on a 101, sends "ping" and reads the echo. */
+function upgrade(
+  acc: AccHome,
+  host: string,
+  headers: Record<string, string> = {},
+): Promise<UpgradeAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: "127.0.0.1",
+      port: acc.httpPort,
+      path: "/socket",
+      headers: { host, connection: "Upgrade", upgrade: "websocket", ...headers },
+      agent: false,
+      timeout: 60_000,
+    });
+    req.on("upgrade", (res: http.IncomingMessage, socket: Socket) => {
+      socket.once("data", (data: Buffer) => {
+        socket.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, echoed: data.toString() });
+      });
+      socket.on("error", reject);
+      socket.write("ping");
+    });
+    req.on("response", (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.on("timeout", () => req.destroy(new Error("upgrade timed out")));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 async function events(acc: AccHome, name: string): Promise<EventView[]> {
@@ -313,3 +354,62 @@ test("waker: slow boots, crashes and unhealthy apps", { timeout: 180_000 }, asyn
     );
   }
 });
+
+test(
+  "waker: a websocket upgrade gets the same answers as a request before a wake",
+  { timeout: 180_000 },
+  async (t) => {
+    const acc = await setUp(t);
+    await acc.ok(["create", "echo", "--name", "hzws1", "--no-start"]);
+
+    await t.test("a crawler's upgrade to a stopped instance: 503, no start", async () => {
+      const answer = await upgrade(acc, "hzws1.localhost", {
+        "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1)",
+      });
+      assert.equal(answer.status, 503);
+      assert.equal(answer.headers["retry-after"], "300");
+      assert.equal(answer.headers["x-acc-state"], "filtered");
+      const listed = JSON.parse(await acc.ok(["list", "--json"])) as {
+        name: string;
+        state: string;
+      }[];
+      assert.equal(listed.find((i) => i.name === "hzws1")?.state, "stopped");
+      assert.equal((await starts(acc, "hzws1")).length, 0);
+    });
+
+    await t.test("a browser's upgrade wakes it and reaches the app", async () => {
+      const answer = await upgrade(acc, "hzws1.localhost", { "user-agent": "Mozilla/5.0" });
+      assert.equal(answer.status, 101);
+      assert.equal(answer.headers["x-echo-instance"], "hzws1");
+      assert.equal(answer.echoed, "ping");
+      const wakes = await starts(acc, "hzws1");
+      assert.deepEqual(
+        wakes.map((e) => [e.cause, e.outcome]),
+        [["wake", "ok"]],
+      );
+      assert.match(wakes[0]?.message ?? "", /GET hzws1\.localhost\/socket ua="Mozilla\/5\.0"/);
+      assert.equal(await state(acc, "hzws1"), "running");
+    });
+
+    await t.test("a suspended instance: 503, no start", async () => {
+      await acc.ok(["suspend", "hzws1"]);
+      const answer = await upgrade(acc, "hzws1.localhost");
+      assert.equal(answer.status, 503);
+      assert.equal(answer.headers["x-acc-state"], "suspended");
+      assert.equal((await starts(acc, "hzws1")).length, 1);
+      assert.equal(await state(acc, "hzws1"), "suspended");
+    });
+
+    await t.test("an instance that just failed: 503 at once, not started again", async () => {
+      await acc.ok(["create", "echo", "--name", "hzws2", "--param", "mode=crash", "--no-start"]);
+      const first = await send(acc, "hzws2.localhost", { headers: { accept: "application/json" } });
+      assert.equal(first.status, 503);
+      assert.equal(await state(acc, "hzws2"), "failed");
+      const answer = await upgrade(acc, "hzws2.localhost");
+      assert.equal((await starts(acc, "hzws2")).length, 1, "one start, the failed one");
+      assert.equal(answer.status, 503);
+      assert.equal(answer.headers["x-acc-state"], "failed");
+      assert.equal(answer.headers["retry-after"], "10");
+    });
+  },
+);

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { AccError } from "../lib/errors.js";
 import {
+  showValue,
   validateHomePath,
   validateHostname,
+  validateInstanceHost,
   validateInstanceName,
   validatePort,
 } from "./validate.js";
@@ -75,6 +77,78 @@ test("host names: lower-cased DNS names only", () => {
     "x".repeat(10_000),
   ]) {
     assert.throws(() => validateHostname(bad), AccError, JSON.stringify(bad.slice(0, 20)));
+  }
+});
+
+test("an instance's extra hosts: its own names and names outside the domain", () => {
+  const foo = { name: "foo", domain: "localhost" };
+  for (const good of [
+    "foo.localhost",
+    "sub.foo.localhost",
+    "a.b.foo.localhost",
+    "crm.example.com",
+    "intranet",
+    "foo",
+    "foolocalhost",
+    "localhost.example.com",
+    "127.0.0.1.example.com",
+    "10x",
+    "a.0x7fz",
+  ])
+    assert.equal(validateInstanceHost(good, foo), good);
+  assert.equal(validateInstanceHost("Sub.FOO.localhost", foo), "sub.foo.localhost");
+  const crm = { name: "crm", domain: "apps.example.com" };
+  for (const good of [
+    "crm.apps.example.com",
+    "x.crm.apps.example.com",
+    "example.com",
+    "bar.localhost",
+  ])
+    assert.equal(validateInstanceHost(good, crm), good);
+});
+
+test("an instance's extra hosts: refused with one line naming the value and a hint", () => {
+  const refused: [string, { name: string; domain: string }, RegExp][] = [
+    // nginx reads these as directives inside `map $host $acc_instance { hostnames; ... }`.
+    ["default", { name: "foo", domain: "localhost" }, /directive/],
+    ["include", { name: "foo", domain: "localhost" }, /directive/],
+    ["hostnames", { name: "foo", domain: "localhost" }, /directive/],
+    ["volatile", { name: "foo", domain: "localhost" }, /directive/],
+    ["DEFAULT", { name: "foo", domain: "localhost" }, /directive/],
+    ["localhost", { name: "foo", domain: "localhost" }, /every request/],
+    ["localhost", { name: "crm", domain: "example.com" }, /every request/],
+    ["127.0.0.1", { name: "foo", domain: "localhost" }, /IP address/],
+    ["10.0.0.1", { name: "foo", domain: "localhost" }, /IP address/],
+    ["10.1", { name: "foo", domain: "localhost" }, /IP address/],
+    ["4294967295", { name: "foo", domain: "localhost" }, /IP address/],
+    ["0x7f000001", { name: "foo", domain: "localhost" }, /IP address/],
+    ["a.b.0x7f", { name: "foo", domain: "localhost" }, /IP address/],
+    ["bar.localhost", { name: "foo", domain: "localhost" }, /instance bar's own host/],
+    ["x.bar.localhost", { name: "foo", domain: "localhost" }, /instance bar's own host/],
+    ["foo.bar.localhost", { name: "foo", domain: "localhost" }, /instance bar's own host/],
+    ["xfoo.localhost", { name: "foo", domain: "localhost" }, /instance xfoo's own host/],
+    ["example.com", { name: "crm", domain: "example.com" }, /not at example\.com/],
+    ["erp.example.com", { name: "crm", domain: "example.com" }, /instance erp's own host/],
+    ["www.erp.example.com", { name: "crm", domain: "example.com" }, /instance erp's own host/],
+    // The old rules still hold.
+    ["a..b", { name: "foo", domain: "localhost" }, /invalid host name/],
+    ["*.example.com", { name: "foo", domain: "localhost" }, /invalid host name/],
+    ["~^.*$", { name: "foo", domain: "localhost" }, /invalid host name/],
+    ["\\default", { name: "foo", domain: "localhost" }, /invalid host name/],
+    [`${"a".repeat(64)}.com`, { name: "foo", domain: "localhost" }, /invalid host name/],
+  ];
+  for (const [host, owner, why] of refused) {
+    assert.throws(
+      () => validateInstanceHost(host, owner),
+      (error: unknown) =>
+        error instanceof AccError &&
+        error.code === "ACC_INVALID" &&
+        error.message.startsWith(`invalid host name ${showValue(host)}`) &&
+        why.test(error.message) &&
+        !error.message.includes("\n") &&
+        (error.hint ?? "").length > 0,
+      `${host} for ${owner.name}.${owner.domain}`,
+    );
   }
 });
 

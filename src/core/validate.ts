@@ -41,6 +41,62 @@ export function validateHostname(host: string): string {
   return lower;
 }
 
+/**
+ * Words nginx reads as its own inside a `map` block, whatever follows them: `default` and
+ * `include` are directives there, `hostnames` and `volatile` are when alone on a line.
+ */
+const NGINX_MAP_WORDS = new Set(["default", "include", "hostnames", "volatile"]);
+
+export function isNginxMapWord(host: string): boolean {
+  return NGINX_MAP_WORDS.has(host);
+}
+
+/**
+ * A URL parser reads a host whose last label is a number (digits, or 0x and hex digits) as an
+ * IPv4 address (WHATWG URL, "ends in a number"): 127.0.0.1, 10.1, 0x7f000001.
+ */
+function isAddressLike(host: string): boolean {
+  return /^(?:\d+|0x[0-9a-f]*)$/.test(host.split(".").at(-1) ?? "");
+}
+
+/**
+ * An extra host name of instance `name`: a DNS name that nginx's host map reads as a plain
+ * key, that no request for another site or another instance carries. `NAME.<domain>` and the
+ * names under it are the instance's own; every other name under `<domain>` is, or would be,
+ * another instance's, and `localhost` or a bare address would take every request sent to it.
+ */
+export function validateInstanceHost(
+  host: string,
+  owner: { name: string; domain: string },
+): string {
+  const lower = validateHostname(host);
+  const refuse = (why: string, hint: string): never => {
+    throw new AccError("ACC_INVALID", `invalid host name ${showValue(host)}: ${why}`, { hint });
+  };
+  const dnsName = "use a DNS name of the site, such as crm.example.com";
+  if (isNginxMapWord(lower)) {
+    refuse(
+      "nginx reads it as a directive of its host map",
+      `${dnsName} (default, include, hostnames and volatile are nginx's)`,
+    );
+  }
+  if (lower === "localhost") {
+    refuse("it would take every request for localhost", dnsName);
+  }
+  if (isAddressLike(lower)) {
+    refuse("an IP address would take every request sent to it", dnsName);
+  }
+  const domain = owner.domain.toLowerCase();
+  const own = `${owner.name}.${domain}`;
+  const mine = `${owner.name} answers at ${own} already; use a name under it or outside ${domain}`;
+  if (lower === domain) refuse(`instances answer at NAME.${domain}, not at ${domain}`, mine);
+  if (lower.endsWith(`.${domain}`) && lower !== own && !lower.endsWith(`.${own}`)) {
+    const other = lower.slice(0, -domain.length - 1).replace(/^.*\./, "");
+    refuse(`${other}.${domain} is, or would be, instance ${other}'s own host`, mine);
+  }
+  return lower;
+}
+
 export function validatePort(value: string | number, what = "port"): number {
   const port = typeof value === "number" ? value : /^\d{1,5}$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {

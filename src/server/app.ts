@@ -7,6 +7,7 @@ import type { AccContext } from "../services/context.js";
 import { codeDirOf } from "../services/model-code.js";
 import type { Waker } from "../services/wake.js";
 import type { InstanceRecord } from "../store/store.js";
+import { decideBeforeWake, type BeforeWake, type Refusal } from "./before-wake.js";
 import { renderPage, WAIT_PATH, type PageKind } from "./pages.js";
 
 export interface ServerDeps {
@@ -15,12 +16,6 @@ export interface ServerDeps {
   /** One line per notable thing (a failed wake); the server's log is supervisord's. */
   log(line: string): void;
 }
-
-/** Methods a client may send again without a second effect (RFC 9110 9.2.2). */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
-
-/** A failed instance is tried again by a request only this long after its failure. */
-const FAILED_RETRY_MS = 10_000;
 
 // Hop-by-hop headers (RFC 9110 7.6.1) and acc's own: never passed on to the instance.
 const DROP = new Set([
@@ -130,6 +125,18 @@ export function createServerApp(deps: ServerDeps): http.Server {
       .end(req.method === "HEAD" ? undefined : html);
   }
 
+  function beforeWake(req: IncomingMessage, instance: InstanceRecord | undefined): BeforeWake {
+    const request = {
+      method: req.method ?? "",
+      userAgent: req.headers["user-agent"] ?? "",
+      neverReachedInstance: neverReachedInstance(req),
+    };
+    return decideBeforeWake(instance, request, {
+      wakeFilter: ctx.config.wake_filter,
+      now: Date.now(),
+    });
+  }
+
   /** Passes the held request (its body too, streamed) to the instance and streams the answer back. */
   function proxy(req: IncomingMessage, res: ServerResponse, port: number): void {
     const upstream = http.request(
@@ -173,43 +180,10 @@ export function createServerApp(deps: ServerDeps): http.Server {
       res.writeHead(400, { "content-type": "text/plain" }).end("bad instance name\n");
       return;
     }
-    const instance = await ctx.store.getInstance(name);
-    if (!instance || instance.state === "destroying")
-      return page(res, req, 404, "not-found", undefined);
-    if (instance.state === "suspended") {
-      return page(res, req, 503, "suspended", instance, {
-        reason: "suspended",
-        headers: { "retry-after": "3600" },
-      });
-    }
-    if (
-      instance.state === "running" &&
-      !neverReachedInstance(req) &&
-      !IDEMPOTENT.has(req.method ?? "")
-    ) {
-      // The instance may have taken the request and then failed (crash, timeout, a kept-alive
-      // connection it closed): replaying a POST could repeat its effect. A GET is replayed
-      // below, as nginx itself would.
-      return page(res, req, 502, "failed", instance, { reason: "the application did not answer" });
-    }
-    if (
-      instance.state === "failed" &&
-      Date.now() - Date.parse(instance.stateChangedAt) < FAILED_RETRY_MS
-    ) {
-      // It just failed: answer at once rather than start a doomed app for every request.
-      return page(res, req, 503, "failed", instance, {
-        reason: instance.lastError ?? "failed",
-        code: "ACC_START_FAILED",
-        headers: { "retry-after": String(FAILED_RETRY_MS / 1000) },
-      });
-    }
-    const ua = (req.headers["user-agent"] ?? "").toLowerCase();
-    if (instance.state !== "running" && ctx.config.wake_filter.some((word) => ua.includes(word))) {
-      return page(res, req, 503, "filtered", instance, {
-        reason: "asleep",
-        headers: { "retry-after": "300" },
-      });
-    }
+    const decision = beforeWake(req, await ctx.store.getInstance(name));
+    if (decision.action === "refuse")
+      return page(res, req, decision.status, decision.kind, decision.instance, decision);
+    const { instance } = decision;
 
     const started = waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
     // A client that leaves does not cancel the start: others may share it.
@@ -247,15 +221,47 @@ export function createServerApp(deps: ServerDeps): http.Server {
     proxy(req, res, running.port);
   }
 
+  /** An upgrade's refusal: a plain HTTP answer written on its socket, which is then closed. */
+  function refuseUpgrade(socket: Duplex, refusal: Refusal): void {
+    const body = `${refusal.instance?.name ?? "instance"}: ${refusal.reason ?? refusal.kind}\n`;
+    // Header values are acc's own constants (never a reason or anything a client sent).
+    const headers: Record<string, string> = {
+      "cache-control": "no-store",
+      "x-acc-state": refusal.kind,
+      ...refusal.headers,
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": String(Buffer.byteLength(body)),
+      connection: "close",
+    };
+    const head = [`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status] ?? ""}`];
+    for (const [key, value] of Object.entries(headers)) head.push(`${key}: ${value}`);
+    socket.end(`${head.join("\r\n")}\r\n\r\n${body}`);
+  }
+
   async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // The HTTP server stops watching a socket it hands over: without a listener, a client that
+    // leaves during a wake would be an unhandled error.
+    socket.on("error", () => socket.destroy());
     const header = req.headers["x-acc-instance"];
     const name = typeof header === "string" ? header : "";
     const instance = isValidInstanceName(name) ? await ctx.store.getInstance(name) : undefined;
-    if (!instance || instance.state === "suspended") {
-      socket.end("HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n");
-      return;
+    const decision = beforeWake(req, instance);
+    if (decision.action === "refuse") return refuseUpgrade(socket, decision);
+    let running: InstanceRecord;
+    try {
+      running = await waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
+    } catch (error) {
+      if (!isAccError(error)) throw error;
+      deps.log(`wake of ${name} failed: ${error.message}`);
+      return refuseUpgrade(socket, {
+        status: 503,
+        kind: error.code === "ACC_STATE" ? "suspended" : "failed",
+        instance: decision.instance,
+        reason: error.message,
+        headers: {},
+      });
     }
-    const running = await waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
+    if (socket.destroyed) return;
     const upstream = connect(running.port, "127.0.0.1", () => {
       const lines = [`${req.method ?? "GET"} ${req.url ?? "/"} HTTP/1.1`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) {

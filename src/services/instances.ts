@@ -7,7 +7,7 @@ import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
 import { assertTransition, mayBeAlive, type InstanceState } from "../core/states.js";
-import { validateHostname, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
+import { validateInstanceHost, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
 import { tailFile } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
@@ -139,7 +139,9 @@ export async function createInstance(
     options.name === undefined
       ? await defaultName(ctx, model.manifest.name)
       : validateInstanceName(options.name);
-  const extraHosts = options.hosts.map(validateHostname);
+  const extraHosts = options.hosts.map((host) =>
+    validateInstanceHost(host, { name, domain: ctx.config.domain }),
+  );
   const hosts = [...new Set([...extraHosts, `${name}.${ctx.config.domain}`])];
   const resolved = resolveParams(model.manifest, parseParamArgs(options.params), generateSecret);
   const idleTimeout =

@@ -309,6 +309,11 @@ test("renderHostMap: refuses host names that could inject config or match by pat
     "a".repeat(64) + ".com",
     ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(62)].join("."),
     "foo.example.com foo; evil.com",
+    // Directives inside a map block, not keys.
+    "default",
+    "include",
+    "hostnames",
+    "volatile",
   ];
   for (const host of bad) {
     assert.throws(

@@ -3,7 +3,12 @@
 // first, so a bad value at this point is a bug, and nothing a user typed may reach nginx's
 // parser as syntax.
 import type { HomePaths } from "../../core/paths.js";
-import { isValidHostname, validateHomePath, validateInstanceName } from "../../core/validate.js";
+import {
+  isNginxMapWord,
+  isValidHostname,
+  validateHomePath,
+  validateInstanceName,
+} from "../../core/validate.js";
 
 export interface MainConfigOptions {
   paths: HomePaths;
@@ -301,7 +306,8 @@ function checkName(name: string): string {
 
 function checkHost(host: string): string {
   // Lower case only: $host is lower-cased by nginx, and callers normalise with validateHostname.
-  if (typeof host !== "string" || !isValidHostname(host)) throw bug("host name", host);
+  if (typeof host !== "string" || !isValidHostname(host) || isNginxMapWord(host))
+    throw bug("host name", host);
   return host;
 }
 
