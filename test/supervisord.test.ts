@@ -180,10 +180,11 @@ test(
 
     await sup.stopProgram("web");
     assert.equal(await gone(pid2), true, "stopProgram waits for the process to exit");
-    // A stopped program stays loaded, so its next start needs no reloadConfig.
+    // A stopped program stays loaded, so its next start needs no reloadConfig. acc sends the
+    // SIGTERM itself, so supervisord sees the process exit rather than stop.
     assert.equal(
       (await sup.programState("web"))?.state,
-      "STOPPED",
+      "EXITED",
       "a stopped program stays loaded",
     );
     assert.ok(existsSync(path.join(paths.programsActive, "web.conf")));

@@ -239,13 +239,15 @@ test(
       "a request the running app may have seen: a GET is replayed, a POST is not",
       async () => {
         await acc.ok(["start", "e1"]);
-        // As nginx hands it over after a failure on an accepted connection (connect time set).
-        const direct = async (method: string): Promise<number> =>
+        // As nginx hands it over after a failure on an accepted connection (connect time set),
+        // on the waker's socket (root may open it, as nginx's workers).
+        const direct = async (method: string, to = "socket"): Promise<number> =>
           new Promise((resolve, reject) => {
             const req = http.request(
               {
-                host: "127.0.0.1",
-                port: Number(acc.env.ACC_SERVER_PORT),
+                ...(to === "socket"
+                  ? { socketPath: path.join(acc.home, "waker", "waker.sock") }
+                  : { host: "127.0.0.1", port: Number(acc.env.ACC_SERVER_PORT) }),
                 method,
                 path: "/again",
                 headers: {
@@ -264,6 +266,8 @@ test(
           });
         assert.equal(await direct("GET"), 200);
         assert.equal(await direct("POST"), 502);
+        // The TCP port, which any local user reaches, serves nothing that names an instance.
+        assert.equal(await direct("GET", "tcp"), 404);
       },
     );
 

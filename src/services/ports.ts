@@ -75,7 +75,9 @@ export async function checkPortOwner(
     throw new AccError(
       "ACC_START_FAILED",
       `${intruder}, not by ${instance.name}: no request is passed to it`,
-      { hint: "that program took the port while the instance started; stop it (acc never kills a process it did not start)" },
+      {
+        hint: "that program took the port while the instance started; stop it (acc never kills a process it did not start)",
+      },
     );
   }
 }
