@@ -694,7 +694,20 @@ export async function echoInstance(
     await accOk(acc, ["stop", name]);
   }
   const root = path.join(acc.home, "instances", name);
-  return { who: await instanceIdentity(name), root, data: path.join(root, "data") };
+  const who = await instanceIdentity(name);
+  const data = path.join(root, "data");
+  if (options.ranOnce) {
+    // And what an app keeps in its data: a file and a folder.
+    await nodeAs(
+      who,
+      `await fs.mkdir(path.join(input, "uploads"), { recursive: true });
+       await fs.writeFile(path.join(input, "uploads/photo.jpg"), "jpg");
+       await fs.writeFile(path.join(input, "app.db"), "db");
+       return true;`,
+      data,
+    );
+  }
+  return { who, root, data };
 }
 
 /** The content of every regular file in a .tar.gz, as root reads it. */

@@ -62,11 +62,16 @@ test(
           who,
           `const f = path.join(input.data, "sw"), d = path.join(input.data, "swd");
          process.stdout.write("racing\\n");
+         // Each state holds a moment, so a backup captures one or the other whole (in a
+         // tighter loop tar mostly gives up: "file changed as we read it").
+         const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
          for (;;) {
            try { fs.writeFileSync(f + ".t", "plain"); fs.renameSync(f + ".t", f); } catch {}
-           try { fs.symlinkSync(input.canary, f + ".l"); fs.renameSync(f + ".l", f); } catch {}
            try { fs.rmSync(d, { recursive: true, force: true }); fs.mkdirSync(d); fs.writeFileSync(d + "/in", "x"); } catch {}
+           pause(2);
+           try { fs.symlinkSync(input.canary, f + ".l"); fs.renameSync(f + ".l", f); } catch {}
            try { fs.rmSync(d, { recursive: true, force: true }); fs.symlinkSync(input.folder, d); } catch {}
+           pause(2);
          }`,
           { data, canary, folder },
         );
@@ -74,7 +79,7 @@ test(
         await racer.waitOutput(/racing/);
         const problems: string[] = [];
         const ids = [clean.id];
-        for (let i = 0; i < 3; i++) {
+        for (let i = 0; i < 4; i++) {
           const backup = await runAcc(acc, ["backup", "sxs", "--json"]);
           t.diagnostic(`backup ${i + 1} while racing exited ${backup.code}`);
           if (backup.code !== 0) continue;

@@ -3,6 +3,7 @@
 // instance, slip a crawler past the wake filter, read acc's files, reach Postgres's superuser.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { test } from "node:test";
@@ -18,6 +19,7 @@ import {
   listAs,
   marker,
   nginxWorkerIdentity,
+  openForWriteAs,
   pidFromFile,
   processInfo,
   readAs,
@@ -37,6 +39,15 @@ const PSQL = ["17", "16", "15"]
   .map((version) => `/usr/lib/postgresql/${version}/bin/psql`)
   .find((file) => existsSync(file));
 
+/** An instance's log, as its supervisord program file names it. */
+async function appLogOf(acc: AccHome, name: string): Promise<string | undefined> {
+  const program = await readFile(
+    path.join(acc.home, "supervisor/programs", `${name}.conf`),
+    "utf8",
+  );
+  return /^stdout_logfile=(\S+)/m.exec(program)?.[1];
+}
+
 /** Makes sure the instance is stopped, as a visitor's first request would find it. */
 async function stopped(acc: AccHome, name: string): Promise<void> {
   await accOk(acc, ["stop", name]);
@@ -51,6 +62,11 @@ test(
     // sxv is the victim, sxq the attacker: another instance on the same machine.
     await accOk(acc, ["create", "echo", "--name", "sxv", "--no-start"]);
     await accOk(acc, ["create", "echo", "--name", "sxq", "--no-start"]);
+    // Each has run once, so each has a log.
+    for (const name of ["sxv", "sxq"]) {
+      await accOk(acc, ["start", name]);
+      await accOk(acc, ["stop", name]);
+    }
     const attacker = await instanceIdentity("sxq");
     const victim = await instanceView(acc, "sxv");
 
@@ -180,14 +196,23 @@ test(
         await acc.request("sxv.localhost", { timeoutMs: 20_000 });
         await accOk(acc, ["stop", "sxv"]);
         const home = acc.home;
-        const reads: Record<string, string> = {
+        // The logs are wherever nginx's and supervisord's configs say, not where they are today.
+        const nginxConf = await readFile(path.join(home, "nginx/nginx.conf"), "utf8");
+        const supervisordConf = await readFile(
+          path.join(home, "supervisor/supervisord.conf"),
+          "utf8",
+        );
+        const reads: Record<string, string | undefined> = {
           "the store": path.join(home, "state.db"),
           "the store's WAL": path.join(home, "state.db-wal"),
           "the store's shared memory": path.join(home, "state.db-shm"),
           "acc.toml": path.join(home, "acc.toml"),
-          "nginx's access log": path.join(home, "nginx/logs/access.log"),
-          "nginx's error log": path.join(home, "nginx/logs/error.log"),
-          "acc server's log": path.join(home, "supervisor/logs/acc-server.log"),
+          "nginx's access log": /^\s*access_log\s+([^\s;]+)/m.exec(nginxConf)?.[1],
+          "nginx's error log": /^\s*error_log\s+([^\s;]+)/m.exec(nginxConf)?.[1],
+          "acc server's log": /\[program:acc-server\][^[]*?stdout_logfile=(\S+)/.exec(
+            supervisordConf,
+          )?.[1],
+          "another instance's log": await appLogOf(acc, "sxv"),
           "a backup's archive": path.join(backup.dir, "files.tar.gz"),
           "a backup's manifest": path.join(backup.dir, "manifest.json"),
           "another instance's env": path.join(home, "instances/sxv/env"),
@@ -200,11 +225,18 @@ test(
         };
         for (const [what, file] of Object.entries(reads)) {
           await t.test(`reading ${what} fails`, async () => {
+            assert.ok(file !== undefined, `found no ${what} in acc's configs`);
             assert.ok(existsSync(file), `${file} is not there: the check would prove nothing`);
             const attempt = await readAs(attacker, file);
             assert.ok(!attempt.ok, `${attacker.user} read ${file}`);
           });
         }
+        await t.test("an instance cannot write its own log", async () => {
+          const log = await appLogOf(acc, "sxq");
+          assert.ok(log !== undefined && existsSync(log), `sxq's log ${log} is not there`);
+          const attempt = await openForWriteAs(attacker, log);
+          assert.ok(!attempt.ok, `${attacker.user} may write ${log}`);
+        });
         for (const [what, dir] of Object.entries(lists)) {
           await t.test(`listing ${what} fails`, async () => {
             const attempt = await listAs(attacker, dir);
