@@ -21,6 +21,8 @@ import {
   runAcc,
   symlinksAs,
   trapFor,
+  undoLinksAs,
+  nodeAs,
   type PathState,
   type Trap,
 } from "../harness/attacker.js";
@@ -111,7 +113,11 @@ test(
         t.diagnostic(`replaced: ${replaced.map((r) => r.rel).join(", ") || "nothing"}`);
         t.diagnostic(`refused: ${refused.join(", ") || "nothing"}`);
         await trap.seal();
-        const problems = await rootOperations(acc, "sxw-dirs", trap, { restore: [clean.id] });
+        // A folder of a loaded program that goes missing stops supervisord from reading its
+        // config (see the last test): put them back before the trap goes, whatever happened.
+        const problems = await rootOperations(acc, "sxw-dirs", trap, {
+          restore: [clean.id],
+        }).finally(() => undoLinksAs(who, root, replaced));
         assert.deepEqual(problems, []);
       },
     );
@@ -193,6 +199,39 @@ test(
         const write = await openForWriteAs(who, program);
         if (write.ok) problems.push("the attacker may write its own supervisord program file");
         assert.deepEqual(problems, []);
+      },
+    );
+
+    await t.test(
+      "found: an instance that moves its own folders away does not keep others from starting",
+      async (t) => {
+        // Stopped programs stay loaded in supervisord, which rereads every loaded program's
+        // config at each start: one whose log folder is gone fails the reread for everyone.
+        const { who, root } = await echoInstance(acc, "sxd", { ranOnce: true });
+        await accOk(acc, ["create", "echo", "--name", "sxd-other", "--no-start"]);
+        const moved = await nodeAs<string[]>(
+          who,
+          `const moved = [];
+           for (const name of await fs.readdir(input).catch(() => [])) {
+             try { await fs.rename(path.join(input, name), path.join(input, name + ".gone")); moved.push(name); }
+             catch {}
+           }
+           return moved;`,
+          root,
+        );
+        t.diagnostic(`moved away: ${moved.join(", ") || "nothing"}`);
+        try {
+          const start = await runAcc(acc, ["start", "sxd-other"]);
+          assert.equal(start.code, 0, start.stderr);
+        } finally {
+          await nodeAs(
+            who,
+            `for (const name of input.moved) await fs.rename(path.join(input.root, name + ".gone"), path.join(input.root, name)).catch(() => {});
+             return true;`,
+            { root, moved },
+          );
+          await runAcc(acc, ["stop", "sxd-other"]);
+        }
       },
     );
   },
