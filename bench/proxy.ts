@@ -255,7 +255,7 @@ try {
       httpPort: acc.httpPort,
       serverPort: Number(acc.env.ACC_SERVER_PORT),
       isRoot: process.getuid?.() === 0,
-      serviceUser: "acc",
+      nginxUser: "acc_nginx",
       instancePorts: ports,
     },
   });

@@ -91,7 +91,7 @@ try {
       httpPort: Number(acc.env.ACC_HTTP_PORT),
       serverPort: Number(acc.env.ACC_SERVER_PORT),
       isRoot: process.getuid?.() === 0,
-      serviceUser: "acc",
+      nginxUser: "acc_nginx",
       instancePorts: {
         min: Number(acc.env.ACC_INSTANCE_PORT_MIN),
         max: Number(acc.env.ACC_INSTANCE_PORT_MAX),

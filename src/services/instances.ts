@@ -9,7 +9,7 @@ import { assertTransition, mayBeAlive, type InstanceState } from "../core/states
 import { renderTemplate } from "../core/template.js";
 import { validateHostname, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
-import { chownTree, ensureDir, tailFile, writeFileAtomic } from "../lib/files.js";
+import { chownTree, ensureDir, ensureDirMode, tailFile, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import { backupEnv, createBackup, createFinalBackup, openBackup, restoreInto } from "./backups.js";
 import type { AccContext } from "./context.js";
@@ -144,7 +144,8 @@ async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<st
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
-  await ensureDir(ctx.paths.code);
+  // Traversable, not listable: each instance opens its own model's folder (0755 below).
+  await ensureDirMode(ctx.paths.code, 0o711);
   // Copy to a temp folder and rename: two creates racing, or a crash, never leave half a copy.
   const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   await cp(model.dir, temp, {

@@ -22,7 +22,7 @@ const userOptions: MainConfigOptions = {
   httpPort: 8080,
   serverPort: 9713,
   isRoot: false,
-  serviceUser: "acc",
+  workerUser: "acc_nginx",
   instancePorts: { min: 20000, max: 20002 },
 };
 
@@ -171,22 +171,22 @@ test("renderNginxConf: a normal user's config, exactly", () => {
   assert.equal(renderNginxConf(userOptions), expectedUserConf);
 });
 
-test("renderNginxConf: as root, workers run as the service user and its group", () => {
+test("renderNginxConf: as root, workers run as nginx_user and its group", () => {
   const conf = renderNginxConf({
     ...userOptions,
     isRoot: true,
-    serviceUser: "acc",
-    serviceGroup: "nogroup",
+    workerUser: "acc_nginx",
+    workerGroup: "nogroup",
   });
   assert.equal(
     conf,
     expectedUserConf.replace(
       "worker_rlimit_nofile 40000;\n",
-      "worker_rlimit_nofile 40000;\nuser acc nogroup;\n",
+      "worker_rlimit_nofile 40000;\nuser acc_nginx nogroup;\n",
     ),
   );
-  const sameName = renderNginxConf({ ...userOptions, isRoot: true, serviceUser: "acc" });
-  assert.match(sameName, /^user acc acc;$/m);
+  const sameName = renderNginxConf({ ...userOptions, isRoot: true, workerUser: "acc_nginx" });
+  assert.match(sameName, /^user acc_nginx acc_nginx;$/m);
 });
 
 test("renderNginxConf: IPv6 listen address", () => {
@@ -201,11 +201,11 @@ test("renderNginxConf: refuses values that could inject config", () => {
       /bug: invalid listen address/,
     );
     assert.throws(
-      () => renderNginxConf({ ...userOptions, isRoot: true, serviceUser: bad }),
+      () => renderNginxConf({ ...userOptions, isRoot: true, workerUser: bad }),
       /bug: invalid user/,
     );
     assert.throws(
-      () => renderNginxConf({ ...userOptions, isRoot: true, serviceGroup: bad }),
+      () => renderNginxConf({ ...userOptions, isRoot: true, workerGroup: bad }),
       /bug: invalid user or group/,
     );
   }

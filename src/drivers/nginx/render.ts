@@ -14,9 +14,10 @@ export interface MainConfigOptions {
   serverPort: number;
   /** The `user` directive is only valid, and only needed, when the master runs as root. */
   isRoot: boolean;
-  serviceUser: string;
-  /** The service user's primary group; nginx otherwise looks up a group named like the user. */
-  serviceGroup?: string;
+  /** The user nginx's workers run as (as root). */
+  workerUser: string;
+  /** That user's primary group; nginx otherwise looks up a group named like the user. */
+  workerGroup?: string;
   /** acc.toml's instance port range: one upstream server per port in it. */
   instancePorts: PortRange;
 }
@@ -90,7 +91,7 @@ export function renderNginxConf(opts: MainConfigOptions): string {
   const waker = `127.0.0.1:${checkPort(opts.serverPort)}`;
   const temp = checkPath(paths.nginxTemp);
   const user = opts.isRoot
-    ? [`user ${checkUser(opts.serviceUser)} ${checkUser(opts.serviceGroup ?? opts.serviceUser)};`]
+    ? [`user ${checkUser(opts.workerUser)} ${checkUser(opts.workerGroup ?? opts.workerUser)};`]
     : [];
   const lines = [
     `# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.`,
