@@ -72,8 +72,8 @@ async function childrenOf(pid: number): Promise<number[]> {
   return raw.split(/\s+/).filter(Boolean).map(Number);
 }
 
-async function serviceUser(): Promise<string> {
-  for (const name of ["acc", "nobody"]) {
+async function workerUser(): Promise<string> {
+  for (const name of ["acc_nginx", "nobody"]) {
     try {
       await exec("id", ["-u", name], { timeoutMs: 5_000 });
       return name;
@@ -81,7 +81,7 @@ async function serviceUser(): Promise<string> {
       // Not on this machine: try the next one.
     }
   }
-  throw new Error("neither user acc nor nobody exists");
+  throw new Error("neither user acc_nginx nor nobody exists");
 }
 
 async function main(): Promise<void> {
@@ -115,7 +115,7 @@ async function main(): Promise<void> {
       listenAddress: "127.0.0.1",
       httpPort: await freePort(),
       isRoot,
-      serviceUser: isRoot ? await serviceUser() : "acc",
+      nginxUser: isRoot ? await workerUser() : "acc_nginx",
       instancePorts: PORTS,
     },
     mutex: createLocalMutex(),

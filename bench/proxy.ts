@@ -254,7 +254,7 @@ try {
       listenAddress: acc.env.ACC_LISTEN_ADDRESS ?? "127.0.0.1",
       httpPort: acc.httpPort,
       isRoot: process.getuid?.() === 0,
-      serviceUser: "acc",
+      nginxUser: "acc_nginx",
       instancePorts: ports,
     },
   });

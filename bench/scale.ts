@@ -90,7 +90,7 @@ try {
       listenAddress: acc.env.ACC_LISTEN_ADDRESS ?? "127.0.0.1",
       httpPort: Number(acc.env.ACC_HTTP_PORT),
       isRoot: process.getuid?.() === 0,
-      serviceUser: "acc",
+      nginxUser: "acc_nginx",
       instancePorts: {
         min: Number(acc.env.ACC_INSTANCE_PORT_MIN),
         max: Number(acc.env.ACC_INSTANCE_PORT_MAX),

@@ -54,8 +54,8 @@ function createLocalMutex(): Mutex {
 }
 
 /** As root the workers need an unprivileged user: acc's own when it exists, else nobody. */
-async function pickServiceUser(): Promise<{ name: string; uid: number }> {
-  for (const name of ["acc", "nobody"]) {
+async function pickWorkerUser(): Promise<{ name: string; uid: number }> {
+  for (const name of ["acc_nginx", "nobody"]) {
     try {
       const { stdout } = await exec("id", ["-u", name], { timeoutMs: 5_000 });
       return { name, uid: Number(stdout.trim()) };
@@ -63,14 +63,14 @@ async function pickServiceUser(): Promise<{ name: string; uid: number }> {
       // Not on this machine: try the next one.
     }
   }
-  throw new Error("neither user acc nor nobody exists");
+  throw new Error("neither user acc_nginx nor nobody exists");
 }
 
 interface Fixture {
   paths: HomePaths;
   nginx: Nginx;
   httpPort: number;
-  serviceUid: number;
+  workerUid: number;
   events: NginxEvent[];
   /** Starts nginx in the foreground; the test's cleanup stops it by pid. */
   start: () => Promise<number>;
@@ -94,7 +94,7 @@ async function setUp(t: TestContext): Promise<Fixture> {
     if (errors.length > 0) throw errors[0];
   });
   const httpPort = await freePort();
-  const user = await pickServiceUser();
+  const user = await pickWorkerUser();
   const events: NginxEvent[] = [];
   const nginx = createNginx({
     paths,
@@ -104,7 +104,7 @@ async function setUp(t: TestContext): Promise<Fixture> {
       listenAddress: "127.0.0.1",
       httpPort,
       isRoot,
-      serviceUser: user.name,
+      nginxUser: user.name,
       instancePorts: { min: 32768, max: 60999 },
     },
     mutex: createLocalMutex(),
@@ -117,7 +117,7 @@ async function setUp(t: TestContext): Promise<Fixture> {
     paths,
     nginx,
     httpPort,
-    serviceUid: user.uid,
+    workerUid: user.uid,
     events,
     start: () => startNginx(nginx, paths, fixture.cleanup),
     cleanup: (fn) => cleanups.push(fn),
@@ -335,13 +335,9 @@ test("routes a host to its instance, and unknown hosts to a 404 page", { skip },
   if (isRoot) {
     for (const pid of await workerPids(master)) {
       const status = await readFile(`/proc/${pid}/status`, "utf8");
-      assert.match(
-        status,
-        new RegExp(`^Uid:\\s+${fx.serviceUid}\\s`, "m"),
-        "a worker runs as root",
-      );
+      assert.match(status, new RegExp(`^Uid:\\s+${fx.workerUid}\\s`, "m"), "a worker runs as root");
     }
-    assert.equal((await stat(`${fx.paths.nginxTemp}/client_body`)).uid, fx.serviceUid);
+    assert.equal((await stat(`${fx.paths.nginxTemp}/client_body`)).uid, fx.workerUid);
   }
 });
 

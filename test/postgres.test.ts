@@ -186,7 +186,7 @@ test("postgres driver on a real cluster", async (t) => {
     for (const dir of [pg.managed.layout.root, pg.managed.layout.data, pg.managed.layout.socket]) {
       const info = await stat(dir);
       assert.equal(info.mode & 0o777, 0o700, dir);
-      if (pg.serviceUser) assert.equal(info.uid, pg.serviceUser.uid, dir);
+      if (pg.postgresUser) assert.equal(info.uid, pg.postgresUser.uid, dir);
     }
     assert.deepEqual(await admin.listInstanceDatabases(), {
       databases: ["app-a"],

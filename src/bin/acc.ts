@@ -64,6 +64,9 @@ function printError(error: unknown, color: boolean): void {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // What acc creates is its own unless it says otherwise (code folders, instances' files):
+  // the store, logs, backups and dumps hold every instance's data.
+  process.umask(0o077);
   const color = useColor(process.env, process.stderr.isTTY === true);
   let ctx: AccContext | undefined;
   try {

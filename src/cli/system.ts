@@ -1,6 +1,13 @@
 import { validateHostname, validatePort } from "../core/validate.js";
 import { stopInstance } from "../services/instances.js";
-import { boot, initHome, shutdown, status, writeServiceConfigs } from "../services/system.js";
+import {
+  boot,
+  initHome,
+  reloadServices,
+  shutdown,
+  status,
+  writeServiceConfigs,
+} from "../services/system.js";
 import { flag, stringOption, type Command } from "./command.js";
 import { table } from "./output.js";
 
@@ -32,7 +39,10 @@ export const initCommand: Command = {
       env: cli.env,
     });
     // The store and the nginx and supervisord configs exist from now on: creates work before boot.
-    await writeServiceConfigs(await cli.open());
+    const ctx = await cli.open();
+    await writeServiceConfigs(ctx);
+    // On a booted home the changes (a port, the users of an older acc) apply now.
+    if (await ctx.processes.isRunning()) await reloadServices(ctx);
     const lines = [
       `${result.created ? "created" : "kept"} ${result.config}`,
       ...(result.installed.length > 0 ? [`installed ${result.installed.join(", ")}`] : []),

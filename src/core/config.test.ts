@@ -46,3 +46,31 @@ test("the rendered acc.toml documents every key and parses back to the defaults"
   assert.equal(config.http_port, 8099);
   assert.deepEqual({ ...config, http_port: 8080 }, resolveConfig({}, {}, false));
 });
+
+test("service_user, replaced by nginx_user and postgres_user, is refused with both names", () => {
+  for (const [file, env, where] of [
+    [{ service_user: "acc" }, {}, "acc.toml"],
+    [{}, { ACC_SERVICE_USER: "acc" }, "env ACC_SERVICE_USER"],
+  ] as const) {
+    assert.throws(
+      () => resolveConfig(file, env, true),
+      (error: unknown) =>
+        error instanceof AccError &&
+        error.code === "ACC_INVALID" &&
+        error.message === `service_user in ${where} is replaced by nginx_user and postgres_user` &&
+        /nginx_user .*postgres_user/.test(error.hint ?? ""),
+    );
+  }
+});
+
+test("nginx_user and postgres_user: defaults, and never one user, root or an instance's", () => {
+  const config = resolveConfig({}, {}, true);
+  assert.deepEqual([config.nginx_user, config.postgres_user], ["acc_nginx", "acc_postgres"]);
+  assert.equal(resolveConfig({ nginx_user: "www-data" }, {}, true).nginx_user, "www-data");
+  assert.throws(
+    () => resolveConfig({ nginx_user: "pg", postgres_user: "pg" }, {}, true),
+    /nginx_user and postgres_user are both "pg"/,
+  );
+  assert.throws(() => resolveConfig({ postgres_user: "root" }, {}, true), /invalid postgres_user/);
+  assert.throws(() => resolveConfig({}, { ACC_NGINX_USER: "acc-web" }, true), /invalid nginx_user/);
+});

@@ -22,8 +22,10 @@ export interface AccConfig {
   start_timeout: number;
   /** Default stop timeout in ms before SIGKILL (models override it). */
   stop_timeout: number;
-  /** System user running acc's own services (nginx workers, managed Postgres) as root. */
-  service_user: string;
+  /** As root: the system user nginx's workers run as (never mapped to a Postgres role). */
+  nginx_user: string;
+  /** As root: the system user that runs and owns the managed Postgres cluster. */
+  postgres_user: string;
   /** At most this many instance starts at once; further wakes queue. */
   max_concurrent_starts: number;
   /** At most this many instances running (0: no cap); a wake over it stops the least recently used idle one. */
@@ -125,10 +127,16 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     kind: "duration",
     defaults: ["10s", "10s"],
   },
-  service_user: {
-    doc: "As root: the system user that runs nginx workers and the managed Postgres.",
+  // '_' in the defaults: an instance's user is acc-<DNS label>, which never holds one.
+  nginx_user: {
+    doc: "As root: the system user nginx's workers run as.",
     kind: "user",
-    defaults: ["acc", "acc"],
+    defaults: ["acc_nginx", "acc_nginx"],
+  },
+  postgres_user: {
+    doc: "As root: the system user that runs and owns the managed Postgres cluster.",
+    kind: "user",
+    defaults: ["acc_postgres", "acc_postgres"],
   },
   max_concurrent_starts: {
     doc: "At most this many instance starts at once; further wakes wait their turn.",
@@ -248,6 +256,36 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
   }
 }
 
+/** Keys of older versions that must not be silently ignored. */
+const REPLACED_KEYS = ["service_user"] as const;
+
+/**
+ * nginx's workers face the network, so their user must not be the cluster's owner (who is
+ * mapped to the Postgres superuser), nor root, nor an instance's user (acc-<name>).
+ */
+function checkServiceUsers(config: AccConfig): void {
+  for (const key of ["nginx_user", "postgres_user"] as const) {
+    const user = config[key];
+    if (user === "root" || user.startsWith("acc-")) {
+      throw new AccError("ACC_INVALID", `invalid ${key} ${showValue(user)}`, {
+        hint:
+          user === "root"
+            ? "acc's services never run as root"
+            : "acc-<name> is the user of instance <name>",
+      });
+    }
+  }
+  if (config.nginx_user === config.postgres_user) {
+    throw new AccError(
+      "ACC_INVALID",
+      `nginx_user and postgres_user are both ${showValue(config.nginx_user)}`,
+      {
+        hint: "give them two users: the cluster's owner is its superuser, nginx's workers must not be",
+      },
+    );
+  }
+}
+
 /**
  * Resolves the config from the parsed acc.toml and the environment: env ACC_<KEY> wins over
  * the file, which wins over the defaults.
@@ -257,6 +295,19 @@ export function resolveConfig(
   env: Readonly<Record<string, string | undefined>>,
   isRoot: boolean,
 ): AccConfig {
+  const oldKey = REPLACED_KEYS.find(
+    (key) => file[key] !== undefined || (env[envKey(key)] ?? "") !== "",
+  );
+  if (oldKey !== undefined) {
+    const where = file[oldKey] !== undefined ? "acc.toml" : `env ${envKey(oldKey)}`;
+    throw new AccError(
+      "ACC_INVALID",
+      `${oldKey} in ${where} is replaced by nginx_user and postgres_user`,
+      {
+        hint: `remove it: nginx_user (default acc_nginx) runs nginx's workers, postgres_user (default acc_postgres) the managed Postgres; acc boot moves an existing home to them`,
+      },
+    );
+  }
   for (const key of Object.keys(file)) {
     if (!(key in CONFIG_KEYS)) {
       throw new AccError("ACC_INVALID", `unknown key ${showValue(key)} in acc.toml`, {
@@ -289,6 +340,7 @@ export function resolveConfig(
       hint: 'set postgres_admin_url in acc.toml, or postgres = "managed"',
     });
   }
+  checkServiceUsers(config);
   if (config.instance_port_min > config.instance_port_max) {
     throw new AccError(
       "ACC_INVALID",

@@ -87,6 +87,41 @@ export async function ensureOwnedDir(
   if ((info.mode & 0o7777) !== mode) await chmod(dir, mode);
 }
 
+/** A folder with exactly this mode, whatever the umask and whatever mode it had. */
+export async function ensureDirMode(dir: string, mode: number): Promise<void> {
+  await mkdir(dir, { recursive: true, mode });
+  await chmod(dir, mode);
+}
+
+/**
+ * Gives a path to a user (as root) and, when it is a real folder, everything in it, without
+ * ever following a symbolic link: a link is re-owned itself (lchown), never its target, and only
+ * real folders are descended into. A path below a folder swapped for a link meanwhile would
+ * still be followed, so a real folder at the top is first given to root: with a mode that lets
+ * only its owner in (0700), its old owner can no longer reach into it while this runs. Each
+ * folder is re-owned after its contents and the top last, so a walk cut short leaves the top
+ * with root, for the next run to see and finish.
+ */
+export async function chownTreeNoFollow(
+  target: string,
+  ids: { uid: number; gid: number },
+): Promise<void> {
+  if ((await lstat(target)).isDirectory()) {
+    await lchown(target, 0, 0);
+    await chownContents(target, ids);
+  }
+  await lchown(target, ids.uid, ids.gid);
+}
+
+async function chownContents(dir: string, ids: { uid: number; gid: number }): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    // A Dirent's type is lstat's: a link to a folder is a link here.
+    if (entry.isDirectory()) await chownContents(full, ids);
+    await lchown(full, ids.uid, ids.gid);
+  }
+}
+
 /**
  * Gives a folder and everything in it to a user (as root), never following a link: links get
  * lchown and are not descended into, so a link planted in the tree changes nothing outside it.

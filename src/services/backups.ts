@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseEnvFile } from "../core/instance-env.js";
 import { instancePaths } from "../core/paths.js";
@@ -112,6 +112,8 @@ export async function createBackup(
     };
     for (const file of files) {
       const full = path.join(temp, file);
+      // Secrets and every row of its database, whatever the caller's umask.
+      await chmod(full, 0o600);
       manifest.files[file] = { bytes: (await stat(full)).size, sha256: await sha256File(full) };
     }
     await writeFileAtomic(path.join(temp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`, {

@@ -10,28 +10,29 @@ import { clusterLayout } from "../drivers/postgres/render.js";
 import { AccError } from "../lib/errors.js";
 import type { AccContext } from "./context.js";
 
-/** The service user Postgres runs as when acc is root; the current user otherwise. */
-async function serviceUser(ctx: AccContext): Promise<ServiceUser | undefined> {
+/** The user Postgres runs as when acc is root (postgres_user); the current user otherwise. */
+async function postgresUser(ctx: AccContext): Promise<ServiceUser | undefined> {
   if (!ctx.isRoot) return undefined;
-  const ids = await ctx.users.lookup(ctx.config.service_user);
+  const name = ctx.config.postgres_user;
+  const ids = await ctx.users.lookup(name);
   if (!ids) {
-    throw new AccError("ACC_ENV", `service user ${ctx.config.service_user} does not exist`, {
-      hint: "run acc init",
+    throw new AccError("ACC_ENV", `postgres_user ${name} does not exist`, {
+      hint: "acc init or acc boot creates it",
     });
   }
-  return { name: ctx.config.service_user, ...ids };
+  return { name, ...ids };
 }
 
 /** acc's own cluster (postgres = "managed"): nothing starts here, boot runs it under supervisord. */
 export async function managedPostgres(ctx: AccContext): Promise<ManagedPostgres> {
   const bin = await findPostgresBin(ctx.exec, { dataDir: clusterLayout(ctx.paths.postgres).data });
-  const user = await serviceUser(ctx);
+  const user = await postgresUser(ctx);
   return createManagedPostgres({
     paths: ctx.paths,
     exec: ctx.exec,
     port: ctx.config.postgres_port,
     bin,
-    ...(user ? { serviceUser: user } : {}),
+    ...(user ? { postgresUser: user } : {}),
   });
 }
 

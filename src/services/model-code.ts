@@ -3,7 +3,7 @@ import { chmod, cp, readdir, readFile, rename, rm, stat } from "node:fs/promises
 import path from "node:path";
 import { parseManifest, type ModelManifest } from "../core/model.js";
 import { AccError } from "../lib/errors.js";
-import { ensureDir, writeFileAtomic } from "../lib/files.js";
+import { ensureDirMode, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import type { LoadedModel } from "./models.js";
@@ -39,7 +39,8 @@ export async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Pro
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
-  await ensureDir(ctx.paths.code);
+  // Traversable, not listable: each instance opens its own model's folder (0755 below).
+  await ensureDirMode(ctx.paths.code, 0o711);
   // Copy to a temp folder and rename: two creates racing, or a crash, never leave half a copy.
   const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   await cp(model.dir, temp, {

@@ -100,7 +100,7 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
         listenAddress: config.listen_address,
         httpPort: config.http_port,
         isRoot,
-        serviceUser: config.service_user,
+        nginxUser: config.nginx_user,
         instancePorts: { min: config.instance_port_min, max: config.instance_port_max },
       },
     }),

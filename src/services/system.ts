@@ -11,8 +11,8 @@ import type { AccContext } from "./context.js";
 import { managedPostgres, pgAdmin } from "./databases.js";
 import { findPostgresBin } from "../drivers/postgres/index.js";
 import { portAnswers, probeHealth } from "./health.js";
-import { isRootUser, loadConfig, pathExists } from "./open.js";
-import { createUsers } from "./users.js";
+import { ensureServiceUsers, restrictHome } from "./home-access.js";
+import { isRootUser, pathExists } from "./open.js";
 import { portKeeperProgram } from "../drivers/ports/index.js";
 import { migrateInstances, type MigrationReport } from "./migrate.js";
 import { holdIdlePorts } from "./ports.js";
@@ -103,11 +103,7 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
   }
 
   const paths = homePaths(options.home);
-  await mkdir(paths.home, { recursive: true, mode: 0o755 });
-  for (const dir of [paths.models, paths.instances, paths.code])
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-  for (const dir of [paths.backups, paths.run, paths.supervisor, paths.logs])
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(paths.home, { recursive: true, mode: 0o711 });
 
   const existing = await readFileIfExists(paths.config);
   const overrides: Partial<Record<keyof AccConfig, string | number>> = {};
@@ -123,12 +119,8 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
       );
     }
   }
-  if (text !== existing) await writeFileAtomic(paths.config, text, { mode: 0o644 });
-  if (isRoot) {
-    // The service user runs nginx workers (and later the managed Postgres): never root.
-    const config = await loadConfig(paths.home, options.env);
-    await createUsers({ exec: run }).ensure(config.service_user, paths.home);
-  }
+  if (text !== existing) await writeFileAtomic(paths.config, text, { mode: 0o600 });
+  await restrictHome(paths);
   return { home: paths.home, config: paths.config, created: existing === undefined, installed };
 }
 
@@ -191,8 +183,15 @@ function servicePrograms(ctx: AccContext): ServiceProgram[] {
   ];
 }
 
-/** Writes nginx's and supervisord's main config files and checks nginx's; idempotent. */
+/**
+ * Creates acc's service users, sets the home's modes, writes nginx's and supervisord's main
+ * config files and checks nginx's; idempotent. A home of an older acc, whose one service user
+ * ran both nginx and Postgres, moves to nginx_user and postgres_user here: its cluster changes
+ * owner while stopped (a running one is stopped for that and started again).
+ */
 export async function writeServiceConfigs(ctx: AccContext): Promise<void> {
+  await ensureServiceUsers(ctx);
+  await restrictHome(ctx.paths);
   await ctx.proxy.writeMainConfig();
   await ctx.proxy.test();
   // nginx and acc server inherit supervisord's file limit: a herd of held requests needs many,
@@ -200,13 +199,32 @@ export async function writeServiceConfigs(ctx: AccContext): Promise<void> {
   const { stdout } = await ctx.exec("/bin/sh", ["-c", "ulimit -Hn"], { timeoutMs: 5000 });
   const hard = stdout.trim() === "unlimited" ? Infinity : Number(stdout.trim()) || 1024;
   const programs = servicePrograms(ctx);
+  let restart: string | undefined;
   if (ctx.config.postgres === "managed") {
-    // acc's own cluster: created once (initdb as the service user), its config rewritten each time.
+    // acc's own cluster: created once (initdb as postgres_user), its config rewritten each time.
     const managed = await managedPostgres(ctx);
+    const program = managed.serviceProgram(path.join(childLogDir(ctx.paths), "acc-postgres.log"));
+    if ((await managed.ownedByAnotherUser()) && (await ctx.processes.isRunning())) {
+      ctx.progress.step(`stopping Postgres to give its files to ${ctx.config.postgres_user}`);
+      await ctx.processes.stopService(program.name);
+      restart = program.name;
+    }
     await managed.init();
-    programs.push(managed.serviceProgram(path.join(childLogDir(ctx.paths), "acc-postgres.log")));
+    programs.push(program);
   }
   await ctx.processes.writeMainConfig(programs, { minFds: Math.min(32768, hard) });
+  if (restart !== undefined) {
+    // Loaded as now written (its new user), then started.
+    await ctx.processes.updateServices();
+    await ctx.processes.startService(restart);
+  }
+}
+
+/** On a booted home: supervisord and nginx load what writeServiceConfigs wrote. */
+export async function reloadServices(ctx: AccContext): Promise<void> {
+  // An upgrade or a config change: new service programs, changed commands, a new nginx.conf.
+  await ctx.processes.updateServices();
+  await ctx.proxy.reload();
 }
 
 /** Starts acc's supervisord and nginx; idempotent. */
@@ -234,11 +252,7 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   // Before any instance can start: instances of an older acc move to today's layout.
   const migration = await migrateInstances(ctx);
   await ctx.processes.start();
-  if (wasRunning) {
-    // An upgrade or a config change: new service programs, changed commands, a new nginx.conf.
-    await ctx.processes.updateServices();
-    await ctx.proxy.reload();
-  }
+  if (wasRunning) await reloadServices(ctx);
   await ctx.proxy.waitRunning(15_000);
   await waitServerUp(ctx.config.server_port, 15_000);
   if (ctx.config.postgres === "managed") await (await pgAdmin(ctx)).waitReady(30_000);

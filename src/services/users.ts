@@ -23,6 +23,11 @@ export interface Users {
   lookup(user: string): Promise<UserIds | undefined>;
   /** Creates a system user with its own group and no login; idempotent. */
   ensure(user: string, home: string): Promise<UserIds>;
+  /**
+   * Creates the system user of one of acc's services (nginx's workers, Postgres): its own
+   * group, no login, no home, an id from Debian's system range; idempotent.
+   */
+  ensureService(user: string): Promise<UserIds>;
   /** Removes the user and its group; idempotent. */
   remove(user: string): Promise<void>;
 }
@@ -66,6 +71,35 @@ export function createUsers({ exec }: { exec: Exec }): Users {
         ],
         { timeoutMs: 30_000 },
       );
+      const created = await lookup(user);
+      if (!created) throw new Error(`useradd ${user} succeeded but the user is not there`);
+      return created;
+    },
+    async ensureService(user) {
+      const existing = await lookup(user);
+      if (existing) return existing;
+      try {
+        await exec(
+          "useradd",
+          [
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            user,
+          ],
+          { timeoutMs: 30_000 },
+        );
+      } catch (error) {
+        // Another acc process (a second acc init, a test) made it meanwhile.
+        if (!(error instanceof ExecError)) throw error;
+        const made = await lookup(user);
+        if (made) return made;
+        throw error;
+      }
       const created = await lookup(user);
       if (!created) throw new Error(`useradd ${user} succeeded but the user is not there`);
       return created;

@@ -27,7 +27,8 @@ export interface TestPostgres {
   /** The driver's admin client on this cluster (superuser over the socket). */
   admin: PgAdmin;
   adminConnection: PgConnection;
-  serviceUser: ServiceUser | undefined;
+  /** As root, the OS user the cluster runs as (acc's default postgres_user). */
+  postgresUser: ServiceUser | undefined;
   /** A new empty database, and a URL to it as the superuser over the socket. */
   freshDatabase(): Promise<{ name: string; url: string }>;
   /** What the server wrote on stdout and stderr so far. */
@@ -36,22 +37,11 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-/** As root: the user the cluster runs as (Postgres refuses root). The suite may run in parallel. */
-async function testServiceUser(home: string): Promise<ServiceUser | undefined> {
+/** As root: the user the cluster runs as (Postgres refuses root), as acc init makes it. */
+async function testPostgresUser(): Promise<ServiceUser | undefined> {
   if (process.getuid?.() !== 0) return undefined;
-  const users = createUsers({ exec });
-  const name = "acc";
-  let ids = await users.lookup(name);
-  if (!ids) {
-    try {
-      ids = await users.ensure(name, home);
-    } catch (error) {
-      // Another test file made it between our lookup and useradd.
-      ids = await users.lookup(name);
-      if (!ids) throw error;
-    }
-  }
-  return { name, ...ids };
+  const name = "acc_postgres";
+  return { name, ...(await createUsers({ exec }).ensureService(name)) };
 }
 
 async function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
@@ -127,13 +117,13 @@ export async function startTestPostgres(t: TestContext): Promise<TestPostgres | 
 
   const port = await freePort();
   const paths = homePaths(dir);
-  const serviceUser = await testServiceUser(dir);
+  const postgresUser = await testPostgresUser();
   const managed = createManagedPostgres({
     paths,
     exec,
     port,
     bin,
-    ...(serviceUser ? { serviceUser } : {}),
+    ...(postgresUser ? { postgresUser } : {}),
     sharedBuffers: "16MB",
     maxConnections: 50,
   });
@@ -142,7 +132,7 @@ export async function startTestPostgres(t: TestContext): Promise<TestPostgres | 
   await writeFileAtomic(
     `${managed.layout.data}/local.conf`,
     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
-    { mode: 0o600, ...(serviceUser ? { uid: serviceUser.uid, gid: serviceUser.gid } : {}) },
+    { mode: 0o600, ...(postgresUser ? { uid: postgresUser.uid, gid: postgresUser.gid } : {}) },
   );
 
   const [file, ...args] = managed.command();
@@ -151,7 +141,7 @@ export async function startTestPostgres(t: TestContext): Promise<TestPostgres | 
     cwd: managed.layout.root,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    ...(serviceUser ? { uid: serviceUser.uid, gid: serviceUser.gid } : {}),
+    ...(postgresUser ? { uid: postgresUser.uid, gid: postgresUser.gid } : {}),
   });
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
@@ -183,7 +173,7 @@ export async function startTestPostgres(t: TestContext): Promise<TestPostgres | 
     managed,
     admin,
     adminConnection,
-    serviceUser,
+    postgresUser,
     async freshDatabase() {
       if (running.exitCode !== null || running.signalCode !== null) {
         throw new Error(`postgres is not running:\n${log()}`);

@@ -1,13 +1,14 @@
 // The nginx driver's I/O edge: writes the files render.ts produces, checks them with
 // `nginx -t`, and makes the running nginx load them (design.md, "nginx at scale").
 import { randomBytes } from "node:crypto";
-import { chown, rm } from "node:fs/promises";
+import { chmod, lstat, rm } from "node:fs/promises";
 import type { HomePaths } from "../../core/paths.js";
 import { isValidInstanceName } from "../../core/validate.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
 import {
-  ensureDir,
+  chownTreeNoFollow,
+  ensureDirMode,
   ensureOwnedDir,
   readDirIfExists,
   readFileIfExists,
@@ -41,8 +42,8 @@ export interface NginxConfig {
   listenAddress: string;
   httpPort: number;
   isRoot: boolean;
-  /** Runs the workers when acc runs as root. */
-  serviceUser: string;
+  /** Runs the workers when acc runs as root (nginx_user). */
+  nginxUser: string;
   /** acc.toml's instance port range (the upstream has a server per port). */
   instancePorts: { min: number; max: number };
 }
@@ -91,7 +92,7 @@ export interface Nginx {
   listSites(): Promise<string[]>;
 }
 
-interface ServiceAccount {
+interface WorkerAccount {
   uid: number;
   gid: number;
   group: string;
@@ -119,10 +120,10 @@ export function createNginx(deps: NginxDeps): Nginx {
   const timeoutMs = deps.timeoutMs ?? 30_000;
   const markerFile = `${paths.run}/nginx-applied`;
   const baseArgs = ["-p", `${paths.nginx}/`, "-c", paths.nginxConf, "-e", errorLogPath(paths)];
-  let account: Promise<ServiceAccount> | undefined;
+  let account: Promise<WorkerAccount> | undefined;
 
-  function serviceAccount(): Promise<ServiceAccount> {
-    account ??= lookUpAccount(exec, config.serviceUser);
+  function workerAccount(): Promise<WorkerAccount> {
+    account ??= lookUpAccount(exec, config.nginxUser);
     return account;
   }
 
@@ -132,24 +133,28 @@ export function createNginx(deps: NginxDeps): Nginx {
         hint: `${paths.nginxControlSocket} must fit in ${MAX_SOCKET_PATH} bytes (a unix socket path)`,
       });
     }
-    const owner = config.isRoot ? await serviceAccount() : undefined;
-    for (const dir of [
-      paths.nginx,
-      paths.nginxSites,
-      paths.nginxHosts,
-      paths.nginxLogs,
-      paths.run,
-    ]) {
-      await ensureDir(dir);
+    const owner = config.isRoot ? await workerAccount() : undefined;
+    // The workers pass through HOME/nginx and temp/ to their own folders, and see nothing else:
+    // the logs hold every instance's requests, sites/ and hosts/ are read by the master (root).
+    await ensureDirMode(paths.nginx, 0o711);
+    for (const dir of [paths.nginxSites, paths.nginxHosts, paths.nginxLogs, paths.run]) {
+      await ensureDirMode(dir, 0o700);
+    }
+    for (const file of await readDirIfExists(paths.nginxLogs)) {
+      const full = `${paths.nginxLogs}/${file}`;
+      if ((await lstat(full)).isFile()) await chmod(full, 0o600);
     }
     // The waker's socket lives here: root's, open to nginx's workers (their group) only.
     await ensureOwnedDir(paths.waker, 0o750, owner ? { uid: 0, gid: owner.gid } : undefined);
-    await ensureDir(paths.nginxTemp);
+    await ensureDirMode(paths.nginxTemp, 0o711);
     for (const dir of TEMP_DIRS) {
       const full = `${paths.nginxTemp}/${dir}`;
-      await ensureDir(full, 0o700);
-      // Workers write request bodies and buffered answers here, as the service user.
-      if (owner) await chown(full, owner.uid, owner.gid);
+      await ensureDirMode(full, 0o700);
+      if (!owner) continue;
+      // Workers write request bodies and buffered answers here, as nginx_user. A folder of
+      // another user (an older acc's one service user) is re-owned with what it holds.
+      const info = await lstat(full);
+      if (info.uid !== owner.uid || info.gid !== owner.gid) await chownTreeNoFollow(full, owner);
     }
     if ((await readFileIfExists(paths.nginxGeneration)) === undefined) {
       await writeFileAtomic(paths.nginxGeneration, renderGeneration(newGeneration()));
@@ -159,8 +164,8 @@ export function createNginx(deps: NginxDeps): Nginx {
       listenAddress: config.listenAddress,
       httpPort: config.httpPort,
       isRoot: config.isRoot,
-      serviceUser: config.serviceUser,
-      serviceGroup: owner?.group,
+      workerUser: config.nginxUser,
+      workerGroup: owner?.group,
       instancePorts: config.instancePorts,
     });
     await writeFileAtomic(paths.nginxConf, conf);
@@ -420,13 +425,13 @@ async function writeMarker(file: string, bootId: string, at: bigint): Promise<vo
   await writeFileAtomic(file, `${bootId} ${at}\n`);
 }
 
-async function lookUpAccount(exec: Exec, user: string): Promise<ServiceAccount> {
+async function lookUpAccount(exec: Exec, user: string): Promise<WorkerAccount> {
   let stdout: string;
   try {
     ({ stdout } = await exec("id", ["--", user], { timeoutMs: 5_000 }));
   } catch (error) {
-    throw new AccError("ACC_ENV", `service user ${JSON.stringify(user)} does not exist`, {
-      hint: "acc init creates it; or set service_user in acc.toml",
+    throw new AccError("ACC_ENV", `nginx_user ${JSON.stringify(user)} does not exist`, {
+      hint: "acc init or acc boot creates it; or set nginx_user in acc.toml",
       cause: error,
     });
   }

@@ -21,7 +21,7 @@ const userOptions: MainConfigOptions = {
   listenAddress: "127.0.0.1",
   httpPort: 8080,
   isRoot: false,
-  serviceUser: "acc",
+  workerUser: "acc_nginx",
   instancePorts: { min: 20000, max: 20002 },
 };
 
@@ -170,22 +170,22 @@ test("renderNginxConf: a normal user's config, exactly", () => {
   assert.equal(renderNginxConf(userOptions), expectedUserConf);
 });
 
-test("renderNginxConf: as root, workers run as the service user and its group", () => {
+test("renderNginxConf: as root, workers run as nginx_user and its group", () => {
   const conf = renderNginxConf({
     ...userOptions,
     isRoot: true,
-    serviceUser: "acc",
-    serviceGroup: "nogroup",
+    workerUser: "acc_nginx",
+    workerGroup: "nogroup",
   });
   assert.equal(
     conf,
     expectedUserConf.replace(
       "worker_rlimit_nofile 40000;\n",
-      "worker_rlimit_nofile 40000;\nuser acc nogroup;\n",
+      "worker_rlimit_nofile 40000;\nuser acc_nginx nogroup;\n",
     ),
   );
-  const sameName = renderNginxConf({ ...userOptions, isRoot: true, serviceUser: "acc" });
-  assert.match(sameName, /^user acc acc;$/m);
+  const sameName = renderNginxConf({ ...userOptions, isRoot: true, workerUser: "acc_nginx" });
+  assert.match(sameName, /^user acc_nginx acc_nginx;$/m);
 });
 
 test("renderNginxConf: IPv6 listen address", () => {
@@ -200,11 +200,11 @@ test("renderNginxConf: refuses values that could inject config", () => {
       /bug: invalid listen address/,
     );
     assert.throws(
-      () => renderNginxConf({ ...userOptions, isRoot: true, serviceUser: bad }),
+      () => renderNginxConf({ ...userOptions, isRoot: true, workerUser: bad }),
       /bug: invalid user/,
     );
     assert.throws(
-      () => renderNginxConf({ ...userOptions, isRoot: true, serviceGroup: bad }),
+      () => renderNginxConf({ ...userOptions, isRoot: true, workerGroup: bad }),
       /bug: invalid user or group/,
     );
   }

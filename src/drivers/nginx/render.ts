@@ -17,9 +17,10 @@ export interface MainConfigOptions {
   httpPort: number;
   /** The `user` directive is only valid, and only needed, when the master runs as root. */
   isRoot: boolean;
-  serviceUser: string;
-  /** The service user's primary group; nginx otherwise looks up a group named like the user. */
-  serviceGroup?: string;
+  /** The user nginx's workers run as (as root). */
+  workerUser: string;
+  /** That user's primary group; nginx otherwise looks up a group named like the user. */
+  workerGroup?: string;
   /** acc.toml's instance port range: one upstream server per port in it. */
   instancePorts: PortRange;
 }
@@ -95,7 +96,7 @@ export function renderNginxConf(opts: MainConfigOptions): string {
   const waker = `unix:${checkPath(paths.wakerSocket)}:`;
   const temp = checkPath(paths.nginxTemp);
   const user = opts.isRoot
-    ? [`user ${checkUser(opts.serviceUser)} ${checkUser(opts.serviceGroup ?? opts.serviceUser)};`]
+    ? [`user ${checkUser(opts.workerUser)} ${checkUser(opts.workerGroup ?? opts.workerUser)};`]
     : [];
   const lines = [
     `# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.`,

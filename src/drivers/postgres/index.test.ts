@@ -20,7 +20,7 @@ function managed() {
     exec: noExec,
     port: 5433,
     bin: "/usr/lib/postgresql/15/bin",
-    serviceUser: { name: "acc", uid: 999, gid: 999 },
+    postgresUser: { name: "acc_postgres", uid: 999, gid: 999 },
   });
 }
 
@@ -40,7 +40,7 @@ test("the managed cluster's command and supervisord program", () => {
     section,
     /^command=\/usr\/lib\/postgresql\/15\/bin\/postgres -D \/var\/lib\/acc\/postgres\/data$/m,
   );
-  assert.match(section, /^user=acc$/m);
+  assert.match(section, /^user=acc_postgres$/m);
   assert.match(section, /^stopsignal=INT$/m);
   assert.match(section, /^directory=\/var\/lib\/acc\/postgres$/m);
 });

@@ -1,12 +1,29 @@
 import { randomBytes } from "node:crypto";
-import { access, chmod, chown, constants, mkdir, readdir, rename, rm } from "node:fs/promises";
+import {
+  access,
+  chmod,
+  chown,
+  constants,
+  mkdir,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+} from "node:fs/promises";
 import { userInfo } from "node:os";
 import type { Client, ClientConfig } from "pg";
 import { parse as parseConnectionString } from "pg-connection-string";
 import type { HomePaths } from "../../core/paths.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
-import { readDirIfExists, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
+import {
+  chownTreeNoFollow,
+  readDirIfExists,
+  readFileIfExists,
+  writeFileAtomic,
+} from "../../lib/files.js";
 import type { ServiceProgram } from "../supervisord/render.js";
 import {
   clusterLayout,
@@ -126,8 +143,11 @@ export interface ManagedPostgresOptions {
   port: number;
   /** From findPostgresBin (with dataDir: clusterLayout(paths.postgres).data). */
   bin: string;
-  /** As root: the user Postgres runs as and owns its files. Omitted: the current user. */
-  serviceUser?: ServiceUser;
+  /**
+   * As root: the user Postgres runs as and owns its files (postgres_user), mapped to the
+   * superuser role. Omitted: the current user.
+   */
+  postgresUser?: ServiceUser;
   /** The cluster's superuser role, which acc's admin connection uses. Default "acc". */
   superuser?: string;
   /** The OS user acc itself runs as (allowed in as the superuser). Default: the current user. */
@@ -140,9 +160,15 @@ export interface ManagedPostgres {
   readonly layout: ClusterLayout;
   readonly port: number;
   readonly superuser: string;
-  /** Creates the cluster when missing and (re)writes its config files; idempotent. */
+  /**
+   * Whether the cluster's files belong to another OS user than postgres_user (a home of an
+   * older acc, whose one service user also ran nginx). init then re-owns them, and refuses to
+   * while the cluster runs: stop it first.
+   */
+  ownedByAnotherUser(): Promise<boolean>;
+  /** Creates the cluster when missing, re-owns it, (re)writes its config files; idempotent. */
   init(): Promise<{ created: boolean }>;
-  /** The foreground postgres command for supervisord (run as the service user). */
+  /** The foreground postgres command for supervisord (run as postgres_user). */
   command(): string[];
   /** acc's own service program for supervisord: stop with SIGINT, Postgres's fast shutdown. */
   serviceProgram(logFile: string): ServiceProgram;
@@ -156,17 +182,61 @@ export interface ManagedPostgres {
 
 /** The cluster acc runs itself in HOME/postgres (design.md, "Processes after acc boot"). */
 export function createManagedPostgres(options: ManagedPostgresOptions): ManagedPostgres {
-  const { exec, bin, port, serviceUser } = options;
+  const { exec, bin, port, postgresUser } = options;
   const layout = clusterLayout(options.paths.postgres);
   const superuser = options.superuser ?? "acc";
-  const runAs = serviceUser ? { uid: serviceUser.uid, gid: serviceUser.gid } : {};
+  const runAs = postgresUser ? { uid: postgresUser.uid, gid: postgresUser.gid } : {};
 
   async function ownedDir(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // Postgres refuses a data folder open to others, and the socket folder's mode is the first
     // guard of the admin socket; fixed on every init in case someone changed them.
     await chmod(dir, 0o700);
-    if (serviceUser) await chown(dir, serviceUser.uid, serviceUser.gid);
+    if (postgresUser) await chown(dir, postgresUser.uid, postgresUser.gid);
+  }
+
+  async function ownedByAnotherUser(): Promise<boolean> {
+    if (!postgresUser) return false;
+    // The top folder is re-owned last (chownTreeNoFollow), so a move cut short shows here.
+    // stat, as chown in ownedDir: HOME/postgres may be root's link to another disk.
+    for (const dir of [layout.root, layout.data]) {
+      try {
+        const info = await stat(dir);
+        if (info.uid !== postgresUser.uid || info.gid !== postgresUser.gid) return true;
+      } catch (error) {
+        if (!hasErrno(error, "ENOENT")) throw error;
+      }
+    }
+    return false;
+  }
+
+  /** The pid of a postmaster running on this data folder, from its postmaster.pid. */
+  async function runningPostmaster(): Promise<number | undefined> {
+    const pid = Number((await readFileIfExists(`${layout.data}/postmaster.pid`))?.split("\n")[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    try {
+      // A postmaster works in its data folder: a stale file's pid, now another process's, does not.
+      return (await readlink(`/proc/${pid}/cwd`)) === layout.data ? pid : undefined;
+    } catch (error) {
+      if (hasErrno(error, "ENOENT") || hasErrno(error, "ESRCH")) return undefined;
+      throw error;
+    }
+  }
+
+  /** Gives the whole cluster folder to postgres_user; its files move only while it is stopped. */
+  async function takeOwnership(user: ServiceUser): Promise<void> {
+    const pid = await runningPostmaster();
+    if (pid !== undefined) {
+      throw new AccError(
+        "ACC_FAILED",
+        `the Postgres cluster in ${layout.data} runs (pid ${pid}) as another user than ${user.name}`,
+        { hint: "stop it (acc shutdown), then run acc boot again" },
+      );
+    }
+    // HOME/postgres (0700) holds only the cluster; the walk first closes it to its old owner.
+    const root = await realpath(layout.root);
+    await chmod(root, 0o700);
+    await chownTreeNoFollow(root, user);
   }
 
   const command = (): string[] =>
@@ -182,9 +252,11 @@ export function createManagedPostgres(options: ManagedPostgresOptions): ManagedP
     port,
     superuser,
 
+    ownedByAnotherUser,
+
     async init() {
-      if (!serviceUser && process.getuid?.() === 0) {
-        throw new Error("as root, the managed Postgres needs a service user: it refuses root");
+      if (!postgresUser && process.getuid?.() === 0) {
+        throw new Error("as root, the managed Postgres needs its own user: it refuses root");
       }
       const socketFile = `${layout.socket}/.s.PGSQL.${port}`;
       // sun_path holds 108 bytes with its NUL; Postgres would only fail at its start.
@@ -193,6 +265,7 @@ export function createManagedPostgres(options: ManagedPostgresOptions): ManagedP
           hint: "use a shorter home folder (--home)",
         });
       }
+      if (postgresUser && (await ownedByAnotherUser())) await takeOwnership(postgresUser);
       await ownedDir(layout.root);
       await ownedDir(layout.socket);
       const version = (await readFileIfExists(`${layout.data}/PG_VERSION`))?.trim();
@@ -220,7 +293,7 @@ export function createManagedPostgres(options: ManagedPostgresOptions): ManagedP
             "--encoding=UTF8",
             "--locale=C.UTF-8",
           ],
-          // cwd: initdb, as the service user, cannot read the caller's folder (often /root).
+          // cwd: initdb, as postgres_user, cannot read the caller's folder (often /root).
           { ...runAs, cwd: layout.root, timeoutMs: 120_000 },
         );
         await rename(staging, layout.data);
@@ -239,7 +312,7 @@ export function createManagedPostgres(options: ManagedPostgresOptions): ManagedP
         superuser,
         adminOsUsers: [
           options.adminOsUser ?? userInfo().username,
-          ...(serviceUser ? [serviceUser.name] : []),
+          ...(postgresUser ? [postgresUser.name] : []),
         ],
       };
       await writeOwned(
@@ -265,7 +338,7 @@ export function createManagedPostgres(options: ManagedPostgresOptions): ManagedP
         name: "acc-postgres",
         command: command(),
         directory: layout.root,
-        ...(serviceUser ? { user: serviceUser.name } : {}),
+        ...(postgresUser ? { user: postgresUser.name } : {}),
         logFile,
         stopSignal: "INT",
         stopTimeoutSec: 60,

@@ -3,13 +3,13 @@ import { isValidInstanceName } from "../../core/validate.js";
 
 /** Where the managed cluster keeps its files, all under HOME/postgres. */
 export interface ClusterLayout {
-  /** HOME/postgres: owned by the service user, 0700, so only it and root get further. */
+  /** HOME/postgres: owned by postgres_user, 0700, so only it and root get further. */
   root: string;
   /** The data directory (initdb's -D). */
   data: string;
   /**
-   * The socket folder. Not HOME/run: that folder is root's (0700) and Postgres, running as the
-   * service user, must create its socket and lock file in it.
+   * The socket folder. Not HOME/run: that folder is root's (0700) and Postgres, running
+   * as postgres_user, must create its socket and lock file in it.
    */
   socket: string;
 }
@@ -68,7 +68,10 @@ export function renderPostgresConf(options: PostgresConfOptions): string {
 export interface PgHbaOptions {
   /** The cluster's superuser role (initdb -U), which acc connects as over the socket. */
   superuser: string;
-  /** OS users allowed to connect over the socket as the superuser (root, the service user). */
+  /**
+   * OS users allowed to connect over the socket as the superuser: acc's own (root) and the
+   * cluster's owner, never a user that an exposed process runs as (nginx's, an instance's).
+   */
   adminOsUsers: readonly string[];
 }
 

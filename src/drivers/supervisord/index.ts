@@ -1,10 +1,16 @@
-import { open, readdir, rm } from "node:fs/promises";
+import { chmod, lstat, open, readdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { HomePaths } from "../../core/paths.js";
 import { escapeUntrusted } from "../../core/untrusted-text.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
-import { ensureDir, readFileIfExists, writeFileAtomic } from "../../lib/files.js";
+import {
+  ensureDir,
+  ensureDirMode,
+  readDirIfExists,
+  readFileIfExists,
+  writeFileAtomic,
+} from "../../lib/files.js";
 import { processGone, processName, processTree, signalProcess } from "../../lib/processes.js";
 import { createSupervisorClient, FAULT, isFault, type SupervisorClient } from "./client.js";
 import {
@@ -64,6 +70,10 @@ export interface Supervisor {
    * few programs are loaded; `unload` (destroy) or many loaded ones unload it.
    */
   stopProgram(name: string, options?: { unload?: boolean }): Promise<void>;
+  /** Stops one of acc's service programs (acc-postgres) and waits until it has exited. */
+  stopService(name: string): Promise<void>;
+  /** Starts one of acc's service programs, unless it runs already. */
+  startService(name: string): Promise<void>;
   /** A running supervisord loads acc's service programs as the main config now says. */
   updateServices(): Promise<{ added: string[]; changed: string[]; removed: string[] }>;
   removeProgram(name: string): Promise<void>;
@@ -300,6 +310,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   return {
     async writeMainConfig(programs, options = {}) {
+      // Root's alone: program files, sockets, and logs that hold every instance's output.
       for (const dir of [
         paths.supervisor,
         childLogDir(paths),
@@ -307,7 +318,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         paths.programs,
         paths.programsActive,
       ]) {
-        await ensureDir(dir);
+        await ensureDirMode(dir, 0o700);
+      }
+      for (const dir of [paths.supervisor, childLogDir(paths)]) {
+        for (const file of await readDirIfExists(dir)) {
+          const full = `${dir}/${file}`;
+          if ((await lstat(full)).isFile()) await chmod(full, 0o600);
+        }
       }
       for (const program of programs) await ensureDir(dirname(program.logFile));
       const conf = renderSupervisordConf({ paths, programs, minFds: options.minFds });
@@ -320,6 +337,27 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     },
 
     updateServices,
+
+    async stopService(name) {
+      try {
+        // Longer than any service's stopwaitsecs, after which supervisord kills it.
+        await rpc.call("supervisor.stopProcess", [`${checkedService(name)}:${name}`, true], {
+          timeoutMs: 120_000,
+        });
+      } catch (error) {
+        if (!isFault(error, FAULT.NOT_RUNNING, FAULT.BAD_NAME)) throw error;
+      }
+    },
+
+    async startService(name) {
+      try {
+        await rpc.call("supervisor.startProcess", [`${checkedService(name)}:${name}`, true], {
+          timeoutMs: 60_000,
+        });
+      } catch (error) {
+        if (!isFault(error, FAULT.ALREADY_STARTED)) throw error;
+      }
+    },
 
     async start() {
       const state = await supervisorState();
@@ -486,11 +524,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     },
 
     async signalService(name, signal) {
-      if (name.startsWith("i-") || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) {
-        throw new Error(`not an acc service program: ${JSON.stringify(name)}`);
-      }
       try {
-        await rpc.call("supervisor.signalProcess", [`${name}:${name}`, signal]);
+        await rpc.call("supervisor.signalProcess", [`${checkedService(name)}:${name}`, signal]);
       } catch (error) {
         if (isFault(error, FAULT.BAD_NAME, FAULT.NOT_RUNNING, FAULT.BAD_SIGNAL)) {
           throw new AccError(
@@ -510,6 +545,14 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       return logTail(await instanceLogFile(name), bytes);
     },
   };
+}
+
+/** The name of one of acc's own service programs, once checked. */
+function checkedService(name: string): string {
+  if (name.startsWith("i-") || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) {
+    throw new Error(`not an acc service program: ${JSON.stringify(name)}`);
+  }
+  return name;
 }
 
 /** The instance name, once checked: it becomes part of file paths. */

@@ -166,6 +166,7 @@ describe("renderSupervisordConf", () => {
         "pidfile=/var/lib/acc/run/supervisord.pid",
         "childlogdir=/var/lib/acc/supervisor/logs",
         "directory=/var/lib/acc/supervisor",
+        "umask=077",
         "nodaemon=false",
         "minfds=4096",
         "",

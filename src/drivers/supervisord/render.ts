@@ -84,6 +84,9 @@ export function renderSupervisordConf(opts: SupervisordConfOptions): string {
     `childlogdir=${path("supervisord.childlogdir", childLogDir(paths))}`,
     // Otherwise the daemon keeps the caller's working folder.
     `directory=${path("supervisord.directory", paths.supervisor)}`,
+    // What it and its programs create (logs, the store, backups) is theirs alone unless they
+    // say otherwise: instances run as other users.
+    "umask=077",
     "nodaemon=false",
   ];
   if (opts.minFds !== undefined) lines.push(`minfds=${positiveInteger("minfds", opts.minFds)}`);
