@@ -2,10 +2,10 @@
 // failed start with strict_bind = true), and acc show and acc doctor say so while it runs.
 import assert from "node:assert/strict";
 import { cp, readFile, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { portHolders } from "../src/services/listeners.js";
 import { openSqliteStore } from "../src/store/open.js";
 import { createAccHome, type AccHome } from "./harness/acc.js";
 
@@ -39,15 +39,9 @@ async function show(acc: AccHome, name: string): Promise<ShowView> {
   return JSON.parse(await acc.ok(["show", name, "--json"])) as ShowView;
 }
 
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
+/** Whether a process of the instance's own user listens on the port (acc-ports may hold it). */
+async function instanceListens(name: string, port: number): Promise<boolean> {
+  return (await portHolders(port)).some((listener) => listener.user === `acc-${name}`);
 }
 
 test(
@@ -114,7 +108,7 @@ test(
       assert.equal(view.state, "failed");
       assert.equal(view.exposed_listeners, null, "not running: not looked at");
       assert.match(view.last_error ?? "", /strict_bind = true/);
-      assert.equal(await portAnswers(view.port), false, "its process was stopped");
+      assert.equal(await instanceListens("lsstrict", view.port), false, "its process was stopped");
       const list = await events(acc, "lsstrict");
       assert.deepEqual(
         list.map((e) => [e.action, e.outcome]),
