@@ -3,8 +3,10 @@ import path from "node:path";
 import { instancePaths } from "../core/paths.js";
 import { isAccError } from "../lib/errors.js";
 import { readDirIfExists } from "../lib/files.js";
-import { holderAlive } from "../store/store.js";
+import { holderAlive, type InstanceRecord } from "../store/store.js";
 import { describeExposed, exposedListeners } from "./bind-check.js";
+import { holdPort, portIntruders } from "./ports.js";
+import type { PortEntry } from "../drivers/ports/index.js";
 import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
 import { withLease } from "./leases.js";
@@ -123,6 +125,8 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
     });
   }
 
+  if (supervisorUp) await checkPorts(ctx, instances, busy, repair, findings);
+
   for (const name of await namesIn(ctx.paths.programs, ".conf")) {
     if (!known.has(name)) {
       await add(`${name}: program file without an instance`, "remove the program", () =>
@@ -187,4 +191,64 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
     }
   }
   return findings;
+}
+
+/**
+ * Instances' ports: another program listening on one takes that instance's visitors; a port
+ * of an instance that does not run is acc-ports' to hold; acc-ports holds no other.
+ */
+async function checkPorts(
+  ctx: AccContext,
+  instances: readonly InstanceRecord[],
+  busy: ReadonlySet<string>,
+  repair: boolean,
+  findings: Finding[],
+): Promise<void> {
+  const settled = instances.filter(
+    (i) => !busy.has(i.name) && i.state !== "creating" && i.state !== "destroying",
+  );
+  const intruders = await portIntruders(ctx, settled);
+  for (const [name, who] of [...intruders].sort()) {
+    findings.push({
+      problem: `${name}: ${who}: its visitors would reach that program, not ${name}`,
+      repair: "stop that program (acc never kills what it did not start); acc-ports then takes the port back",
+      repaired: false,
+    });
+  }
+  let kept: PortEntry[];
+  try {
+    kept = (await ctx.ports.status()).ports;
+  } catch (error) {
+    if (!isAccError(error, "ACC_NOT_BOOTED")) throw error;
+    findings.push({
+      problem: "acc-ports (which holds stopped instances' ports) is not running",
+      repair: "run acc boot",
+      repaired: false,
+    });
+    return;
+  }
+  const held = new Map(kept.map((entry) => [entry.port, entry]));
+  for (const instance of settled) {
+    if (instance.state === "running" || instance.state === "starting") continue;
+    if (intruders.has(instance.name)) continue;
+    const mode = held.get(instance.port)?.mode;
+    if (mode === "held" || mode === "taken" || mode === "lent") continue;
+    const finding = {
+      problem: `${instance.name}: acc-ports does not hold its port ${instance.port}: another user could take it`,
+      repair: "hold it",
+      repaired: false,
+    };
+    if (repair) finding.repaired = await holdPort(ctx, instance.port);
+    findings.push(finding);
+  }
+  const ports = new Set(instances.map((i) => i.port));
+  for (const entry of kept) {
+    if (ports.has(entry.port)) continue;
+    findings.push({
+      problem: `port ${entry.port}: acc-ports holds it for no instance`,
+      repair: "let it go",
+      repaired: repair,
+    });
+    if (repair) await ctx.ports.release(entry.port);
+  }
 }

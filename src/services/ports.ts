@@ -4,8 +4,8 @@ import type { ModelManifest } from "../core/model.js";
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
-import { describePortHolders, portHolders } from "./listeners.js";
-import { instanceUserName } from "./users.js";
+import { describePortHolders, portHolders, readListeners } from "./listeners.js";
+import { instanceUserName, userNamesOf } from "./users.js";
 
 /**
  * Asks acc-ports to hold the instance's port. Returns false when another program has bound
@@ -43,20 +43,41 @@ export async function holdIdlePorts(
 }
 
 /**
- * Who else than the instance listens on its port, in one line; undefined when nobody. A socket
- * is the instance's when its owner is the instance's user (root homes) or acc's own user, which
- * runs acc-ports and, in other homes, the instances too.
+ * The instances whose port another program listens on, each with that program named in one
+ * line. A socket is the instance's when its owner is the instance's user (root homes) or acc's
+ * own user, which runs acc-ports and, in other homes, the instances too. /proc is read once.
  */
+export async function portIntruders(
+  ctx: Pick<AccContext, "isRoot">,
+  instances: readonly Pick<InstanceRecord, "name" | "port">[],
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const own = process.getuid?.() ?? 0;
+  const byPort = new Map(instances.map((i) => [i.port, i]));
+  const foreign = (await readListeners()).filter((l) => l.uid !== own && byPort.has(l.port));
+  if (foreign.length === 0) return found;
+  const names = await userNamesOf(foreign.map((l) => l.uid));
+  for (const port of new Set(foreign.map((l) => l.port))) {
+    const instance = byPort.get(port);
+    if (instance === undefined) continue;
+    const user = instanceUserName(instance.name);
+    const intruding = foreign.filter(
+      (l) => l.port === port && !(ctx.isRoot && names.get(l.uid) === user),
+    );
+    if (intruding.length === 0) continue;
+    const inodes = new Set(intruding.map((l) => l.inode));
+    const holders = (await portHolders(port)).filter((l) => inodes.has(l.inode));
+    found.set(instance.name, describePortHolders(port, holders));
+  }
+  return found;
+}
+
+/** Who else than the instance listens on its port, in one line; undefined when nobody. */
 export async function portIntruder(
-  ctx: AccContext,
+  ctx: Pick<AccContext, "isRoot">,
   instance: Pick<InstanceRecord, "name" | "port">,
 ): Promise<string | undefined> {
-  const own = process.getuid?.() ?? 0;
-  const user = instanceUserName(instance.name);
-  const foreign = (await portHolders(instance.port)).filter(
-    (listener) => listener.uid !== own && !(ctx.isRoot && listener.user === user),
-  );
-  return foreign.length > 0 ? describePortHolders(instance.port, foreign) : undefined;
+  return (await portIntruders(ctx, [instance])).get(instance.name);
 }
 
 /**
