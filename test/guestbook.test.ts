@@ -146,8 +146,9 @@ test(
     await t.test("backup, destroy, restore --as-new: the entry is there", async () => {
       const backup = JSON.parse(await acc.ok(["backup", "gb-a", "--json"])) as { backup: string };
       assert.deepEqual((await readdir(backup.backup)).sort(), [
+        "data.tar.gz",
         "database.dump",
-        "files.tar.gz",
+        "env",
         "manifest.json",
       ]);
       const before = await envOf(acc, "gb-a");

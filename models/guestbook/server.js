@@ -81,6 +81,4 @@ const activated =
 const where = activated
   ? { fd: 3 }
   : { port: Number(process.env.PORT), host: process.env.HOST ?? "127.0.0.1" };
-server.listen(where, () =>
-  console.log(`guestbook: ${instance} listening on ${process.env.PORT}`),
-);
+server.listen(where, () => console.log(`guestbook: ${instance} listening on ${process.env.PORT}`));

@@ -24,8 +24,13 @@ export const backupCommand: Command = {
   async run(args, cli) {
     const name = validateInstanceName(positional(args, 0));
     const ctx = await cli.open();
-    const dir = await backupInstance(ctx, name);
-    return { data: { name, backup: dir }, text: `backup of ${name} in ${dir}` };
+    const { dir, warnings } = await backupInstance(ctx, name);
+    // tar's warnings name files it skipped or saw change (escaped: the names are the instance's).
+    const text = [
+      `backup of ${name} in ${dir}`,
+      ...(warnings.length > 0 ? ["tar warned:", ...warnings.map((w) => `  ${w}`)] : []),
+    ].join("\n");
+    return { data: { name, backup: dir, warnings }, text };
   },
 };
 

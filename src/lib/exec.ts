@@ -1,4 +1,6 @@
-import { execFile, type ExecFileOptions } from "node:child_process";
+import { execFile, spawn, type ExecFileOptions } from "node:child_process";
+import type { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 
 export class ExecError extends Error {
   readonly command: string[];
@@ -44,6 +46,10 @@ export interface ExecOptions {
   /** Run as this user and group (root only); supplementary groups are dropped. */
   uid?: number;
   gid?: number;
+  /** An open file read as the program's stdin (instead of `input`). */
+  stdinFd?: number;
+  /** Where the program's stdout is streamed instead of being collected (stdout is then ""). */
+  stdout?: Writable;
 }
 
 export interface ExecResult {
@@ -58,13 +64,20 @@ export type Exec = (
   options?: ExecOptions,
 ) => Promise<ExecResult>;
 
+const MAX_BUFFER = 64 * 1024 * 1024;
+
 export const exec: Exec = (file, args, options = {}) =>
+  options.stdinFd !== undefined || options.stdout !== undefined
+    ? execStreaming(file, args, options)
+    : execCollecting(file, args, options);
+
+const execCollecting: Exec = (file, args, options = {}) =>
   new Promise((resolve, reject) => {
     const execOptions: ExecFileOptions = {
       cwd: options.cwd,
       env: options.env,
       timeout: options.timeoutMs ?? 60_000,
-      maxBuffer: 64 * 1024 * 1024,
+      maxBuffer: MAX_BUFFER,
       signal: options.signal,
       encoding: "utf8",
       ...(options.uid !== undefined ? { uid: options.uid } : {}),
@@ -90,4 +103,55 @@ export const exec: Exec = (file, args, options = {}) =>
       resolve({ stdout: out, stderr: err });
     });
     if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+
+/**
+ * exec with a file as stdin or a stream as stdout (execFile offers neither): resolves once the
+ * program has exited and its stdout is all written; rejects as exec does.
+ */
+const execStreaming: Exec = (file, args, options = {}) =>
+  new Promise((resolve, reject) => {
+    const command = [file, ...args];
+    const child = spawn(file, [...args], {
+      cwd: options.cwd,
+      env: options.env,
+      timeout: options.timeoutMs ?? 60_000,
+      signal: options.signal,
+      stdio: [options.stdinFd ?? "ignore", options.stdout ? "pipe" : "ignore", "pipe"],
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
+    });
+    let stderr = "";
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      if (stderr.length < MAX_BUFFER) stderr += chunk;
+    });
+    const written =
+      options.stdout && child.stdout ? pipeline(child.stdout, options.stdout) : Promise.resolve();
+    const exited = new Promise<{ code: number | null; signal: string | null }>((done, fail) => {
+      child.on("error", fail);
+      child.on("close", (code, signal) => done({ code, signal }));
+    });
+    Promise.all([exited, written]).then(
+      ([{ code, signal }]) => {
+        if (code === 0) {
+          resolve({ stdout: "", stderr });
+          return;
+        }
+        reject(new ExecError({ command, exitCode: code, signal, stdout: "", stderr }));
+      },
+      (error: unknown) => {
+        child.kill("SIGKILL");
+        reject(
+          new ExecError({
+            command,
+            exitCode: null,
+            signal: null,
+            stdout: "",
+            stderr: stderr || (error instanceof Error ? error.message : String(error)),
+            cause: error,
+          }),
+        );
+      },
+    );
   });

@@ -122,20 +122,6 @@ async function chownContents(dir: string, ids: { uid: number; gid: number }): Pr
   }
 }
 
-/**
- * Gives a folder and everything in it to a user (as root), never following a link: links get
- * lchown and are not descended into, so a link planted in the tree changes nothing outside it.
- */
-export async function chownTree(dir: string, ids: { uid: number; gid: number }): Promise<void> {
-  await lchown(dir, ids.uid, ids.gid);
-  if (!(await lstat(dir)).isDirectory()) return;
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) await chownTree(full, ids);
-    else await lchown(full, ids.uid, ids.gid);
-  }
-}
-
 /** A folder's entries; none when it does not exist. */
 export async function readDirIfExists(dir: string): Promise<string[]> {
   try {

@@ -65,7 +65,7 @@ export async function processGone(pid: number): Promise<boolean> {
     // The state letter follows the command, which is in parentheses and may hold spaces.
     return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
   } catch (error) {
-    // Reaped while we read.
+    // Reaped between the open and the read: gone.
     if (hasErrno(error, "ESRCH")) return true;
     // No stat file: the process is gone, unless this system has no /proc at all.
     if (hasErrno(error, "ENOENT"))

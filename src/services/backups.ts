@@ -1,18 +1,42 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { chmod, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { constants, createReadStream } from "node:fs";
+import {
+  chmod,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import path from "node:path";
 import { parseEnvFile } from "../core/instance-env.js";
 import { instancePaths } from "../core/paths.js";
 import { showValue, validateInstanceName } from "../core/validate.js";
 import { AccError, hasErrno } from "../lib/errors.js";
-import { chownTree, readDirIfExists, writeFileAtomic } from "../lib/files.js";
+import { ExecError } from "../lib/exec.js";
+import { readDirIfExists, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { pgAdmin } from "./databases.js";
+import {
+  archiveData,
+  dataOwner,
+  extractData,
+  removeAsOwner,
+  removeRestoreLeftovers,
+  replaceData,
+  type DataOwner,
+} from "./instance-data.js";
 
 export interface BackupManifest {
-  format: 1;
+  /**
+   * 2: data.tar.gz, made by tar run as the instance's user, and env, copied by root.
+   * 1 (older acc): files.tar.gz, made by root, with data/, config/ and env.
+   */
+  format: 1 | 2;
   instance: string;
   model: string;
   model_version: string;
@@ -25,6 +49,13 @@ export interface BackupManifest {
   created_at: string;
   /** Every file of the backup with its size and sha256, checked before any restore. */
   files: Record<string, { bytes: number; sha256: string }>;
+  /** What tar said while archiving data/: files it skipped (sockets, unreadable) or saw change. */
+  warnings?: string[];
+}
+
+export interface BackupResult {
+  dir: string;
+  warnings: string[];
 }
 
 export interface BackupInfo {
@@ -37,7 +68,12 @@ export interface BackupInfo {
   database: boolean;
 }
 
-const ARCHIVE = "files.tar.gz";
+/** data/, as the instance's user archived it: the instance's own bytes, never extracted as root. */
+const DATA_ARCHIVE = "data.tar.gz";
+/** A copy of the instance's env file (its secrets), made by root. */
+const ENV = "env";
+/** Format 1's one archive (data/, config/, env), made by root. */
+const LEGACY_ARCHIVE = "files.tar.gz";
 const DUMP = "database.dump";
 const MANIFEST = "manifest.json";
 
@@ -56,15 +92,16 @@ function stamp(date: Date): string {
 }
 
 /**
- * Backs up an instance without waking it: its files (data, config, env with its secrets)
- * read from disk, and its database with pg_dump (a consistent snapshot, custom format).
- * The backup gets its final name only once complete, with a manifest of checksums.
+ * Backs up an instance without waking it: data/ archived by tar run as the instance's user (so
+ * nothing in it is followed or opened as root), a copy of its env file (its secrets), and its
+ * database with pg_dump (a consistent snapshot, custom format). Its config is not kept: acc
+ * renders it. The backup gets its final name only once complete, with a manifest of checksums.
  */
 export async function createBackup(
   ctx: AccContext,
   instance: InstanceRecord,
   reason: string,
-): Promise<string> {
+): Promise<BackupResult> {
   const now = ctx.now();
   const dir = path.join(ctx.paths.backups, instance.name, stamp(now));
   const temp = `${dir}.partial`;
@@ -72,33 +109,27 @@ export async function createBackup(
   await mkdir(temp, { recursive: true, mode: 0o700 });
   try {
     const p = instancePaths(ctx.home, instance.name);
-    const archive = path.join(temp, ARCHIVE);
-    await ctx.exec(
-      "tar",
-      [
-        "--create",
-        "--gzip",
-        "--file",
-        archive,
-        "--directory",
-        p.root,
-        "--",
-        "data",
-        "config",
-        "env",
-      ],
-      {
-        timeoutMs: 60 * 60_000,
-      },
+    const warnings = await archiveData(
+      ctx,
+      instance.name,
+      await dataOwner(ctx, instance.name),
+      path.join(temp, DATA_ARCHIVE),
     );
-    const files = [ARCHIVE];
+    // env is root's, in the instance's folder (root's too): nothing there is the instance's.
+    const env = await open(p.env, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      await writeFile(path.join(temp, ENV), await env.readFile(), { mode: 0o600, flag: "wx" });
+    } finally {
+      await env.close();
+    }
+    const files = [DATA_ARCHIVE, ENV];
     if (instance.database !== null) {
       ctx.progress.step(`dumping ${instance.name}'s database`);
       await (await pgAdmin(ctx)).dump(instance.name, path.join(temp, DUMP));
       files.push(DUMP);
     }
     const manifest: BackupManifest = {
-      format: 1,
+      format: 2,
       instance: instance.name,
       model: instance.model,
       model_version: instance.modelVersion,
@@ -109,6 +140,7 @@ export async function createBackup(
       reason,
       created_at: now.toISOString(),
       files: {},
+      warnings,
     };
     for (const file of files) {
       const full = path.join(temp, file);
@@ -127,22 +159,32 @@ export async function createBackup(
         cause: reason,
         outcome: "ok",
         durationMs: Date.now() - now.getTime(),
-        message: dir,
+        message:
+          warnings.length === 0 ? dir : `${dir} (tar warned, see its manifest: ${warnings[0]})`,
       },
       ctx.now().toISOString(),
     );
-    return dir;
+    return { dir, warnings };
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
     throw new AccError(
       "ACC_FAILED",
       `backup of ${instance.name} failed: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error, hint: "nothing was changed" },
+      {
+        cause: error,
+        hint: "nothing was changed",
+        ...(error instanceof AccError && error.details !== undefined
+          ? { details: error.details }
+          : {}),
+      },
     );
   }
 }
 
-export function createFinalBackup(ctx: AccContext, instance: InstanceRecord): Promise<string> {
+export function createFinalBackup(
+  ctx: AccContext,
+  instance: InstanceRecord,
+): Promise<BackupResult> {
   return createBackup(ctx, instance, "final backup before destroy");
 }
 
@@ -218,6 +260,17 @@ export async function openBackup(
     });
   }
   const manifest = await readManifest(dir);
+  if (manifest.format !== 1 && manifest.format !== 2) {
+    throw new AccError(
+      "ACC_FAILED",
+      `backup ${id} has format ${showValue(String(manifest.format))}, which this acc does not know`,
+      { hint: "restore it with the acc that made it, or a newer one" },
+    );
+  }
+  for (const needed of manifest.format === 2 ? [DATA_ARCHIVE, ENV] : [LEGACY_ARCHIVE]) {
+    if (manifest.files[needed] === undefined)
+      throw new AccError("ACC_FAILED", `backup ${id} is damaged: its manifest lists no ${needed}`);
+  }
   for (const [file, expected] of Object.entries(manifest.files)) {
     const full = path.join(dir, file);
     let actual: string;
@@ -241,55 +294,58 @@ export async function openBackup(
   return { dir, manifest };
 }
 
-/** The backup's env file values (secret parameters, for restoring as a new instance). */
-export async function backupEnv(ctx: AccContext, dir: string): Promise<Record<string, string>> {
-  const temp = `${dir}.env-${process.pid}`;
-  await mkdir(temp, { mode: 0o700 });
+/**
+ * The backup's env file values (secret parameters, for restoring as a new instance), from what
+ * root wrote: the env copy, or in a format 1 backup the env member of root's archive, read to
+ * stdout (tar creates no file: nothing of the instance's data/ is extracted as root).
+ */
+export async function backupEnv(
+  ctx: AccContext,
+  backup: { dir: string; manifest: BackupManifest },
+): Promise<Record<string, string>> {
+  if (backup.manifest.format === 2) {
+    return parseEnvFile(await readFile(path.join(backup.dir, ENV), "utf8"));
+  }
   try {
-    await ctx.exec(
+    const { stdout } = await ctx.exec(
       "tar",
-      ["--extract", "--gzip", "--file", path.join(dir, ARCHIVE), "--directory", temp, "--", "env"],
+      [
+        "--extract",
+        "--gzip",
+        "--to-stdout",
+        "--file",
+        path.join(backup.dir, LEGACY_ARCHIVE),
+        "--",
+        "env",
+      ],
       { timeoutMs: 60_000 },
     );
-    return parseEnvFile(await readFile(path.join(temp, "env"), "utf8"));
-  } finally {
-    await rm(temp, { recursive: true, force: true });
+    return parseEnvFile(stdout);
+  } catch (error) {
+    if (!(error instanceof ExecError)) throw error;
+    throw new AccError("ACC_FAILED", `the backup at ${backup.dir} has no readable env file`, {
+      cause: error,
+    });
   }
 }
 
 /**
- * Puts a backup's data and config folders and its database into an instance (stopped by the
- * caller). The instance keeps its own env file: its database password and secrets stay valid.
+ * Puts a backup's data/ and its database into an instance (stopped by the caller). data/ is
+ * extracted by tar run as the instance's user into a staging folder, swapped in by renames in
+ * the instance's (root's) folder; the old data is removed as the user. The instance keeps its
+ * own env file (its database password and secrets stay valid) and its config (acc's rendering).
  */
 export async function restoreInto(
   ctx: AccContext,
   instance: InstanceRecord,
   backup: { dir: string; manifest: BackupManifest },
-  owner: { uid: number; gid: number } | undefined,
+  owner: DataOwner,
 ): Promise<void> {
   validateInstanceName(instance.name);
-  const p = instancePaths(ctx.home, instance.name);
-  const staging = path.join(p.root, `.restore-${process.pid}`);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { mode: 0o700 });
+  await removeRestoreLeftovers(ctx, instance.name, owner);
+  const archive = backup.manifest.format === 2 ? DATA_ARCHIVE : LEGACY_ARCHIVE;
+  const staging = await extractData(ctx, instance.name, owner, path.join(backup.dir, archive));
   try {
-    await ctx.exec(
-      "tar",
-      [
-        "--extract",
-        "--gzip",
-        "--file",
-        path.join(backup.dir, ARCHIVE),
-        "--directory",
-        staging,
-        "--",
-        "data",
-        "config",
-      ],
-      {
-        timeoutMs: 60 * 60_000,
-      },
-    );
     if (backup.manifest.files[DUMP] !== undefined) {
       if (instance.database === null) {
         throw new AccError(
@@ -300,13 +356,10 @@ export async function restoreInto(
       ctx.progress.step(`restoring ${instance.name}'s database`);
       await (await pgAdmin(ctx)).restore(instance.name, path.join(backup.dir, DUMP));
     }
-    // Swap folders only once everything above worked.
-    for (const folder of ["data", "config"]) {
-      await rm(path.join(p.root, folder), { recursive: true, force: true });
-      await rename(path.join(staging, folder), path.join(p.root, folder));
-      if (owner) await chownTree(path.join(p.root, folder), owner);
-    }
-  } finally {
-    await rm(staging, { recursive: true, force: true });
+  } catch (error) {
+    await removeAsOwner(ctx, staging, owner);
+    throw error;
   }
+  // Swap folders only once everything above worked.
+  await replaceData(ctx, instance.name, owner, staging);
 }

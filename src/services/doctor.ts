@@ -211,7 +211,8 @@ async function checkPorts(
   for (const [name, who] of [...intruders].sort()) {
     findings.push({
       problem: `${name}: ${who}: its visitors would reach that program, not ${name}`,
-      repair: "stop that program (acc never kills what it did not start); acc-ports then takes the port back",
+      repair:
+        "stop that program (acc never kills what it did not start); acc-ports then takes the port back",
       repaired: false,
     });
   }

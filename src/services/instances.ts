@@ -11,7 +11,14 @@ import { validateInstanceHost, validateInstanceName, MAX_NAME_LENGTH } from "../
 import { AccError, isAccError } from "../lib/errors.js";
 import { tailFile } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
-import { backupEnv, createBackup, createFinalBackup, openBackup, restoreInto } from "./backups.js";
+import {
+  backupEnv,
+  createBackup,
+  createFinalBackup,
+  openBackup,
+  restoreInto,
+  type BackupResult,
+} from "./backups.js";
 import { checkBindAddresses } from "./bind-check.js";
 import type { AccContext } from "./context.js";
 import { waitHealthy } from "./health.js";
@@ -474,7 +481,7 @@ export async function destroyInstance(
     let backup: string | null = null;
     if (options.backup) {
       ctx.progress.step(`backing up ${name}`);
-      backup = await createFinalBackup(ctx, instance);
+      backup = (await createFinalBackup(ctx, instance)).dir;
     }
     if (mayBeAlive(instance.state)) await stopLocked(ctx, instance, "destroy");
     await setState(ctx, instance, "destroying", { operation: "destroy" });
@@ -493,7 +500,7 @@ export async function destroyInstance(
 export const IDLE_TIMEOUT_EXAMPLES = "30s, 15m, 2h or never";
 
 /** A backup of an instance, awake or asleep, without waking it. */
-export async function backupInstance(ctx: AccContext, name: string): Promise<string> {
+export async function backupInstance(ctx: AccContext, name: string): Promise<BackupResult> {
   await getInstance(ctx, name);
   return lease(ctx, name, "backup", async () =>
     createBackup(ctx, await getInstance(ctx, name), "acc backup"),
@@ -536,7 +543,7 @@ export async function restoreAsNew(
 ): Promise<CreateResult> {
   validateInstanceName(newName);
   const backup = await openBackup(ctx, backupId);
-  const env = await backupEnv(ctx, backup.dir);
+  const env = await backupEnv(ctx, backup);
   const model = await ctx.models.get(backup.manifest.model);
   const params = Object.keys(model.manifest.params).flatMap((key) => {
     const value = backup.manifest.params[key] ?? env[`PARAM_${key.toUpperCase()}`];

@@ -86,8 +86,11 @@ async function pidFrom(file: string): Promise<number | undefined> {
   }
 }
 
-/** A fresh home on free ports, initialised (not booted). */
-export async function createAccHome(): Promise<AccHome> {
+/**
+ * A fresh home on free ports, initialised (not booted). `env` adds ACC_* overrides, such as
+ * ACC_POSTGRES=external for a test that needs no database and should not start the cluster.
+ */
+export async function createAccHome(options: { env?: NodeJS.ProcessEnv } = {}): Promise<AccHome> {
   const home = await makeTempDir("acc-home-");
   const httpPort = await freePort();
   const serverPort = await freePort();
@@ -106,6 +109,7 @@ export async function createAccHome(): Promise<AccHome> {
     ACC_INSTANCE_PORT_MIN: String(base),
     ACC_INSTANCE_PORT_MAX: String(base + 99),
     NO_COLOR: "1",
+    ...options.env,
   };
   const run = (args: string[], options: { timeoutMs?: number } = {}): Promise<RunResult> =>
     new Promise((resolve) => {
