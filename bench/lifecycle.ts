@@ -1,15 +1,19 @@
 // bench/lifecycle: median create, start (to healthy), stop and destroy times of a hello
 // instance through the CLI, and acc's own start overhead: the start measured inside acc
 // (start call to first healthy answer, from the start event) minus the same app's boot
-// when started by hand and polled the same way.  Usage: node dist/bench/lifecycle.js [--runs 10]
+// when started by hand and polled the same way. Runs alternate between instances in their
+// bubblewrap sandbox and instances without it (sandbox = off), in the same home, so that the
+// sandbox's cost is the difference of two medians of one run.
+// Usage: node dist/bench/lifecycle.js [--runs 20]
+import { execFile } from "node:child_process";
 import path from "node:path";
 import { openSqliteStore } from "../src/store/open.js";
 import { bootHelloByHand } from "./by-hand.js";
-import { createAccHome } from "../test/harness/acc.js";
+import { ACC_BIN, createAccHome } from "../test/harness/acc.js";
 import { makeTempDir, removeDir } from "../test/harness/common.js";
 import { argValue, median, ms, printTable } from "./stats.js";
 
-const runs = argValue("runs", 10);
+const runs = argValue("runs", 20);
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const started = performance.now();
@@ -19,40 +23,65 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 const acc = await createAccHome();
 const dataDir = await makeTempDir("acc-bench-data-");
+
+/** acc ARGS, with the sandbox on (auto) or off for this command. */
+function accWith(sandbox: "auto" | "off", args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [ACC_BIN, ...args],
+      { env: { ...acc.env, ACC_SANDBOX: sandbox }, timeout: 120_000 },
+      (error, _stdout, stderr) =>
+        error ? reject(new Error(`acc ${args.join(" ")}: ${stderr}`)) : resolve(),
+    );
+  });
+}
+
 try {
   await acc.ok(["boot"]);
   const create: number[] = [];
   const start: number[] = [];
   const stop: number[] = [];
   const destroy: number[] = [];
-  const inside: number[] = [];
   const byHand: number[] = [];
+  const modeOf = new Map<string, "auto" | "off">();
   for (let i = 0; i < runs; i++) {
     const name = `bench${i}`;
-    create.push((await timed(() => acc.ok(["create", "hello", "--name", name, "--no-start"])))[1]);
+    const mode = i % 2 === 0 ? "auto" : "off";
+    modeOf.set(name, mode);
+    create.push(
+      (await timed(() => accWith(mode, ["create", "hello", "--name", name, "--no-start"])))[1],
+    );
     start.push((await timed(() => acc.ok(["start", name])))[1]);
     stop.push((await timed(() => acc.ok(["stop", name])))[1]);
     destroy.push((await timed(() => acc.ok(["destroy", name, "--yes", "--no-backup"])))[1]);
     byHand.push((await bootHelloByHand(dataDir)).healthy);
   }
+  const inside = { auto: [] as number[], off: [] as number[] };
   const store = openSqliteStore(path.join(acc.home, "state.db"));
   for (const event of await store.listEvents({ limit: 100_000 })) {
-    if (event.action === "start" && event.outcome === "ok" && event.durationMs !== null)
-      inside.push(event.durationMs);
+    const mode = modeOf.get(event.instance ?? "");
+    if (mode && event.action === "start" && event.outcome === "ok" && event.durationMs !== null)
+      inside[mode].push(event.durationMs);
   }
   await store.close();
-  const overhead = median(inside) - median(byHand);
+  const overhead = median(inside.auto) - median(byHand);
   console.log(
-    `bench/lifecycle: hello, ${runs} runs, medians (CLI wall time includes node start-up of the acc process)`,
+    `bench/lifecycle: hello, ${runs} runs (half sandboxed), medians (CLI wall time includes node start-up of the acc process)`,
   );
   printTable([
     ["create --no-start (CLI)", ms(median(create))],
     ["start to healthy (CLI)", ms(median(start))],
     ["stop (CLI)", ms(median(stop))],
     ["destroy --no-backup (CLI)", ms(median(destroy))],
-    ["start inside acc (call to healthy)", ms(median(inside))],
+    ["start inside acc, sandboxed (call to healthy)", ms(median(inside.auto))],
+    ["start inside acc, sandbox = off", ms(median(inside.off))],
+    [
+      "the sandbox's cost (difference of the two)",
+      `${ms(median(inside.auto) - median(inside.off))} (target <= 3 ms)`,
+    ],
     ["same app booted by hand", ms(median(byHand))],
-    ["acc's own start overhead", `${ms(overhead)} (target <= 10 ms)`],
+    ["acc's own start overhead (sandboxed)", `${ms(overhead)} (target <= 10 ms)`],
   ]);
 } finally {
   await acc.cleanup();

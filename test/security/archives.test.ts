@@ -85,7 +85,7 @@ test(
           if (backup.code !== 0) continue;
           const { backup: dir } = JSON.parse(backup.stdout) as { backup: string };
           ids.push(path.relative(path.join(acc.home, "backups"), dir));
-          if ((await archiveText(path.join(dir, "files.tar.gz"))).includes(secret))
+          if ((await archiveText(path.join(dir, "data.tar.gz"))).includes(secret))
             problems.push(`backup ${i + 1} holds the content of a root-only file`);
         }
         for (const id of ids) {
@@ -163,7 +163,7 @@ test(
         if (!linked.ok) return;
         const backup = await backupOf(acc, "sxh");
         assert.ok(
-          !(await archiveText(path.join(backup.dir, "files.tar.gz"))).includes(secret),
+          !(await archiveText(path.join(backup.dir, "data.tar.gz"))).includes(secret),
           "the backup holds the root-only file's content",
         );
         await accOk(acc, ["restore", "sxh", backup.id]);
@@ -221,7 +221,7 @@ test(
         await mkdir(first);
         await mkdir(path.join(second, "data/evil"), { recursive: true });
         await mkdir(path.join(second, "data/gone"), { recursive: true });
-        const archive = path.join(backup.dir, "files.tar.gz");
+        const archive = path.join(backup.dir, "data.tar.gz");
         let run = await runProcess("tar", ["--extract", "--gzip", "--file", archive, "-C", first]);
         assert.equal(run.code, 0, run.stderr);
         await symlink(outside, path.join(first, "data/evil"));
@@ -236,8 +236,6 @@ test(
           "-C",
           first,
           "data",
-          "config",
-          "env",
           "-C",
           second,
           "data/evil/pwned",
@@ -248,7 +246,7 @@ test(
         const manifest = JSON.parse(await readFile(manifestFile, "utf8")) as {
           files: Record<string, { bytes: number; sha256: string }>;
         };
-        manifest.files["files.tar.gz"] = {
+        manifest.files["data.tar.gz"] = {
           bytes: (await stat(archive)).size,
           sha256: await sha256(archive),
         };

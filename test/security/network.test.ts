@@ -213,7 +213,8 @@ test(
             supervisordConf,
           )?.[1],
           "another instance's log": await appLogOf(acc, "sxv"),
-          "a backup's archive": path.join(backup.dir, "files.tar.gz"),
+          "a backup's archive": path.join(backup.dir, "data.tar.gz"),
+          "a backup's env": path.join(backup.dir, "env"),
           "a backup's manifest": path.join(backup.dir, "manifest.json"),
           "another instance's env": path.join(home, "instances/sxv/env"),
         };
