@@ -181,10 +181,10 @@ test(
     await sup.stopProgram("web");
     assert.equal(await gone(pid2), true, "stopProgram waits for the process to exit");
     // A stopped program stays loaded, so its next start needs no reloadConfig. acc sends the
-    // SIGTERM itself, so supervisord sees the process exit rather than stop.
-    assert.equal(
-      (await sup.programState("web"))?.state,
-      "EXITED",
+    // SIGTERM itself: supervisord sees the process exit (EXITED), or, when its stop call comes
+    // before it reaped the process, stops what is left (STOPPED).
+    assert.ok(
+      ["EXITED", "STOPPED"].includes((await sup.programState("web"))?.state ?? ""),
       "a stopped program stays loaded",
     );
     assert.ok(existsSync(path.join(paths.programsActive, "web.conf")));
