@@ -10,11 +10,11 @@ import type { AccContext } from "../src/services/context.js";
 import {
   describePortHolders,
   portHolders,
-  processTrees,
   readListeners,
   socketOwners,
 } from "../src/services/listeners.js";
 import { isAlive, waitFor } from "./harness/common.js";
+import { processTrees } from "../src/lib/processes.js";
 
 const NOBODY = 65534;
 

@@ -13,32 +13,116 @@ export async function processName(pid: number): Promise<string | undefined> {
   }
 }
 
-/** The children of every thread of pid (a child belongs to the thread that forked it). */
-export async function childrenOf(pid: number): Promise<number[]> {
+const DECIMAL_RE = /^\d{1,10}$/;
+
+/** The parent pid from the text of /proc/<pid>/stat; undefined when it is not of that form. */
+export function parentFromStat(text: string): number | undefined {
+  // The command, in parentheses, may hold spaces and ")": the fields follow the last ")".
+  const close = text.lastIndexOf(")");
+  if (close === -1) return undefined;
+  const ppid = text.slice(close + 2).split(" ")[1];
+  return ppid !== undefined && DECIMAL_RE.test(ppid) ? Number(ppid) : undefined;
+}
+
+/** Errors that mean "this process (or its fd) is gone, or not ours to read". */
+export function isGoneOrClosed(error: unknown): boolean {
+  return (
+    hasErrno(error, "ENOENT") ||
+    hasErrno(error, "ESRCH") ||
+    hasErrno(error, "EACCES") ||
+    hasErrno(error, "EPERM")
+  );
+}
+
+/** The pids of every process we can see. */
+export async function allPids(): Promise<number[]> {
+  return (await readdir("/proc")).filter((e) => DECIMAL_RE.test(e)).map(Number);
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch (error) {
+    if (hasErrno(error, "ENOENT")) return false;
+    throw error;
+  }
+}
+
+async function childrenFromTasks(pid: number): Promise<number[]> {
   let tasks: string[];
   try {
     tasks = await readdir(`/proc/${pid}/task`);
   } catch (error) {
-    if (hasErrno(error, "ENOENT") || hasErrno(error, "ESRCH")) return [];
+    if (isGoneOrClosed(error)) return [];
     throw error;
   }
-  const out: number[] = [];
-  for (const task of tasks) {
+  const children: number[] = [];
+  // A child's parent is the thread that forked it: every thread's list counts.
+  for (const tid of tasks) {
     try {
-      const text = await readFile(`/proc/${pid}/task/${task}/children`, "utf8");
-      for (const word of text.split(/\s+/)) if (word !== "") out.push(Number(word));
+      const text = await readFile(`/proc/${pid}/task/${tid}/children`, "utf8");
+      for (const child of text.split(" ")) if (DECIMAL_RE.test(child)) children.push(Number(child));
     } catch (error) {
-      if (!hasErrno(error, "ENOENT") && !hasErrno(error, "ESRCH")) throw error;
+      if (!isGoneOrClosed(error)) throw error;
     }
   }
-  return out;
+  return children;
+}
+
+async function childrenByParent(): Promise<Map<number, number[]>> {
+  const byParent = new Map<number, number[]>();
+  for (const pid of await allPids()) {
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    } catch (error) {
+      if (isGoneOrClosed(error)) continue;
+      throw error;
+    }
+    const parent = parentFromStat(stat);
+    if (parent === undefined) continue;
+    const siblings = byParent.get(parent);
+    if (siblings) siblings.push(pid);
+    else byParent.set(parent, [pid]);
+  }
+  return byParent;
+}
+
+/**
+ * For each root pid, itself and its descendants. Read from /proc/<pid>/task/<tid>/children
+ * where the kernel has them (CONFIG_PROC_CHILDREN: a few reads per process of the tree), else
+ * from the parent pid of every process (one pass over /proc for all roots). A process that
+ * left its tree (a daemon that forked twice belongs to init) is not found.
+ */
+export async function processTrees(roots: readonly number[]): Promise<Map<number, number[]>> {
+  const trees = new Map<number, number[]>();
+  if (roots.length === 0) return trees;
+  let childrenOf: (pid: number) => Promise<number[]>;
+  if (await exists(`/proc/${process.pid}/task/${process.pid}/children`)) {
+    childrenOf = childrenFromTasks;
+  } else {
+    const byParent = await childrenByParent();
+    childrenOf = (pid) => Promise.resolve(byParent.get(pid) ?? []);
+  }
+  for (const root of roots) {
+    const seen = new Set<number>([root]);
+    const queue = [root];
+    for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+      for (const child of await childrenOf(pid)) {
+        if (seen.has(child)) continue;
+        seen.add(child);
+        queue.push(child);
+      }
+    }
+    trees.set(root, [...seen]);
+  }
+  return trees;
 }
 
 /** pid and all its descendants, parents before children. */
 export async function processTree(pid: number): Promise<number[]> {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) out.push(...(await childrenOf(out[i] as number)));
-  return out;
+  return (await processTrees([pid])).get(pid) ?? [pid];
 }
 
 /** Sends a signal; false when the process was already gone. */

@@ -4,11 +4,14 @@ import type { Duplex } from "node:stream";
 import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
-import { codeDirOf } from "../services/model-code.js";
+import { codeDirOf, instanceManifest } from "../services/model-code.js";
 import type { Waker } from "../services/wake.js";
 import type { InstanceRecord } from "../store/store.js";
 import { decideBeforeWake, type BeforeWake, type Refusal } from "./before-wake.js";
 import { renderPage, WAIT_PATH, type PageKind } from "./pages.js";
+
+/** At most this many held requests per instance go to the app before its health check passes. */
+const MAX_EARLY = 16;
 
 export interface ServerDeps {
   ctx: AccContext;
@@ -35,6 +38,16 @@ function forwardHeaders(req: IncomingMessage): http.OutgoingHttpHeaders {
   for (const [key, value] of Object.entries(req.headers))
     if (!DROP.has(key) && value !== undefined) out[key] = value;
   return out;
+}
+
+/** The app's answer, streamed to the client (hop-by-hop headers left out). */
+function streamAnswer(answer: IncomingMessage, res: ServerResponse): void {
+  const headers = { ...answer.headers };
+  delete headers.connection;
+  delete headers["keep-alive"];
+  res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+  answer.pipe(res);
+  answer.on("error", () => res.destroy());
 }
 
 function wantsJson(req: IncomingMessage): boolean {
@@ -148,14 +161,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
         headers: forwardHeaders(req),
         agent: false,
       },
-      (answer) => {
-        const headers = { ...answer.headers };
-        delete headers.connection;
-        delete headers["keep-alive"];
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
-        answer.pipe(res);
-        answer.on("error", () => res.destroy());
-      },
+      (answer) => streamAnswer(answer, res),
     );
     upstream.on("error", (error) => {
       deps.log(`proxy to ${port} failed: ${error.message}`);
@@ -167,6 +173,84 @@ export function createServerApp(deps: ServerDeps): http.Server {
       if (!res.writableFinished) upstream.destroy();
     });
     req.pipe(upstream);
+  }
+
+  /**
+   * Whether the held request may go to the app before its health check passes: a GET or HEAD
+   * without a body (sending it again is harmless), to an instance that takes its socket from
+   * acc (socket activation), whose socket listens from the moment acc-launch takes it.
+   */
+  async function mayGoEarly(req: IncomingMessage, instance: InstanceRecord): Promise<boolean> {
+    if (req.method !== "GET" && req.method !== "HEAD") return false;
+    if (req.url === WAIT_PATH || instance.state === "running") return false;
+    if (req.headers["transfer-encoding"] !== undefined) return false;
+    if ((req.headers["content-length"] ?? "0") !== "0") return false;
+    return (await instanceManifest(ctx, instance)).socket_activation;
+  }
+
+  /**
+   * Sends the held request to the app while it starts: it waits in the socket's backlog until
+   * the app accepts, so the answer comes one round trip sooner than after the health check.
+   * Until acc-launch has taken the socket, acc-ports resets the connection: it is tried again.
+   * "answered": the app's answer is being streamed; "started": the start ended before an answer
+   * came, the caller proxies as usual; "failed": the start failed, or the client left.
+   */
+  async function sendEarly(
+    req: IncomingMessage,
+    res: ServerResponse,
+    port: number,
+    started: Promise<InstanceRecord>,
+  ): Promise<"answered" | "started" | "failed"> {
+    let settled: "started" | "failed" | undefined;
+    started.then(
+      () => (settled = "started"),
+      () => (settled = "failed"),
+    );
+    for (;;) {
+      if (settled !== undefined || res.headersSent || res.destroyed) return settled ?? "failed";
+      const attempt = await new Promise<"answered" | "closed">((resolve) => {
+        const upstream = http.request(
+          {
+            host: "127.0.0.1",
+            port,
+            method: req.method,
+            path: req.url,
+            headers: forwardHeaders(req),
+            agent: false,
+          },
+          (answer) => {
+            // The client may have had the waiting page meanwhile: this answer then goes nowhere.
+            if (res.headersSent || res.destroyed) {
+              answer.resume();
+              upstream.destroy();
+              resolve("closed");
+              return;
+            }
+            streamAnswer(answer, res);
+            resolve("answered");
+          },
+        );
+        upstream.on("error", () => resolve("closed"));
+        // A start that fails ends the wait in the backlog: the caller shows the failed page.
+        started.catch(() => upstream.destroy());
+        res.on("close", () => {
+          if (!res.writableFinished) upstream.destroy();
+        });
+        upstream.end();
+      });
+      if (attempt === "answered") return "answered";
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  const earlyInFlight = new Map<string, number>();
+  function countEarly<T>(name: string, sending: Promise<T>): Promise<T> {
+    earlyInFlight.set(name, (earlyInFlight.get(name) ?? 0) + 1);
+    return sending.finally(() => {
+      const left = (earlyInFlight.get(name) ?? 1) - 1;
+      if (left > 0) earlyInFlight.set(name, left);
+      else earlyInFlight.delete(name);
+    });
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -188,19 +272,27 @@ export function createServerApp(deps: ServerDeps): http.Server {
     const started = waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
     // A client that leaves does not cancel the start: others may share it.
     started.catch(() => undefined);
+    // A few requests go early; a herd waits for the health check, as the backlog is finite.
+    const early =
+      (earlyInFlight.get(name) ?? 0) < MAX_EARLY && (await mayGoEarly(req, instance))
+        ? countEarly(name, sendEarly(req, res, instance.port, started))
+        : undefined;
     if (isNavigation(req)) {
       const soon = await Promise.race([
-        started.then(
-          () => "ready" as const,
-          () => "failed" as const,
-        ),
+        early ??
+          started.then(
+            () => "started" as const,
+            () => "failed" as const,
+          ),
         new Promise<"late">((resolve) =>
           setTimeout(() => resolve("late"), ctx.config.waiting_page_after).unref(),
         ),
       ]);
+      if (soon === "answered") return;
       if (soon === "late")
         return page(res, req, 503, "waiting", instance, { headers: { "retry-after": "2" } });
     }
+    if (early !== undefined && (await early) === "answered") return;
     let running: InstanceRecord;
     try {
       running = await started;

@@ -8,12 +8,12 @@ import type { AccContext } from "./context.js";
 import {
   formatEndpoint,
   isLoopbackAddress,
-  processTrees,
   readListeners,
   socketOwners,
   type TcpSocket,
 } from "./listeners.js";
 import { instanceUserName, userNamesOf } from "./users.js";
+import { processTrees } from "../lib/processes.js";
 
 /**
  * The listening sockets of these instances that other hosts can reach, by instance name (only

@@ -6,7 +6,6 @@ import {
   describePortHolders,
   formatEndpoint,
   isLoopbackAddress,
-  parentFromStat,
   parseProcNetTcp,
   safeCommandLine,
   socketInodeOfLink,
@@ -14,6 +13,7 @@ import {
   TCP_LISTEN,
   type PortListener,
 } from "./listeners.js";
+import { parentFromStat } from "../lib/processes.js";
 
 // Copied from a real x86_64 machine (trailing spaces and all): listeners on 127.0.0.1,
 // 0.0.0.0, 127.1.2.3 and 192.0.2.2, and both ends of a connection on 127.0.0.1.

@@ -3,9 +3,10 @@
 // per call and text meant for people. The parsers are pure; the /proc reads are at the bottom.
 import { escapeUntrusted } from "../core/untrusted-text.js";
 import { BlockList } from "node:net";
-import { access, readdir, readFile, readlink } from "node:fs/promises";
+import { readdir, readFile, readlink } from "node:fs/promises";
 import os from "node:os";
 import { hasErrno } from "../lib/errors.js";
+import { allPids, isGoneOrClosed } from "../lib/processes.js";
 import { userNamesOf } from "./users.js";
 
 /** The `st` field of /proc/net/tcp: include/net/tcp_states.h. */
@@ -160,15 +161,6 @@ export function commandFromCmdline(raw: string): string {
   return raw.replace(/\0+$/, "").split("\0").join(" ");
 }
 
-/** The parent pid from the text of /proc/<pid>/stat; undefined when it is not of that form. */
-export function parentFromStat(text: string): number | undefined {
-  // The command, in parentheses, may hold spaces and ")": the fields follow the last ")".
-  const close = text.lastIndexOf(")");
-  if (close === -1) return undefined;
-  const ppid = text.slice(close + 2).split(" ")[1];
-  return ppid !== undefined && DECIMAL_RE.test(ppid) ? Number(ppid) : undefined;
-}
-
 /** The inode of a /proc/<pid>/fd link to a socket: "socket:[12345]". */
 export function socketInodeOfLink(link: string): number | undefined {
   const match = /^socket:\[(\d+)\]$/.exec(link);
@@ -178,16 +170,6 @@ export function socketInodeOfLink(link: string): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // Reading /proc. Processes come and go while it is read, and a process of another user may be
 // closed to us (EACCES when not root): such a process is skipped, never an error.
-
-/** Errors that mean "this process (or its fd) is gone, or not ours to read". */
-function isGoneOrClosed(error: unknown): boolean {
-  return (
-    hasErrno(error, "ENOENT") ||
-    hasErrno(error, "ESRCH") ||
-    hasErrno(error, "EACCES") ||
-    hasErrno(error, "EPERM")
-  );
-}
 
 const TCP_FILES = ["/proc/net/tcp", "/proc/net/tcp6"];
 
@@ -218,10 +200,6 @@ export async function readTcpSockets(
 /** The listening TCP sockets, both families. */
 export function readListeners(): Promise<TcpSocket[]> {
   return readTcpSockets({ state: TCP_LISTEN });
-}
-
-async function allPids(): Promise<number[]> {
-  return (await readdir("/proc")).filter((e) => DECIMAL_RE.test(e)).map(Number);
 }
 
 /** The socket inodes a process holds; none when it is gone or closed to us. */
@@ -297,87 +275,6 @@ export async function socketOwners(
     for (const inode of held) owners.push({ ...info, inode });
   }
   return owners;
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch (error) {
-    if (hasErrno(error, "ENOENT")) return false;
-    throw error;
-  }
-}
-
-async function childrenFromTasks(pid: number): Promise<number[]> {
-  let tasks: string[];
-  try {
-    tasks = await readdir(`/proc/${pid}/task`);
-  } catch (error) {
-    if (isGoneOrClosed(error)) return [];
-    throw error;
-  }
-  const children: number[] = [];
-  // A child's parent is the thread that forked it: every thread's list counts.
-  for (const tid of tasks) {
-    try {
-      const text = await readFile(`/proc/${pid}/task/${tid}/children`, "utf8");
-      for (const child of text.split(" ")) if (DECIMAL_RE.test(child)) children.push(Number(child));
-    } catch (error) {
-      if (!isGoneOrClosed(error)) throw error;
-    }
-  }
-  return children;
-}
-
-async function childrenByParent(): Promise<Map<number, number[]>> {
-  const byParent = new Map<number, number[]>();
-  for (const pid of await allPids()) {
-    let stat: string;
-    try {
-      stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    } catch (error) {
-      if (isGoneOrClosed(error)) continue;
-      throw error;
-    }
-    const parent = parentFromStat(stat);
-    if (parent === undefined) continue;
-    const siblings = byParent.get(parent);
-    if (siblings) siblings.push(pid);
-    else byParent.set(parent, [pid]);
-  }
-  return byParent;
-}
-
-/**
- * For each root pid, itself and its descendants. Read from /proc/<pid>/task/<tid>/children
- * where the kernel has them (CONFIG_PROC_CHILDREN: a few reads per process of the tree), else
- * from the parent pid of every process (one pass over /proc for all roots). A process that
- * left its tree (a daemon that forked twice belongs to init) is not found.
- */
-export async function processTrees(roots: readonly number[]): Promise<Map<number, number[]>> {
-  const trees = new Map<number, number[]>();
-  if (roots.length === 0) return trees;
-  let childrenOf: (pid: number) => Promise<number[]>;
-  if (await exists(`/proc/${process.pid}/task/${process.pid}/children`)) {
-    childrenOf = childrenFromTasks;
-  } else {
-    const byParent = await childrenByParent();
-    childrenOf = (pid) => Promise.resolve(byParent.get(pid) ?? []);
-  }
-  for (const root of roots) {
-    const seen = new Set<number>([root]);
-    const queue = [root];
-    for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
-      for (const child of await childrenOf(pid)) {
-        if (seen.has(child)) continue;
-        seen.add(child);
-        queue.push(child);
-      }
-    }
-    trees.set(root, [...seen]);
-  }
-  return trees;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -194,10 +194,6 @@ export async function writeServiceConfigs(ctx: AccContext): Promise<void> {
   await restrictHome(ctx.paths);
   await ctx.proxy.writeMainConfig();
   await ctx.proxy.test();
-  // nginx and acc server inherit supervisord's file limit: a herd of held requests needs many,
-  // but supervisord refuses to start when minfds is above the hard limit.
-  const { stdout } = await ctx.exec("/bin/sh", ["-c", "ulimit -Hn"], { timeoutMs: 5000 });
-  const hard = stdout.trim() === "unlimited" ? Infinity : Number(stdout.trim()) || 1024;
   const programs = servicePrograms(ctx);
   let restart: string | undefined;
   if (ctx.config.postgres === "managed") {
@@ -212,7 +208,7 @@ export async function writeServiceConfigs(ctx: AccContext): Promise<void> {
     await managed.init();
     programs.push(program);
   }
-  await ctx.processes.writeMainConfig(programs, { minFds: Math.min(32768, hard) });
+  await ctx.processes.writeMainConfig(programs);
   if (restart !== undefined) {
     // Loaded as now written (its new user), then started.
     await ctx.processes.updateServices();

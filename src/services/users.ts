@@ -45,11 +45,11 @@ export function createUsers({ exec }: { exec: Exec }): Users {
     }
   }
 
-  return {
-    lookup,
-    async ensure(user, home) {
-      const existing = await lookup(user);
-      if (existing) return existing;
+  /** A system user with its own group, no login and no home folder made; idempotent. */
+  async function addSystemUser(user: string, home: string, limits: string[]): Promise<UserIds> {
+    const existing = await lookup(user);
+    if (existing) return existing;
+    try {
       await exec(
         "useradd",
         [
@@ -60,50 +60,35 @@ export function createUsers({ exec }: { exec: Exec }): Users {
           home,
           "--shell",
           "/usr/sbin/nologin",
-          // Debian's system id range (100-999) holds fewer users than a server holds instances.
-          ...[
-            "SYS_UID_MIN=100000",
-            "SYS_UID_MAX=899999",
-            "SYS_GID_MIN=100000",
-            "SYS_GID_MAX=899999",
-          ].flatMap((kv) => ["-K", kv]),
+          ...limits.flatMap((kv) => ["-K", kv]),
           user,
         ],
         { timeoutMs: 30_000 },
       );
-      const created = await lookup(user);
-      if (!created) throw new Error(`useradd ${user} succeeded but the user is not there`);
-      return created;
-    },
-    async ensureService(user) {
-      const existing = await lookup(user);
-      if (existing) return existing;
-      try {
-        await exec(
-          "useradd",
-          [
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/usr/sbin/nologin",
-            user,
-          ],
-          { timeoutMs: 30_000 },
-        );
-      } catch (error) {
-        // Another acc process (a second acc init, a test) made it meanwhile.
-        if (!(error instanceof ExecError)) throw error;
-        const made = await lookup(user);
-        if (made) return made;
-        throw error;
-      }
-      const created = await lookup(user);
-      if (!created) throw new Error(`useradd ${user} succeeded but the user is not there`);
-      return created;
-    },
+    } catch (error) {
+      // Another acc process (a second acc init, a test) made it meanwhile.
+      if (!(error instanceof ExecError)) throw error;
+      const made = await lookup(user);
+      if (made) return made;
+      throw error;
+    }
+    const created = await lookup(user);
+    if (!created) throw new Error(`useradd ${user} succeeded but the user is not there`);
+    return created;
+  }
+
+  return {
+    lookup,
+    ensure: (user, home) =>
+      addSystemUser(user, home, [
+        // Debian's system id range (100-999) holds fewer users than a server holds instances.
+        "SYS_UID_MIN=100000",
+        "SYS_UID_MAX=899999",
+        "SYS_GID_MIN=100000",
+        "SYS_GID_MAX=899999",
+      ]),
+    // acc's services take ids from Debian's own system range.
+    ensureService: (user) => addSystemUser(user, "/nonexistent", []),
     async remove(user) {
       const ids = await lookup(user);
       if (!ids) return;

@@ -54,10 +54,7 @@ export interface ProgramState {
 export type ServiceSignal = "HUP" | "USR1" | "USR2" | "TERM" | "QUIT" | "INT" | "WINCH";
 
 export interface Supervisor {
-  writeMainConfig(
-    programs: readonly ServiceProgram[],
-    options?: { minFds?: number },
-  ): Promise<void>;
+  writeMainConfig(programs: readonly ServiceProgram[]): Promise<void>;
   isRunning(): Promise<boolean>;
   start(): Promise<void>;
   /** Stops supervisord and everything it runs; waits up to timeoutMs (default 60 s) for it to exit. */
@@ -84,6 +81,8 @@ export interface Supervisor {
 }
 
 const POLL_MS = 25;
+/** The file limit supervisord and what it runs get, when the hard limit allows. */
+const FILE_LIMIT = 65536;
 // States in which supervisord holds no process for a program (supervisor/states.py).
 const STOPPED_STATES = new Set(["STOPPED", "EXITED", "FATAL", "UNKNOWN"]);
 
@@ -309,7 +308,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   return {
-    async writeMainConfig(programs, options = {}) {
+    async writeMainConfig(programs) {
       // Root's alone: program files, sockets, and logs that hold every instance's output.
       for (const dir of [
         paths.supervisor,
@@ -327,7 +326,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         }
       }
       for (const program of programs) await ensureDir(dirname(program.logFile));
-      const conf = renderSupervisordConf({ paths, programs, minFds: options.minFds });
+      const conf = renderSupervisordConf({ paths, programs });
       await writeFileAtomic(paths.supervisorConf, conf);
     },
 
@@ -373,10 +372,25 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
       const bin = deps.supervisordBin ?? "supervisord";
       try {
-        // Without nodaemon, supervisord binds its socket, forks and the parent exits.
-        await deps.exec(bin, ["-c", paths.supervisorConf], { timeoutMs });
+        // Without nodaemon, supervisord binds its socket, forks and the parent exits. Its file
+        // limit, which nginx, acc server (a herd of held requests) and many running programs
+        // need, is raised here rather than with minfds: supervisord closes every descriptor up
+        // to minfds before each spawn, 100 ms per instance start at 32,768.
+        await deps.exec(
+          "/bin/sh",
+          [
+            "-c",
+            `ulimit -n ${FILE_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
+            "supervisord",
+            bin,
+            "-c",
+            paths.supervisorConf,
+          ],
+          { timeoutMs },
+        );
       } catch (error) {
-        if (error instanceof ExecError && hasErrno(error.cause, "ENOENT")) {
+        // sh says 127 when it cannot find the program.
+        if (error instanceof ExecError && error.exitCode === 127) {
           throw new AccError("ACC_ENV", `${bin} is not installed`, {
             cause: error,
             hint: "install the Debian package supervisor (acc init does)",

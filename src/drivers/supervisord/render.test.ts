@@ -131,7 +131,6 @@ describe("renderSupervisordConf", () => {
   it("renders acc's own supervisord with its services and the active instances", () => {
     const conf = renderSupervisordConf({
       paths,
-      minFds: 4096,
       programs: [
         {
           name: "acc-nginx",
@@ -168,7 +167,6 @@ describe("renderSupervisordConf", () => {
         "directory=/var/lib/acc/supervisor",
         "umask=077",
         "nodaemon=false",
-        "minfds=4096",
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",

@@ -28,11 +28,6 @@ export interface InstanceProgram {
 export interface SupervisordConfOptions {
   paths: HomePaths;
   programs: readonly ServiceProgram[];
-  /**
-   * supervisord raises its file-descriptor limit to this at start (and refuses to start when it
-   * cannot); each running program holds about three descriptors.
-   */
-  minFds?: number;
 }
 
 const INSTANCE_PREFIX = "i-";
@@ -89,7 +84,6 @@ export function renderSupervisordConf(opts: SupervisordConfOptions): string {
     "umask=077",
     "nodaemon=false",
   ];
-  if (opts.minFds !== undefined) lines.push(`minfds=${positiveInteger("minfds", opts.minFds)}`);
   lines.push(
     "",
     "[rpcinterface:supervisor]",
