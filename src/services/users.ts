@@ -106,7 +106,8 @@ export function createUsers({ exec }: { exec: Exec }): Users {
       while ((await pidsOfUser(ids.uid)).length > 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      await exec("userdel", [user], { timeoutMs: 30_000 });
+      // --force: a zombie of the user that PID 1 has not reaped yet would make it refuse.
+      await exec("userdel", ["--force", user], { timeoutMs: 30_000 });
     },
   };
 }
@@ -114,6 +115,8 @@ export function createUsers({ exec }: { exec: Exec }): Users {
 /** Pids of the processes whose real user id is uid, read from /proc. */
 export async function pidsOfUser(uid: number): Promise<number[]> {
   const pids: number[] = [];
+  // A zombie runs nothing: it waits for its parent (or, orphaned, for PID 1) to reap it, which
+  // can take a while where PID 1 is not a real init; it holds nothing of the user's.
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     let status: string;
@@ -123,6 +126,7 @@ export async function pidsOfUser(uid: number): Promise<number[]> {
       continue; // the process ended while we looked
     }
     const real = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+    if (/^State:\s+Z/m.test(status)) continue;
     if (real !== undefined && Number(real) === uid) pids.push(Number(entry));
   }
   return pids;
