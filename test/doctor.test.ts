@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
-import { pathExists } from "../src/services/open.js";
+import { pathExists } from "../src/lib/files.js";
 import { ACC_BIN, createAccHome } from "./harness/acc.js";
 import { waitFor } from "./harness/common.js";
 

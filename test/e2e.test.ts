@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
-import { pathExists } from "../src/services/open.js";
+import { pathExists } from "../src/lib/files.js";
 import { isAlive, waitFor } from "./harness/common.js";
 import { createAccHome } from "./harness/acc.js";
 

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { parseEnvFile } from "../src/core/instance-env.js";
 import { instancePaths } from "../src/core/paths.js";
 import { renderProgram } from "../src/drivers/supervisord/render.js";
-import { pathExists } from "../src/services/open.js";
+import { pathExists } from "../src/lib/files.js";
 import {
   accOk,
   bootHome,

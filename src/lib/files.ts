@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import {
+  access,
   chmod,
   lchown,
   lstat,
@@ -162,5 +163,15 @@ export async function tailFile(
     return { text: all.slice(-lines).join("\n"), size };
   } finally {
     await handle.close();
+  }
+}
+
+/** Whether something is at that path (a link is followed). */
+export async function pathExists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
   }
 }

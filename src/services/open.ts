@@ -1,4 +1,4 @@
-import { access, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
@@ -114,13 +114,4 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
     cache: {},
   };
   return context;
-}
-
-export async function pathExists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
 }

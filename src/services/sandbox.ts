@@ -5,9 +5,8 @@ import path from "node:path";
 import { SYSTEM_DIRS, type HostLayout } from "../core/sandbox.js";
 import { hasErrno } from "../lib/errors.js";
 import { ExecError } from "../lib/exec.js";
-import { readFileIfExists, writeFileAtomic } from "../lib/files.js";
+import { pathExists, readFileIfExists, writeFileAtomic } from "../lib/files.js";
 import type { AccContext } from "./context.js";
-import { pathExists } from "./open.js";
 
 export const BWRAP = "/usr/bin/bwrap";
 
