@@ -202,10 +202,18 @@ export function createServerApp(deps: ServerDeps): http.Server {
     started: Promise<InstanceRecord>,
   ): Promise<"answered" | "started" | "failed"> {
     let settled: "started" | "failed" | undefined;
+    let current: http.ClientRequest | undefined;
     started.then(
       () => (settled = "started"),
-      () => (settled = "failed"),
+      () => {
+        settled = "failed";
+        // A start that fails ends the wait in the backlog: the caller shows the failed page.
+        current?.destroy();
+      },
     );
+    res.on("close", () => {
+      if (!res.writableFinished) current?.destroy();
+    });
     for (;;) {
       if (settled !== undefined || res.headersSent || res.destroyed) return settled ?? "failed";
       const attempt = await new Promise<"answered" | "closed">((resolve) => {
@@ -231,11 +239,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
           },
         );
         upstream.on("error", () => resolve("closed"));
-        // A start that fails ends the wait in the backlog: the caller shows the failed page.
-        started.catch(() => upstream.destroy());
-        res.on("close", () => {
-          if (!res.writableFinished) upstream.destroy();
-        });
+        current = upstream;
         upstream.end();
       });
       if (attempt === "answered") return "answered";

@@ -126,14 +126,10 @@ function timeoutOf(ctx: AccContext, manifest: ModelManifest): number {
   return manifest.start_timeout ?? manifest.health.timeout ?? ctx.config.start_timeout;
 }
 
-async function instanceUser(
-  ctx: AccContext,
-  name: string,
-): Promise<{ user?: string; ids?: UserIds }> {
-  if (!ctx.isRoot) return {};
-  const user = instanceUserName(name);
-  const ids = await ctx.users.ensure(user, instancePaths(ctx.home, name).root);
-  return { user, ids };
+/** As root, the instance's own system user, made when missing. */
+async function ensureInstanceUser(ctx: AccContext, name: string): Promise<UserIds | undefined> {
+  if (!ctx.isRoot) return undefined;
+  return ctx.users.ensure(instanceUserName(name), instancePaths(ctx.home, name).root);
 }
 
 export async function createInstance(
@@ -181,7 +177,7 @@ export async function createInstance(
     let databaseMade = false;
     try {
       ctx.progress.step(`creating ${name} from ${model.manifest.name} ${model.manifest.version}`);
-      const { ids } = await instanceUser(ctx, name);
+      const ids = await ensureInstanceUser(ctx, name);
       const codeDir = await ensureSharedCode(ctx, model);
       let databaseEnv: Record<string, string> = {};
       if (model.manifest.database === "postgres") {
@@ -523,7 +519,7 @@ export async function restoreInstance(
     const instance = await getInstance(ctx, name);
     const wasRunning = instance.state === "running";
     if (mayBeAlive(instance.state)) await stopLocked(ctx, instance, "restore");
-    const { ids } = await instanceUser(ctx, name);
+    const ids = await ensureInstanceUser(ctx, name);
     await restoreInto(ctx, instance, backup, ids);
     await recordEvent(ctx, name, "restore", "ok", {
       cause: "cli",
