@@ -40,6 +40,23 @@ function forwardHeaders(req: IncomingMessage): http.OutgoingHttpHeaders {
   return out;
 }
 
+/** The held request, as it is passed to the app on its port (a fresh connection). */
+function requestToApp(
+  req: IncomingMessage,
+  port: number,
+  onAnswer: (answer: IncomingMessage) => void,
+): http.ClientRequest {
+  const options = {
+    host: "127.0.0.1",
+    port,
+    method: req.method,
+    path: req.url,
+    headers: forwardHeaders(req),
+    agent: false,
+  };
+  return http.request(options, onAnswer);
+}
+
 /** The app's answer, streamed to the client (hop-by-hop headers left out). */
 function streamAnswer(answer: IncomingMessage, res: ServerResponse): void {
   const headers = { ...answer.headers };
@@ -152,17 +169,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
 
   /** Passes the held request (its body too, streamed) to the instance and streams the answer back. */
   function proxy(req: IncomingMessage, res: ServerResponse, port: number): void {
-    const upstream = http.request(
-      {
-        host: "127.0.0.1",
-        port,
-        method: req.method,
-        path: req.url,
-        headers: forwardHeaders(req),
-        agent: false,
-      },
-      (answer) => streamAnswer(answer, res),
-    );
+    const upstream = requestToApp(req, port, (answer) => streamAnswer(answer, res));
     upstream.on("error", (error) => {
       deps.log(`proxy to ${port} failed: ${error.message}`);
       if (!res.headersSent)
@@ -217,27 +224,17 @@ export function createServerApp(deps: ServerDeps): http.Server {
     for (;;) {
       if (settled !== undefined || res.headersSent || res.destroyed) return settled ?? "failed";
       const attempt = await new Promise<"answered" | "closed">((resolve) => {
-        const upstream = http.request(
-          {
-            host: "127.0.0.1",
-            port,
-            method: req.method,
-            path: req.url,
-            headers: forwardHeaders(req),
-            agent: false,
-          },
-          (answer) => {
-            // The client may have had the waiting page meanwhile: this answer then goes nowhere.
-            if (res.headersSent || res.destroyed) {
-              answer.resume();
-              upstream.destroy();
-              resolve("closed");
-              return;
-            }
-            streamAnswer(answer, res);
-            resolve("answered");
-          },
-        );
+        const upstream = requestToApp(req, port, (answer) => {
+          // The client may have had the waiting page meanwhile: this answer then goes nowhere.
+          if (res.headersSent || res.destroyed) {
+            answer.resume();
+            upstream.destroy();
+            resolve("closed");
+            return;
+          }
+          streamAnswer(answer, res);
+          resolve("answered");
+        });
         upstream.on("error", () => resolve("closed"));
         current = upstream;
         upstream.end();
