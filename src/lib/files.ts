@@ -88,7 +88,10 @@ export async function ensureOwnedDir(
   if ((info.mode & 0o7777) !== mode) await chmod(dir, mode);
 }
 
-/** A folder with exactly this mode, whatever the umask and whatever mode it had. */
+/**
+ * A folder with exactly this mode, whatever the umask and whatever mode it had. A link there is
+ * followed (a sysadmin may put backups/ on another disk): for folders only root's users change.
+ */
 export async function ensureDirMode(dir: string, mode: number): Promise<void> {
   await mkdir(dir, { recursive: true, mode });
   await chmod(dir, mode);

@@ -29,6 +29,8 @@ import { processTrees } from "../lib/processes.js";
 export async function exposedListeners(
   ctx: Pick<AccContext, "isRoot" | "processes">,
   instances: readonly Pick<InstanceRecord, "name">[],
+  /** The listening sockets, when the caller has just read them. */
+  listening?: readonly TcpSocket[],
 ): Promise<Map<string, TcpSocket[]>> {
   const found = new Map<string, TcpSocket[]>();
   const add = (name: string, socket: TcpSocket): void => {
@@ -37,7 +39,9 @@ export async function exposedListeners(
     else found.set(name, [socket]);
   };
   if (instances.length === 0) return found;
-  const exposed = (await readListeners()).filter((l) => !isLoopbackAddress(l.address));
+  const exposed = (listening ?? (await readListeners())).filter(
+    (l) => !isLoopbackAddress(l.address),
+  );
   if (exposed.length === 0) return found;
 
   if (ctx.isRoot) {
@@ -125,8 +129,9 @@ export async function checkBindAddresses(
   ctx: AccContext,
   instance: InstanceRecord,
   manifest: ModelManifest,
+  listening?: readonly TcpSocket[],
 ): Promise<void> {
-  const exposed = (await exposedListeners(ctx, [instance])).get(instance.name);
+  const exposed = (await exposedListeners(ctx, [instance], listening)).get(instance.name);
   if (exposed === undefined) return;
   const where = describeEndpoints(exposed);
   const strict = manifest.strict_bind === true;

@@ -20,6 +20,7 @@ import {
   type BackupResult,
 } from "./backups.js";
 import { checkBindAddresses } from "./bind-check.js";
+import { readListeners } from "./listeners.js";
 import type { AccContext } from "./context.js";
 import { waitHealthy } from "./health.js";
 import { withLease } from "./leases.js";
@@ -284,8 +285,9 @@ export async function startLocked(
     if (result.ok) {
       // Each throws ACC_START_FAILED (handled below): another user's program answered on its
       // port, or it listens beyond loopback and may not.
-      await checkPortOwner(ctx, instance, manifest);
-      await checkBindAddresses(ctx, instance, manifest);
+      const listening = await readListeners();
+      await checkPortOwner(ctx, instance, manifest, listening);
+      await checkBindAddresses(ctx, instance, manifest, listening);
       await setState(ctx, instance, "running", { operation: null, lastError: null });
       await recordEvent(ctx, instance.name, "start", "ok", {
         cause,

@@ -1,7 +1,7 @@
 // Brings instances made by an older acc to today's layout (acc boot runs it): their folder was
 // the instance user's own, with its config, logs and launcher inside, which let the instance
 // point root's writes anywhere. Now the folder is root's and only data/ is the instance's.
-import { lstat, open, rename, rmdir, unlink } from "node:fs/promises";
+import { lstat, open, rename, unlink } from "node:fs/promises";
 import { constants } from "node:fs";
 import path from "node:path";
 import { parseEnvFile } from "../core/instance-env.js";
@@ -11,11 +11,12 @@ import { ExecError } from "../lib/exec.js";
 import { ensureOwnedDir, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
+import { dataOwner, removeAsOwner } from "./instance-data.js";
 import { writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
 import { writeLaunchSpec } from "./launch.js";
 import { codeDirOf, instanceManifest } from "./model-code.js";
 import { sandboxState } from "./sandbox.js";
-import { instanceUserName, type UserIds } from "./users.js";
+import type { UserIds } from "./users.js";
 
 /** What the old layout had in an instance's folder besides data/ and env. */
 const OLD_ENTRIES = ["config", "logs", "run.sh"];
@@ -50,7 +51,7 @@ export async function migrateInstances(ctx: AccContext): Promise<MigrationReport
         await migrateInstance(ctx, instance);
         report.migrated.push(instance.name);
       } else if (/^sandbox /m.test(spec) !== sandboxed) {
-        const ids = await instanceIds(ctx, instance.name);
+        const ids = await dataOwner(ctx, instance.name);
         const manifest = await instanceManifest(ctx, instance);
         const codeDir = codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash);
         await writeLaunchSpec(ctx, instance, manifest, codeDir, ids);
@@ -75,14 +76,6 @@ async function readSpec(file: string): Promise<string | undefined> {
   }
 }
 
-async function instanceIds(ctx: AccContext, name: string): Promise<UserIds | undefined> {
-  if (!ctx.isRoot) return undefined;
-  const user = instanceUserName(name);
-  const ids = await ctx.users.lookup(user);
-  if (!ids) throw new Error(`its system user ${user} does not exist`);
-  return ids;
-}
-
 /** A regular file's content, opened without following a link and read up to a limit. */
 async function readNoFollow(file: string, limit: number): Promise<string> {
   const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -100,7 +93,7 @@ async function readNoFollow(file: string, limit: number): Promise<string> {
 
 async function migrateInstance(ctx: AccContext, instance: InstanceRecord): Promise<void> {
   const p = instancePaths(ctx.home, instance.name);
-  const ids = await instanceIds(ctx, instance.name);
+  const ids = await dataOwner(ctx, instance.name);
   // First the folder becomes root's: from then on the instance can add, replace or link
   // nothing in it, so what follows cannot be turned elsewhere. (instances/ is root's, so the
   // folder itself cannot have been swapped for a link.)
@@ -164,31 +157,17 @@ async function keepOldLog(ctx: AccContext, name: string, ids: UserIds | undefine
   }
 }
 
-/** Empties the set-aside entries as the instance's user, then removes what is left as root. */
+/**
+ * Removes the set-aside entries: a folder is emptied as the instance's user (it made what is
+ * in it), then removed by root; a file is only unlinked (an entry of a root-owned folder).
+ */
 async function removeAside(
   ctx: AccContext,
   aside: readonly string[],
   ids: UserIds | undefined,
 ): Promise<void> {
-  if (aside.length === 0) return;
-  try {
-    await ctx.exec("rm", ["-rf", "--", ...aside], {
-      timeoutMs: 120_000,
-      cwd: "/",
-      ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
-    });
-  } catch (error) {
-    // As the instance, rm cannot remove the entries themselves (their folder is root's).
-    if (!(error instanceof ExecError)) throw error;
-  }
   for (const entry of aside) {
-    try {
-      const info = await lstat(entry);
-      if (info.isDirectory()) await rmdir(entry);
-      else await unlink(entry);
-    } catch (error) {
-      // Not empty (the instance made it unremovable for itself): it stays, inert.
-      if (!hasErrno(error, "ENOENT") && !hasErrno(error, "ENOTEMPTY")) throw error;
-    }
+    if ((await lstat(entry)).isDirectory()) await removeAsOwner(ctx, entry, ids);
+    else await unlink(entry);
   }
 }

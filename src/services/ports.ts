@@ -4,7 +4,7 @@ import type { ModelManifest } from "../core/model.js";
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
-import { describePortHolders, portHolders, readListeners } from "./listeners.js";
+import { describePortHolders, portHolders, readListeners, type TcpSocket } from "./listeners.js";
 import { instanceUserName, userNamesOf } from "./users.js";
 
 /**
@@ -50,11 +50,15 @@ export async function holdIdlePorts(
 export async function portIntruders(
   ctx: Pick<AccContext, "isRoot">,
   instances: readonly Pick<InstanceRecord, "name" | "port">[],
+  /** The listening sockets, when the caller has just read them. */
+  listening?: readonly TcpSocket[],
 ): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   const own = process.getuid?.() ?? 0;
   const byPort = new Map(instances.map((i) => [i.port, i]));
-  const foreign = (await readListeners()).filter((l) => l.uid !== own && byPort.has(l.port));
+  const foreign = (listening ?? (await readListeners())).filter(
+    (l) => l.uid !== own && byPort.has(l.port),
+  );
   if (foreign.length === 0) return found;
   const names = await userNamesOf(foreign.map((l) => l.uid));
   for (const port of new Set(foreign.map((l) => l.port))) {
@@ -89,9 +93,10 @@ export async function checkPortOwner(
   ctx: AccContext,
   instance: InstanceRecord,
   manifest: ModelManifest,
+  listening?: readonly TcpSocket[],
 ): Promise<void> {
   if (manifest.socket_activation) return;
-  const intruder = await portIntruder(ctx, instance);
+  const intruder = (await portIntruders(ctx, [instance], listening)).get(instance.name);
   if (intruder !== undefined) {
     throw new AccError(
       "ACC_START_FAILED",

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import type { Exec } from "../lib/exec.js";
 import { ExecError } from "../lib/exec.js";
+import { allPids } from "../lib/processes.js";
 
 export interface UserIds {
   uid: number;
@@ -117,17 +118,16 @@ export async function pidsOfUser(uid: number): Promise<number[]> {
   const pids: number[] = [];
   // A zombie runs nothing: it waits for its parent (or, orphaned, for PID 1) to reap it, which
   // can take a while where PID 1 is not a real init; it holds nothing of the user's.
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
+  for (const pid of await allPids()) {
     let status: string;
     try {
-      status = await readFile(`/proc/${entry}/status`, "utf8");
+      status = await readFile(`/proc/${pid}/status`, "utf8");
     } catch {
       continue; // the process ended while we looked
     }
     const real = /^Uid:\s+(\d+)/m.exec(status)?.[1];
     if (/^State:\s+Z/m.test(status)) continue;
-    if (real !== undefined && Number(real) === uid) pids.push(Number(entry));
+    if (real !== undefined && Number(real) === uid) pids.push(pid);
   }
   return pids;
 }
