@@ -1,6 +1,7 @@
 // acc-ports, the port keeper (libexec/acc-ports), against the real script: it holds a port so that
-// no other user can bind it, hands it over and takes it back, and acc names a program that got
-// an instance's port anyway (a model that binds its port itself leaves a moment for it).
+// no other user can bind it while connections are refused, lets a socket-activated app listen
+// beside it, lends it to an app that binds it itself, and acc names a program that got an
+// instance's port anyway (a model that binds its port itself leaves a moment for it).
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect } from "node:net";
@@ -46,6 +47,32 @@ function connectOutcome(port: number): Promise<"refused" | "reset" | "open"> {
   });
 }
 
+/** A listening socket on the port with SO_REUSEPORT, as acc-launch makes it (Node 20 cannot). */
+async function listenBeside(port: number): Promise<{ close(done: () => void): void }> {
+  const child = spawn(
+    "/usr/bin/python3",
+    [
+      "-c",
+      `import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); print("listening", flush=True)
+sys.stdin.read()`,
+      String(port),
+    ],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`python exited ${code}`)));
+  });
+  return {
+    close(done) {
+      child.once("exit", () => done());
+      child.stdin.end();
+    },
+  };
+}
+
 function sleeper(): ChildProcess {
   const child = spawn("/bin/sleep", ["60"], { stdio: "ignore" });
   if (child.pid === undefined) throw new Error("could not start sleep");
@@ -77,21 +104,21 @@ test("acc-ports holds, hands over and takes back a port", { skip, timeout: 60_00
 
   assert.equal(await keeper.hold(port), "held");
   assert.equal(await keeper.hold(port), "held", "again: nothing changes");
-  assert.equal(await connectOutcome(port), "reset", "nginx then hands the request to the waker");
+  assert.equal(await connectOutcome(port), "refused", "nginx then hands the request to the waker");
   const squatter = squat(nobody, port, "squatter", 300);
   assert.match((await squatter.waitOutput(/gave-up \S+/))[0], /EADDRINUSE/);
   await squatter.stop();
 
-  // Socket activation: an app takes the socket; the keeper stops answering on it, and takes it
-  // back when the app ends.
-  const app = sleeper();
-  const taken = await takeAs(socketPath, port, app.pid as number);
-  assert.match(taken, /^ok \d+ \d+$/);
-  assert.equal(await modeOf(), "taken");
-  await stopChild(app);
-  await waitFor("the port held again", async () =>
-    (await modeOf()) === "held" ? true : undefined,
-  );
+  // Socket activation: acc-launch (root) makes the app's socket with SO_REUSEPORT beside the
+  // keeper's; it listens, and when it closes the port is refused again, never free.
+  const app = await listenBeside(port);
+  assert.equal(await connectOutcome(port), "open");
+  const during = squat(nobody, port, "squatter", 300);
+  assert.match((await during.waitOutput(/gave-up \S+/))[0], /EADDRINUSE/);
+  await during.stop();
+  await new Promise<void>((resolve) => app.close(() => resolve()));
+  assert.equal(await connectOutcome(port), "refused");
+  assert.equal(await modeOf(), "held");
 
   // An app that binds the port itself borrows it: free while it runs, held again after.
   const binder = sleeper();
@@ -133,8 +160,6 @@ function request(socketPath: string, line: string): Promise<string> {
   });
 }
 
-const takeAs = (socketPath: string, port: number, pid: number): Promise<string> =>
-  request(socketPath, `take ${port} ${pid}`);
 const lendAs = (socketPath: string, port: number, pid: number): Promise<string> =>
   request(socketPath, `lend ${port} ${pid}`);
 

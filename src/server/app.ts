@@ -198,7 +198,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
   /**
    * Sends the held request to the app while it starts: it waits in the socket's backlog until
    * the app accepts, so the answer comes one round trip sooner than after the health check.
-   * Until acc-launch has taken the socket, acc-ports resets the connection: it is tried again.
+   * Until acc-launch has made the socket, the connection is refused: it is tried again.
    * "answered": the app's answer is being streamed; "started": the start ended before an answer
    * came, the caller proxies as usual; "failed": the start failed, or the client left.
    */

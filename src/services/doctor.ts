@@ -233,7 +233,7 @@ async function checkPorts(
     if (instance.state === "running" || instance.state === "starting") continue;
     if (intruders.has(instance.name)) continue;
     const mode = held.get(instance.port)?.mode;
-    if (mode === "held" || mode === "taken" || mode === "lent") continue;
+    if (mode === "held" || mode === "lent") continue;
     const finding = {
       problem: `${instance.name}: acc-ports does not hold its port ${instance.port}: another user could take it`,
       repair: "hold it",

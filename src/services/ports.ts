@@ -1,9 +1,10 @@
-// Instances' ports and acc-ports, the keeper that holds them while their instances do not run
-// (design.md, "Users and privileges": no other local user can take an instance's port).
+// Instances' ports and acc-ports, the keeper that holds them from create to destroy (design.md,
+// "Users and privileges": no other local user can take an instance's port).
 import type { ModelManifest } from "../core/model.js";
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
+import { instanceManifest } from "./model-code.js";
 import { describePortHolders, portHolders, readListeners, type TcpSocket } from "./listeners.js";
 import { instanceUserName, userNamesOf } from "./users.js";
 
@@ -29,14 +30,20 @@ export async function releasePort(ctx: AccContext, port: number): Promise<void> 
   }
 }
 
-/** Holds the port of every instance that is not running (after boot, or a keeper restart). */
-export async function holdIdlePorts(
+/**
+ * Holds every instance's port (after boot, or a keeper restart), but that of a running app that
+ * bound its port itself: its own socket holds it meanwhile, and acc-ports gets it at its stop.
+ * A socket-activated app's socket shares the port with acc-ports'. Returns the ports another
+ * program has.
+ */
+export async function holdPorts(
   ctx: AccContext,
   instances: readonly InstanceRecord[],
 ): Promise<number[]> {
   const taken: number[] = [];
   for (const instance of instances) {
-    if (instance.state === "running" || instance.state === "starting") continue;
+    const up = instance.state === "running" || instance.state === "starting";
+    if (up && !(await instanceManifest(ctx, instance)).socket_activation) continue;
     if ((await ctx.ports.hold(instance.port)) === "in-use") taken.push(instance.port);
   }
   return taken;

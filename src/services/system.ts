@@ -15,7 +15,7 @@ import { ensureServiceUsers, restrictHome } from "./home-access.js";
 import { isRootUser } from "./open.js";
 import { portKeeperProgram } from "../drivers/ports/index.js";
 import { migrateInstances, type MigrationReport } from "./migrate.js";
-import { holdIdlePorts } from "./ports.js";
+import { holdPorts } from "./ports.js";
 import { probeSandbox, sandboxState } from "./sandbox.js";
 
 /** Debian packages acc needs, with the binary that shows each is there. */
@@ -281,7 +281,7 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
       }
     }
   }
-  const squatted = await holdIdlePortsWhenUp(ctx);
+  const squatted = await holdPortsWhenUp(ctx);
   return {
     supervisord: wasRunning ? "already running" : "started",
     nginx: "running",
@@ -291,12 +291,12 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   };
 }
 
-/** Holds the ports of the instances that do not run, once acc-ports answers (it just started). */
-async function holdIdlePortsWhenUp(ctx: AccContext): Promise<number[]> {
+/** Holds the instances' ports, once acc-ports answers (it just started). */
+async function holdPortsWhenUp(ctx: AccContext): Promise<number[]> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
-      return await holdIdlePorts(ctx, await ctx.store.listInstances());
+      return await holdPorts(ctx, await ctx.store.listInstances());
     } catch (error) {
       if (!isAccError(error, "ACC_NOT_BOOTED") || Date.now() > deadline) throw error;
     }
@@ -377,7 +377,7 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
       const kept = await ctx.ports.status();
       ports = {
         state: "running",
-        held: kept.ports.filter((p) => p.mode === "held" || p.mode === "taken").length,
+        held: kept.ports.filter((p) => p.mode === "held").length,
         squatted: kept.ports.filter((p) => p.mode === "squatted").map((p) => p.port),
       };
     } catch (error) {

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -86,6 +87,35 @@ async function pidFrom(file: string): Promise<number | undefined> {
   }
 }
 
+const SLICES = path.join(os.tmpdir(), "acc-test-port-slices");
+
+/**
+ * A slice of 100 instance ports that no other test home on this machine uses meanwhile: two
+ * homes with the same ports would fight over them (acc-ports of each holds them). Below
+ * Linux's ephemeral range (32768+), so no outgoing connection's source port blocks an
+ * instance's bind, and below acc's default range, so a real acc home here is not hit. A claim
+ * is a folder made atomically, holding the claimer's pid: one left by a dead test is reused.
+ */
+async function claimPortSlice(): Promise<{ base: number; release(): Promise<void> }> {
+  await mkdir(SLICES, { recursive: true });
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const base = 10000 + Math.floor(Math.random() * 100) * 100;
+    const claim = path.join(SLICES, String(base));
+    try {
+      await mkdir(claim);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const owner = await pidFrom(path.join(claim, "pid"));
+      if (owner === undefined || isAlive(owner)) continue;
+      await rm(claim, { recursive: true, force: true });
+      continue;
+    }
+    await writeFile(path.join(claim, "pid"), `${process.pid}\n`);
+    return { base, release: () => rm(claim, { recursive: true, force: true }) };
+  }
+  throw new Error("no free slice of instance ports for a test home");
+}
+
 /**
  * A fresh home on free ports, initialised (not booted). `env` adds ACC_* overrides, such as
  * ACC_POSTGRES=external for a test that needs no database and should not start the cluster.
@@ -95,10 +125,8 @@ export async function createAccHome(options: { env?: NodeJS.ProcessEnv } = {}): 
   const httpPort = await freePort();
   const serverPort = await freePort();
   const postgresPort = await freePort();
-  // A random slice below Linux's ephemeral range (32768+), so parallel test files do not hand
-  // out the same ports and no outgoing connection's source port blocks an instance's bind.
-  // 10000-19999: below acc's default range too, so a real acc home on this machine is not hit.
-  const base = 10000 + Math.floor(Math.random() * 100) * 100;
+  const slice = await claimPortSlice();
+  const base = slice.base;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ACC_HOME: home,
@@ -164,11 +192,13 @@ export async function createAccHome(options: { env?: NodeJS.ProcessEnv } = {}): 
         for (const name of names) await users.remove(instanceUserName(name));
       }
       await removeDir(home);
+      await slice.release();
     },
   };
   const init = await run(["init", "--no-install"]);
   if (init.code !== 0) {
     await removeDir(home);
+    await slice.release();
     throw new Error(`acc init failed: ${init.stderr}`);
   }
   return accHome;

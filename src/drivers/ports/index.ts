@@ -1,15 +1,15 @@
-// The driver of acc-ports (libexec/acc-ports), the port keeper: it holds the listening socket of
-// every instance that is not running, so that no other local user can bind an instance's port
-// and take its visitors. This is the client side of its one-line protocol.
+// The driver of acc-ports (libexec/acc-ports), the port keeper: it keeps every instance's port
+// bound (never listening), so that no other local user can bind it and take the instance's
+// visitors. This is the client side of its one-line protocol.
 import { createConnection } from "node:net";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import type { ServiceProgram } from "../supervisord/render.js";
 
-export type PortMode = "new" | "held" | "taken" | "lent" | "squatted";
+export type PortMode = "new" | "held" | "lent" | "squatted";
 
 export interface PortEntry {
   port: number;
-  /** held: the keeper has it; taken: an app uses the keeper's socket; lent: an app bound it itself; squatted: another program has it. */
+  /** held: the keeper has it bound (a socket-activated app listens beside it); lent: an app bound it itself; squatted: another program has it. */
   mode: PortMode;
   /** The process that took or borrowed it. */
   pid: number | null;
