@@ -117,6 +117,7 @@ async function main(): Promise<void> {
       isRoot,
       nginxUser: isRoot ? await workerUser() : "acc_nginx",
       instancePorts: PORTS,
+      requestTimeout: 300,
     },
     mutex: createLocalMutex(),
     nginxBin: NGINX_BIN,

@@ -256,6 +256,7 @@ try {
       isRoot: process.getuid?.() === 0,
       nginxUser: "acc_nginx",
       instancePorts: ports,
+      requestTimeout: 300,
     },
   });
   const reloadStarted = performance.now();

@@ -95,6 +95,7 @@ try {
         min: Number(acc.env.ACC_INSTANCE_PORT_MIN),
         max: Number(acc.env.ACC_INSTANCE_PORT_MAX),
       },
+      requestTimeout: 300,
     },
   });
   const tests: number[] = [];

@@ -106,6 +106,7 @@ async function setUp(t: TestContext): Promise<Fixture> {
       isRoot,
       nginxUser: user.name,
       instancePorts: { min: 32768, max: 60999 },
+      requestTimeout: 300,
     },
     mutex: createLocalMutex(),
     nginxBin: NGINX_BIN,

@@ -236,7 +236,7 @@ test(
     );
 
     await t.test(
-      "a request the running app may have seen: a GET is replayed, a POST is not",
+      "a request the running app may have seen is never sent again, GET or POST",
       async () => {
         await acc.ok(["start", "e1"]);
         // As nginx hands it over after a failure on an accepted connection (connect time set),
@@ -264,7 +264,7 @@ test(
             req.on("error", reject);
             req.end();
           });
-        assert.equal(await direct("GET"), 200);
+        assert.equal(await direct("GET"), 502);
         assert.equal(await direct("POST"), 502);
         // The TCP port, which any local user reaches, serves nothing that names an instance.
         assert.equal(await direct("GET", "tcp"), 404);

@@ -22,6 +22,8 @@ export interface AccConfig {
   start_timeout: number;
   /** Default stop timeout in ms before SIGKILL (models override it). */
   stop_timeout: number;
+  /** How long nginx and the waker wait for an instance's answer, in ms (models override it). */
+  request_timeout: number;
   /** As root: the system user nginx's workers run as (never mapped to a Postgres role). */
   nginx_user: string;
   /** As root: the system user that runs and owns the managed Postgres cluster. */
@@ -126,6 +128,11 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     doc: "How long a stop waits after SIGTERM before SIGKILL (models may override).",
     kind: "duration",
     defaults: ["10s", "10s"],
+  },
+  request_timeout: {
+    doc: "How long nginx waits for an instance's answer; then the client gets a 504 and the request is never sent again (models may override).",
+    kind: "duration",
+    defaults: ["300s", "300s"],
   },
   // '_' in the defaults: an instance's user is acc-<DNS label>, which never holds one.
   nginx_user: {

@@ -54,6 +54,8 @@ export interface ModelManifest {
   idle_timeout?: number | null;
   start_timeout?: number;
   stop_timeout?: number;
+  /** How long nginx and the waker wait for its answer (then a 504); whole seconds. */
+  request_timeout?: number;
   database?: "postgres";
   /**
    * true: a start fails when the app listens on an address other hosts can reach (0.0.0.0, ::,
@@ -207,6 +209,7 @@ const TOP_KEYS = [
   "idle_timeout",
   "start_timeout",
   "stop_timeout",
+  "request_timeout",
   "database",
   "strict_bind",
   "env",
@@ -689,6 +692,18 @@ export function parseManifest(text: string, source: string): ModelManifest {
   if (typeof start === "number") manifest.start_timeout = start;
   const stop = readDuration(reader, root, ["stop_timeout"], false);
   if (typeof stop === "number") manifest.stop_timeout = stop;
+  const request = readDuration(reader, root, ["request_timeout"], false);
+  if (typeof request === "number") {
+    if (request % 1000 !== 0) {
+      throw modelError(
+        reader,
+        ["request_timeout"],
+        "request_timeout must be whole seconds (nginx counts in seconds)",
+        'use a duration such as "30s", "5m" or "1h"',
+      );
+    }
+    manifest.request_timeout = request;
+  }
 
   const database = readString(reader, root, ["database"], false);
   if (database !== undefined) {

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
-import { codeDirOf, instanceManifest } from "../services/model-code.js";
+import { codeDirOf, instanceManifest, requestTimeoutOf } from "../services/model-code.js";
 import type { Waker } from "../services/wake.js";
 import type { InstanceRecord } from "../store/store.js";
 import { decideBeforeWake, type BeforeWake, type Refusal } from "./before-wake.js";
@@ -167,14 +167,32 @@ export function createServerApp(deps: ServerDeps): http.Server {
     });
   }
 
-  /** Passes the held request (its body too, streamed) to the instance and streams the answer back. */
-  function proxy(req: IncomingMessage, res: ServerResponse, port: number): void {
-    const upstream = requestToApp(req, port, (answer) => streamAnswer(answer, res));
+  /**
+   * Passes the held request (its body too, streamed) to the instance and streams the answer
+   * back. The app has it from then on: a failure or the instance's request timeout is a 502 or
+   * 504 (JSON to JSON clients), and the request is never sent again.
+   */
+  async function proxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    instance: InstanceRecord,
+  ): Promise<void> {
+    const timeoutMs = requestTimeoutOf(ctx, await instanceManifest(ctx, instance));
+    const upstream = requestToApp(req, instance.port, (answer) => {
+      upstream.setTimeout(0);
+      streamAnswer(answer, res);
+    });
+    upstream.setTimeout(timeoutMs, () => {
+      upstream.destroy();
+      void page(res, req, 504, "failed", instance, {
+        reason: `the application did not answer within ${timeoutMs / 1000} s`,
+      });
+    });
     upstream.on("error", (error) => {
-      deps.log(`proxy to ${port} failed: ${error.message}`);
-      if (!res.headersSent)
-        res.writeHead(502, { "content-type": "text/plain" }).end("bad gateway\n");
-      else res.destroy();
+      deps.log(`proxy to ${instance.name} (port ${instance.port}) failed: ${error.message}`);
+      if (res.headersSent) res.destroy();
+      else
+        void page(res, req, 502, "failed", instance, { reason: "the application did not answer" });
     });
     res.on("close", () => {
       if (!res.writableFinished) upstream.destroy();
@@ -205,13 +223,23 @@ export function createServerApp(deps: ServerDeps): http.Server {
   async function sendEarly(
     req: IncomingMessage,
     res: ServerResponse,
-    port: number,
+    instance: InstanceRecord,
     started: Promise<InstanceRecord>,
   ): Promise<"answered" | "started" | "failed"> {
+    const timeoutMs = requestTimeoutOf(ctx, await instanceManifest(ctx, instance));
     let settled: "started" | "failed" | undefined;
     let current: http.ClientRequest | undefined;
     started.then(
-      () => (settled = "started"),
+      () => {
+        settled = "started";
+        // The app is up: from now on its request timeout counts, as for any request it has.
+        current?.setTimeout(timeoutMs, () => {
+          current?.destroy();
+          void page(res, req, 504, "failed", instance, {
+            reason: `the application did not answer within ${timeoutMs / 1000} s`,
+          });
+        });
+      },
       () => {
         settled = "failed";
         // A start that fails ends the wait in the backlog: the caller shows the failed page.
@@ -224,7 +252,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
     for (;;) {
       if (settled !== undefined || res.headersSent || res.destroyed) return settled ?? "failed";
       const attempt = await new Promise<"answered" | "closed">((resolve) => {
-        const upstream = requestToApp(req, port, (answer) => {
+        const upstream = requestToApp(req, instance.port, (answer) => {
           // The client may have had the waiting page meanwhile: this answer then goes nowhere.
           if (res.headersSent || res.destroyed) {
             answer.resume();
@@ -232,10 +260,12 @@ export function createServerApp(deps: ServerDeps): http.Server {
             resolve("closed");
             return;
           }
+          upstream.setTimeout(0);
           streamAnswer(answer, res);
           resolve("answered");
         });
-        upstream.on("error", () => resolve("closed"));
+        // Timed out (see above): the client has its 504, and the app the request.
+        upstream.on("error", () => resolve(res.headersSent ? "answered" : "closed"));
         current = upstream;
         upstream.end();
       });
@@ -276,7 +306,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
     // A few requests go early; a herd waits for the health check, as the backlog is finite.
     const early =
       (earlyInFlight.get(name) ?? 0) < MAX_EARLY && (await mayGoEarly(req, instance))
-        ? countEarly(name, sendEarly(req, res, instance.port, started))
+        ? countEarly(name, sendEarly(req, res, instance, started))
         : undefined;
     if (isNavigation(req)) {
       const soon = await Promise.race([
@@ -311,7 +341,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
       return;
     }
     if (res.destroyed) return;
-    proxy(req, res, running.port);
+    await proxy(req, res, running);
   }
 
   /** An upgrade's refusal: a plain HTTP answer written on its socket, which is then closed. */

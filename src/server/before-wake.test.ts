@@ -92,16 +92,18 @@ test("before a wake: a failed instance answers at once for a while, then may sta
   assert.equal(answer(instance("failed", FAILED_RETRY_MS + 1), crawler)[2], "filtered");
 });
 
-test("before a wake: what a running app may have seen is replayed only when idempotent", () => {
+test("before a wake: a request the app may have seen is never sent again, whatever the method", () => {
   const seen = { ...browser, neverReachedInstance: false };
-  for (const method of ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"])
-    assert.deepEqual(answer(instance("running"), { ...seen, method }), ["wake"], method);
-  for (const method of ["POST", "PATCH", ""])
-    assert.deepEqual(answer(instance("running"), { ...seen, method }), [
-      "refuse",
-      502,
-      "failed",
-      {},
-    ]);
+  for (const state of ["running", "stopping", "starting", "stopped", "failed"] as const) {
+    for (const method of ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "POST", "PATCH", ""]) {
+      assert.deepEqual(
+        answer(instance(state), { ...seen, method }),
+        ["refuse", 502, "failed", {}],
+        `${state} ${method}`,
+      );
+    }
+  }
+  // Refused (nothing listened): the app never had it, so a start and the request are safe.
   assert.deepEqual(answer(instance("running"), { ...browser, method: "POST" }), ["wake"]);
+  assert.deepEqual(answer(instance("stopping"), { ...browser, method: "POST" }), ["wake"]);
 });

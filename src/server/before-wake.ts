@@ -3,9 +3,6 @@
 import type { InstanceRecord } from "../store/store.js";
 import type { PageKind } from "./pages.js";
 
-/** Methods a client may send again without a second effect (RFC 9110 9.2.2). */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
-
 /** A failed instance is tried again by a request only this long after its failure. */
 export const FAILED_RETRY_MS = 10_000;
 
@@ -49,14 +46,10 @@ export function decideBeforeWake(
       headers: { "retry-after": "3600" },
     };
   }
-  if (
-    instance.state === "running" &&
-    !request.neverReachedInstance &&
-    !IDEMPOTENT.has(request.method)
-  ) {
-    // The instance may have taken the request and then failed (crash, timeout, a kept-alive
-    // connection it closed): replaying a POST could repeat its effect. A GET is replayed, as
-    // nginx itself would.
+  if (!request.neverReachedInstance) {
+    // nginx connected, so the app (nothing else listens on an instance's port: acc-ports' socket
+    // refuses) accepted the request and may have run it before it failed, was stopped or cut
+    // the connection: sending it again could run it twice, whatever the method.
     return {
       action: "refuse",
       status: 502,

@@ -9,6 +9,7 @@ import { holdPort, portIntruders } from "./ports.js";
 import type { PortEntry } from "../drivers/ports/index.js";
 import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
+import { instanceManifest, siteOf } from "./model-code.js";
 import { withLease } from "./leases.js";
 
 export interface Finding {
@@ -162,8 +163,8 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
   for (const instance of instances) {
     if (instance.state === "creating" || instance.state === "destroying") continue;
     if (!sites.has(instance.name)) {
-      await add(`${instance.name}: its nginx files are missing`, "write them again", () =>
-        ctx.proxy.applySite({ name: instance.name, port: instance.port, hosts: instance.hosts }),
+      await add(`${instance.name}: its nginx files are missing`, "write them again", async () =>
+        ctx.proxy.applySite(siteOf(ctx, instance, await instanceManifest(ctx, instance))),
       );
     }
   }

@@ -27,7 +27,7 @@ import { withLease } from "./leases.js";
 import { instanceUserName, type UserIds } from "./users.js";
 import { generateSecret } from "./secrets.js";
 import { runSetup, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
-import { ensureSharedCode, instanceManifest } from "./model-code.js";
+import { ensureSharedCode, instanceManifest, siteOf } from "./model-code.js";
 import { checkPortOwner, holdPort, portIntruder, releasePort } from "./ports.js";
 import { pgAdmin } from "./databases.js";
 import { instanceDatabaseEnv } from "../drivers/postgres/index.js";
@@ -190,7 +190,7 @@ export async function createInstance(
       await writeInstanceFiles(ctx, instance, model, resolved.values, codeDir, ids, databaseEnv);
       await writeInstanceProgram(ctx, name, model.manifest, codeDir);
       ctx.progress.step("configuring nginx");
-      await ctx.proxy.applySite({ name, port: instance.port, hosts });
+      await ctx.proxy.applySite(siteOf(ctx, { name, port: instance.port, hosts }, model.manifest));
       await runSetup(ctx, name, model);
       await setState(ctx, instance, "stopped", { operation: null });
       await holdPort(ctx, instance.port);

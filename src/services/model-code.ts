@@ -129,3 +129,22 @@ async function makeWorldReadable(dir: string): Promise<void> {
     }
   }
 }
+
+/** How long nginx and the waker wait for the instance's answer, in ms: its model's, else acc.toml's. */
+export function requestTimeoutOf(ctx: AccContext, manifest: ModelManifest): number {
+  return manifest.request_timeout ?? ctx.config.request_timeout;
+}
+
+/** The instance's routing for nginx: its port, its hosts and its request timeout. */
+export function siteOf(
+  ctx: AccContext,
+  instance: Pick<InstanceRecord, "name" | "port" | "hosts">,
+  manifest: ModelManifest,
+): { name: string; port: number; hosts: string[]; requestTimeout: number } {
+  return {
+    name: instance.name,
+    port: instance.port,
+    hosts: instance.hosts,
+    requestTimeout: Math.ceil(requestTimeoutOf(ctx, manifest) / 1000),
+  };
+}

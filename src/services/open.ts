@@ -102,6 +102,7 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
         isRoot,
         nginxUser: config.nginx_user,
         instancePorts: { min: config.instance_port_min, max: config.instance_port_max },
+        requestTimeout: Math.ceil(config.request_timeout / 1000),
       },
     }),
     ports: createPortKeeper({ socketPath: paths.portsSocket }),

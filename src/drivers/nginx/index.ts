@@ -30,7 +30,10 @@ import {
   renderHostMap,
   renderNginxConf,
   renderSite,
+  renderTimeout,
   sitePath,
+  timeoutPath,
+  timeoutsDir,
 } from "./render.js";
 
 /** A lock shared by every acc process on the machine (the store provides it). */
@@ -46,6 +49,8 @@ export interface NginxConfig {
   nginxUser: string;
   /** acc.toml's instance port range (the upstream has a server per port). */
   instancePorts: { min: number; max: number };
+  /** acc.toml's request_timeout, in seconds. */
+  requestTimeout: number;
 }
 
 /** One `nginx -t` or one settled reload, for logs, events and tests. */
@@ -71,6 +76,8 @@ export interface SiteChange {
   port: number;
   /** Lower-case host names, already validated (validateHostname). */
   hosts: readonly string[];
+  /** How long nginx waits for its answer, in seconds, when not the config's request_timeout. */
+  requestTimeout?: number;
 }
 
 export interface Nginx {
@@ -159,7 +166,30 @@ export function createNginx(deps: NginxDeps): Nginx {
     if ((await readFileIfExists(paths.nginxGeneration)) === undefined) {
       await writeFileAtomic(paths.nginxGeneration, renderGeneration(newGeneration()));
     }
-    const conf = renderNginxConf({
+    await ensureDirMode(timeoutsDir(paths), 0o700);
+    await writeFileAtomic(paths.nginxConf, await renderMainConfig());
+    // nginx does not remove a unix socket left by a master that was killed, and then cannot
+    // bind it: it would never start again.
+    if ((await readMasterPid(paths.nginxPid, paths.nginxConf)) === undefined) {
+      await rm(paths.nginxControlSocket, { force: true });
+    }
+  }
+
+  /** nginx.conf, with a location for each request timeout instances have (timeouts/). */
+  async function renderMainConfig(change?: { name: string; seconds?: number }): Promise<string> {
+    const timeouts = new Map<string, number>();
+    for (const file of await readDirIfExists(timeoutsDir(paths))) {
+      const match = /^(\S+) (\d+);$/.exec(
+        ((await readFileIfExists(`${timeoutsDir(paths)}/${file}`)) ?? "").trim(),
+      );
+      if (match && isValidInstanceName(match[1] ?? "")) timeouts.set(match[1]!, Number(match[2]));
+    }
+    if (change) {
+      if (change.seconds === undefined) timeouts.delete(change.name);
+      else timeouts.set(change.name, change.seconds);
+    }
+    const owner = config.isRoot ? await workerAccount() : undefined;
+    return renderNginxConf({
       paths,
       listenAddress: config.listenAddress,
       httpPort: config.httpPort,
@@ -167,13 +197,9 @@ export function createNginx(deps: NginxDeps): Nginx {
       workerUser: config.nginxUser,
       workerGroup: owner?.group,
       instancePorts: config.instancePorts,
+      requestTimeout: config.requestTimeout,
+      otherRequestTimeouts: [...timeouts.values()],
     });
-    await writeFileAtomic(paths.nginxConf, conf);
-    // nginx does not remove a unix socket left by a master that was killed, and then cannot
-    // bind it: it would never start again.
-    if ((await readMasterPid(paths.nginxPid, paths.nginxConf)) === undefined) {
-      await rm(paths.nginxControlSocket, { force: true });
-    }
   }
 
   function command(): string[] {
@@ -312,9 +338,12 @@ export function createNginx(deps: NginxDeps): Nginx {
   }
 
   async function applySite(site: SiteChange): Promise<void> {
+    const seconds = site.requestTimeout === config.requestTimeout ? undefined : site.requestTimeout;
     // Rendered before anything is touched: a bad value changes nothing.
     const changes = [
-      // The upstream first: a host must never map to an instance without one.
+      // Its timeout's location first, then its upstream key: a host must never map to an
+      // instance nginx cannot route.
+      ...(await timeoutChanges(site.name, seconds)),
       {
         path: sitePath(paths, site.name),
         content: renderSite({ ...site, ports: config.instancePorts }),
@@ -324,10 +353,27 @@ export function createNginx(deps: NginxDeps): Nginx {
     await changeFiles(site.name, changes);
   }
 
+  /** The instance's timeout file, and nginx.conf when the set of timeouts changes with it. */
+  async function timeoutChanges(name: string, seconds: number | undefined): Promise<FileChange[]> {
+    const changes: FileChange[] = [
+      {
+        path: timeoutPath(paths, name),
+        content: seconds === undefined ? undefined : renderTimeout(name, seconds),
+      },
+    ];
+    const main = await renderMainConfig({ name, ...(seconds === undefined ? {} : { seconds }) });
+    if (main !== (await readFileIfExists(paths.nginxConf))) {
+      // A timeout no instance had yet gets its location before any instance maps to it.
+      changes.unshift({ path: paths.nginxConf, content: main });
+    }
+    return changes;
+  }
+
   async function removeSite(name: string): Promise<void> {
     await changeFiles(name, [
       { path: hostMapPath(paths, name), content: undefined },
       { path: sitePath(paths, name), content: undefined },
+      { path: timeoutPath(paths, name), content: undefined },
     ]);
   }
 

@@ -7,6 +7,7 @@ import {
   renderHostMap,
   renderNginxConf,
   renderSite,
+  renderTimeout,
   sitePath,
   type MainConfigOptions,
   crc32,
@@ -23,6 +24,7 @@ const userOptions: MainConfigOptions = {
   isRoot: false,
   workerUser: "acc_nginx",
   instancePorts: { min: 20000, max: 20002 },
+  requestTimeout: 300,
 };
 
 // String.raw keeps nginx's own "\n" escapes as written in the file.
@@ -109,8 +111,7 @@ http {
             proxy_set_header X-Acc-Connect-Time "";
             proxy_read_timeout 300s;
             proxy_send_timeout 300s;
-            # Refused (instance stopped) or timed out: acc server decides what to do.
-            error_page 502 504 = @waker;
+            error_page 502 = @waker;
         }
 
         location @waker {
@@ -125,10 +126,11 @@ http {
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Acc-Instance $acc_instance;
             proxy_set_header X-Acc-Connect-Time $upstream_connect_time;
-            # acc server is on this machine: when it is down, answer at once.
+            # acc server is on this machine: when it is down, answer at once. It holds a
+            # request for a whole start, then applies the instance's own timeout.
             proxy_connect_timeout 2s;
-            proxy_read_timeout 300s;
-            proxy_send_timeout 300s;
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
             error_page 502 504 =503 @stopped;
         }
 
@@ -341,4 +343,21 @@ test("site and host map paths are the instance's own files", () => {
   assert.equal(sitePath(paths, "foo"), "/home/u/.acc/nginx/sites/foo.conf");
   assert.equal(hostMapPath(paths, "foo"), "/home/u/.acc/nginx/hosts/foo.map");
   assert.throws(() => sitePath(paths, "../../etc/x"), /bug: invalid instance name/);
+});
+
+test("renderNginxConf: instances with a request timeout of their own get one location per value", () => {
+  assert.doesNotMatch(renderNginxConf(userOptions), /acc_timeout|@timeout/);
+  const conf = renderNginxConf({ ...userOptions, otherRequestTimeouts: [3, 300, 3, 45] });
+  assert.match(conf, /^ {4}map \$acc_instance \$acc_timeout \{$/m);
+  assert.match(conf, /^ {8}include \/home\/u\/\.acc\/nginx\/timeouts\/\*\.conf;$/m);
+  assert.deepEqual(
+    [...conf.matchAll(/^ {8}location (@timeout\d+) \{$/gm)].map((m) => m[1]),
+    ["@timeout3", "@timeout45"],
+    "one per distinct value, none for the default",
+  );
+  assert.match(conf, /location @timeout45 \{\n(?:.*\n)*? {12}proxy_read_timeout 45s;/);
+  assert.match(conf, /^ {12}error_page 418 = @timeout\$acc_timeout;$/m);
+  assert.equal(renderTimeout("crm", 45), "crm 45;\n");
+  assert.throws(() => renderTimeout("crm", 0));
+  assert.throws(() => renderTimeout("c;rm", 45));
 });

@@ -23,6 +23,10 @@ export interface MainConfigOptions {
   workerGroup?: string;
   /** acc.toml's instance port range: one upstream server per port in it. */
   instancePorts: PortRange;
+  /** How long nginx waits for an instance's answer (acc.toml's request_timeout), in seconds. */
+  requestTimeout: number;
+  /** Other timeouts instances have (their models' request_timeout), in seconds. */
+  otherRequestTimeouts?: readonly number[];
 }
 
 export interface PortRange {
@@ -62,6 +66,20 @@ export function hostMapPath(paths: HomePaths, name: string): string {
   return `${checkPath(paths.nginxHosts)}/${checkName(name)}.map`;
 }
 
+/** The folder of the request timeouts of instances whose timeout is not the default one. */
+export function timeoutsDir(paths: HomePaths): string {
+  return `${checkPath(paths.nginx)}/timeouts`;
+}
+
+export function timeoutPath(paths: HomePaths, name: string): string {
+  return `${timeoutsDir(paths)}/${checkName(name)}.conf`;
+}
+
+/** An instance's request timeout in seconds, for the `map $acc_instance $acc_timeout`. */
+export function renderTimeout(name: string, seconds: number): string {
+  return `${checkName(name)} ${checkSeconds(seconds)};\n`;
+}
+
 const NOT_FOUND_PAGE =
   "<!doctype html><html><head><title>404 Not Found</title></head><body>" +
   "<h1>Not Found</h1><p>No site answers at this address.</p></body></html>\\n";
@@ -70,6 +88,24 @@ const NOT_FOUND_PAGE =
 const STOPPED_PAGE =
   "<!doctype html><html><head><title>503 Service Unavailable</title></head><body>" +
   "<h1>Service Unavailable</h1><p>instance $acc_instance is not running.</p></body></html>\\n";
+
+/**
+ * What proxies a request to the instances: nginx waits `seconds` for the answer; a refused
+ * connection (the instance does not run) goes to the waker, and a timeout is the client's 504,
+ * never the waker's (the app has the request: it must not run twice).
+ */
+function instanceProxy(seconds: number): string[] {
+  return [
+    "proxy_pass http://acc_instances;",
+    // Never another server: the next one in the hash ring is another instance.
+    "proxy_next_upstream off;",
+    // nginx sets X-Acc-Instance itself, so a client cannot wake another instance.
+    ...proxyHeaders('""', '""'),
+    `proxy_read_timeout ${checkSeconds(seconds)}s;`,
+    `proxy_send_timeout ${checkSeconds(seconds)}s;`,
+    "error_page 502 = @waker;",
+  ];
+}
 
 /** The headers every proxied request carries, to the instance and to the waker alike. */
 function proxyHeaders(instanceHeader: string, connectTimeHeader: string): string[] {
@@ -95,6 +131,9 @@ export function renderNginxConf(opts: MainConfigOptions): string {
   // waker a request, nor name the instance it is for.
   const waker = `unix:${checkPath(paths.wakerSocket)}:`;
   const temp = checkPath(paths.nginxTemp);
+  const others = [...new Set(opts.otherRequestTimeouts ?? [])]
+    .filter((seconds) => checkSeconds(seconds) !== opts.requestTimeout)
+    .sort((a, b) => a - b);
   const user = opts.isRoot
     ? [`user ${checkUser(opts.workerUser)} ${checkUser(opts.workerGroup ?? opts.workerUser)};`]
     : [];
@@ -134,6 +173,15 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     `        include ${checkPath(paths.nginxHosts)}/*.map;`,
     "    }",
     "",
+    ...(others.length > 0
+      ? [
+          "    map $acc_instance $acc_timeout {",
+          '        default "";',
+          `        include ${timeoutsDir(paths)}/*.conf;`,
+          "    }",
+          "",
+        ]
+      : []),
     "    map $http_upgrade $acc_connection {",
     "        default upgrade;",
     '        "" "";',
@@ -170,26 +218,34 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "        }",
     "",
     "        location / {",
-    "            proxy_pass http://acc_instances;",
-    // Never another server: the next one in the hash ring is another instance.
-    "            proxy_next_upstream off;",
-    // nginx sets X-Acc-Instance itself, so a client cannot wake another instance.
-    ...proxyHeaders('""', '""').map((line) => `            ${line}`),
-    "            proxy_read_timeout 300s;",
-    "            proxy_send_timeout 300s;",
-    "            # Refused (instance stopped) or timed out: acc server decides what to do.",
-    "            error_page 502 504 = @waker;",
+    ...(others.length > 0
+      ? [
+          // An instance with a timeout of its own goes to that timeout's location.
+          "            error_page 418 = @timeout$acc_timeout;",
+          "            if ($acc_timeout) {",
+          "                return 418;",
+          "            }",
+        ]
+      : []),
+    ...instanceProxy(opts.requestTimeout).map((line) => `            ${line}`),
     "        }",
     "",
+    ...others.flatMap((seconds) => [
+      `        location @timeout${seconds} {`,
+      ...instanceProxy(seconds).map((line) => `            ${line}`),
+      "        }",
+      "",
+    ]),
     "        location @waker {",
     `            proxy_pass http://${waker};`,
     // X-Acc-Connect-Time is "-" when the instance never accepted the connection, so the
     // request was never sent to it and may be replayed; a number means it may have run.
     ...proxyHeaders("$acc_instance", "$upstream_connect_time").map((line) => `            ${line}`),
-    "            # acc server is on this machine: when it is down, answer at once.",
+    "            # acc server is on this machine: when it is down, answer at once. It holds a",
+    "            # request for a whole start, then applies the instance's own timeout.",
     "            proxy_connect_timeout 2s;",
-    "            proxy_read_timeout 300s;",
-    "            proxy_send_timeout 300s;",
+    "            proxy_read_timeout 3600s;",
+    "            proxy_send_timeout 3600s;",
     "            error_page 502 504 =503 @stopped;",
     "        }",
     "",
@@ -330,6 +386,11 @@ function checkListenAddress(address: string): string {
   if (ipv4 && ipv4.slice(1).every((octet) => Number(octet) <= 255)) return address;
   if (/^\[[0-9a-f:.]+\]$/i.test(address)) return address;
   throw bug("listen address", address);
+}
+
+function checkSeconds(seconds: number): number {
+  if (!Number.isSafeInteger(seconds) || seconds < 1) throw bug("timeout", seconds);
+  return seconds;
 }
 
 function checkUser(user: string): string {
