@@ -1,5 +1,5 @@
 // Models' code in the home: one folder per model version, shared read-only by its instances.
-import { chmod, cp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, cp, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseManifest, type ModelManifest } from "../core/model.js";
 import { AccError } from "../lib/errors.js";
@@ -43,10 +43,16 @@ export async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Pro
   await ensureDirMode(ctx.paths.code, 0o711);
   // Copy to a temp folder and rename: two creates racing, or a crash, never leave half a copy.
   const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-  await cp(model.dir, temp, {
+  // A model folder may be a link (HOME/models/foo -> /srv/foo): copy what it points to, else
+  // the copy is a second link and npm and .acc-complete would write into the sysadmin's folder.
+  const source = await realpath(model.dir);
+  await cp(source, temp, {
     recursive: true,
     filter: (src) =>
-      !src.split(path.sep).some((part) => part === ".git" || part === "node_modules"),
+      !path
+        .relative(source, src)
+        .split(path.sep)
+        .some((part) => part === ".git" || part === "node_modules"),
   });
   try {
     await installDependencies(ctx, model, temp);
