@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { commandHelp, parseCommandArgs, type CliEnv } from "../cli/command.js";
 import { findCommand, mainHelp } from "../cli/commands.js";
 import { makeStyle, useColor } from "../cli/output.js";
+import { escapeUntrusted } from "../core/untrusted-text.js";
 import { AccError, exitCodeFor } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { openContext, resolveHome } from "../services/open.js";
@@ -113,6 +114,10 @@ async function main(argv: string[]): Promise<number> {
       progress: {
         step: (text) =>
           progressOn && process.stderr.write(`${style.dim(`… ${text}`)}\n`) && undefined,
+        output: (text) =>
+          progressOn &&
+          process.stderr.write(escapeUntrusted(text, { keepLines: true })) &&
+          undefined,
       },
       open: async () => {
         ctx ??= await openContext({ home, env: process.env, accRoot, progress: cli.progress });

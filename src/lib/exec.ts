@@ -50,6 +50,11 @@ export interface ExecOptions {
   stdinFd?: number;
   /** Where the program's stdout is streamed instead of being collected (stdout is then ""). */
   stdout?: Writable;
+  /**
+   * Called with the program's stdout and stderr as they arrive, interleaved as written (stdout
+   * is then not collected; stderr still is, for the error).
+   */
+  output?: (text: string) => void;
 }
 
 export interface ExecResult {
@@ -67,7 +72,7 @@ export type Exec = (
 const MAX_BUFFER = 64 * 1024 * 1024;
 
 export const exec: Exec = (file, args, options = {}) =>
-  options.stdinFd !== undefined || options.stdout !== undefined
+  options.stdinFd !== undefined || options.stdout !== undefined || options.output !== undefined
     ? execStreaming(file, args, options)
     : execCollecting(file, args, options);
 
@@ -117,7 +122,11 @@ const execStreaming: Exec = (file, args, options = {}) =>
       env: options.env,
       timeout: options.timeoutMs ?? 60_000,
       signal: options.signal,
-      stdio: [options.stdinFd ?? "ignore", options.stdout ? "pipe" : "ignore", "pipe"],
+      stdio: [
+        options.stdinFd ?? "ignore",
+        options.stdout || options.output ? "pipe" : "ignore",
+        "pipe",
+      ],
       ...(options.uid !== undefined ? { uid: options.uid } : {}),
       ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
@@ -125,7 +134,12 @@ const execStreaming: Exec = (file, args, options = {}) =>
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {
       if (stderr.length < MAX_BUFFER) stderr += chunk;
+      options.output?.(chunk);
     });
+    if (options.output && !options.stdout) {
+      child.stdout?.setEncoding("utf8");
+      child.stdout?.on("data", options.output);
+    }
     const written =
       options.stdout && child.stdout ? pipeline(child.stdout, options.stdout) : Promise.resolve();
     const exited = new Promise<{ code: number | null; signal: string | null }>((done, fail) => {

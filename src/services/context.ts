@@ -11,6 +11,8 @@ import type { Users } from "./users.js";
 export interface Progress {
   /** A step under way, shown on a TTY only. */
   step(text: string): void;
+  /** What a program run for the user prints (a setup step), shown on a TTY only, escaped. */
+  output?(text: string): void;
 }
 
 /** Everything services need, passed in (style.md): no module-level singletons. */

@@ -1,16 +1,22 @@
 // An instance's files: its folder, env file, rendered config and launch spec, and its setup step.
+import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { instanceEnv, instanceUrl, renderEnvFile } from "../core/instance-env.js";
 import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { renderTemplate } from "../core/template.js";
+import { escapeUntrusted } from "../core/untrusted-text.js";
 import { AccError } from "../lib/errors.js";
+import { ExecError } from "../lib/exec.js";
 import { ensureOwnedDir, writeFileAtomic } from "../lib/files.js";
 import type { AccContext } from "./context.js";
 import { launcherArgv, writeLaunchSpec } from "./launch.js";
 import type { LoadedModel } from "./models.js";
 import type { UserIds } from "./users.js";
+
+/** How much of a setup step's output a failure keeps (its last 20 lines, at most). */
+const SETUP_TAIL_CHARS = 16_384;
 
 /** Everything a template or [env] value may use. */
 function templateVars(
@@ -97,23 +103,50 @@ function readOnlyForGroup(mode: number): number {
   return (mode & 0o700) | ((mode >> 3) & 0o050);
 }
 
+/**
+ * Runs the model's setup step, as `/bin/sh -c` runs its command (its exit status is the
+ * step's). Its output is appended to the instance's app.log (`acc logs` shows it with the
+ * app's) and shown on the create's terminal; a failure carries its last lines.
+ */
 export async function runSetup(ctx: AccContext, name: string, model: LoadedModel): Promise<void> {
   const setup = model.manifest.setup;
   if (!setup) return;
   ctx.progress.step(`running setup: ${setup.command}`);
   const [launcher, ...args] = launcherArgv(ctx, name, "setup");
+  // HOME/logs/NAME is root's (0700): the instance cannot put a link where root appends.
+  const log = createWriteStream(instancePaths(ctx.home, name).appLog, { flags: "a", mode: 0o600 });
+  let tail = "";
   try {
     // acc-launch drops to the instance's user and enters its sandbox, as for the app.
     await ctx.exec(launcher as string, args, {
       cwd: "/",
       timeoutMs: setup.timeout ?? 300_000,
       env: { PATH: "/usr/bin:/bin" },
+      output: (text) => {
+        log.write(text);
+        tail = (tail + text).slice(-SETUP_TAIL_CHARS);
+        ctx.progress.output?.(text);
+      },
     });
   } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? "";
-    throw new AccError("ACC_FAILED", `setup of ${name} failed: ${setup.command}`, {
+    const status =
+      error instanceof ExecError
+        ? error.exitCode !== null
+          ? ` (exit status ${error.exitCode})`
+          : error.signal !== null
+            ? ` (${error.signal})`
+            : ""
+        : "";
+    throw new AccError("ACC_FAILED", `setup of ${name} failed${status}: ${setup.command}`, {
       cause: error,
-      details: stderr.trim().split("\n").slice(-20).join("\n"),
+      details: escapeUntrusted(tail.trimEnd().split("\n").slice(-20).join("\n"), {
+        keepLines: true,
+      }),
+    });
+  } finally {
+    await new Promise<void>((resolve, reject) => {
+      log.once("error", reject);
+      log.end(resolve);
     });
   }
 }
