@@ -3,7 +3,7 @@
 // instance's log and, on a terminal, to the create's output.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { access, readFile } from "node:fs/promises";
+import { access, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { findPostgresBin } from "../src/drivers/postgres/index.js";
@@ -54,7 +54,7 @@ function accOnTerminal(acc: AccHome, args: string[]): Promise<{ code: number; ou
 }
 
 test("model commands run as the shell runs them", { skip, timeout: 300_000 }, async (t) => {
-  const acc = await bootHome(t, ["shell"]);
+  const acc = await bootHome(t, ["shell", "echo"]);
 
   await t.test("`a && exec b` as the command: both run, the app serves", async () => {
     await accOk(acc, ["create", "shell", "--name", "md-sh1"]);
@@ -99,5 +99,44 @@ test("model commands run as the shell runs them", { skip, timeout: 300_000 }, as
     assert.equal((await runAcc(acc, ["show", "md-sh3"])).code, 3);
     const listed = JSON.parse(await accOk(acc, ["list", "--json"])) as { name: string }[];
     assert.deepEqual(listed.map((i) => i.name).sort(), ["md-sh1", "md-sh2", "md-sh4"]);
+  });
+
+  await t.test("acc models prune removes the code no instance uses, and only that", async () => {
+    await accOk(acc, ["create", "echo", "--name", "md-pr1", "--no-start"]);
+    await accOk(acc, ["destroy", "md-pr1", "--yes", "--no-backup"]);
+    const code = path.join(acc.home, "code");
+    const before = (await readdir(code)).sort();
+    const echoCode = before.filter((f) => f.startsWith("echo-1-"));
+    assert.equal(echoCode.length, 1, before.join(" "));
+
+    const doctor = await runAcc(acc, ["doctor"]);
+    assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, /1 code folder\(s\) .* that no instance uses .*echo-1-/);
+
+    const dry = JSON.parse(await accOk(acc, ["models", "prune", "--dry-run", "--json"])) as {
+      removed: { folder: string; bytes: number }[];
+      kept: number;
+    };
+    assert.deepEqual(
+      dry.removed.map((f) => f.folder),
+      echoCode,
+    );
+    assert.ok((dry.removed[0]?.bytes ?? 0) > 0);
+    assert.equal(dry.kept, 1, "shell's folder is in use");
+    assert.deepEqual((await readdir(code)).sort(), before, "--dry-run removes nothing");
+
+    const pruned = await accOk(acc, ["models", "prune"]);
+    assert.match(pruned, new RegExp(`removed ${echoCode[0]} \\(`));
+    assert.match(pruned, /freed .* \(1 in use kept\)/);
+    assert.deepEqual(
+      await readdir(code),
+      before.filter((f) => !echoCode.includes(f)),
+    );
+    assert.equal((await acc.request("md-sh1.localhost")).status, 200, "its user still answers");
+    assert.match(await accOk(acc, ["models", "prune"]), /no code folder to remove/);
+
+    const bad = await runAcc(acc, ["models", "purge"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /unknown action "purge"/);
   });
 });

@@ -9,13 +9,8 @@ import { resumeCommand, setCommand, suspendCommand } from "./instance-settings.j
 import { destroyCommand, restartCommand, startCommand, stopCommand } from "./lifecycle.js";
 import { listCommand, showCommand } from "./list.js";
 import { logsCommand } from "./logs.js";
-import {
-  bootCommand,
-  initCommand,
-  modelsCommand,
-  shutdownCommand,
-  statusCommand,
-} from "./system.js";
+import { modelsCommand } from "./models.js";
+import { bootCommand, initCommand, shutdownCommand, statusCommand } from "./system.js";
 
 /** Every command, in the order `acc help` lists them. */
 export const COMMANDS: readonly Command[] = [

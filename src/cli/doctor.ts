@@ -16,7 +16,7 @@ export const doctorCommand: Command = {
     const ctx = await cli.open();
     const repair = flag(args, "repair");
     const findings = await doctor(ctx, repair);
-    const open = findings.filter((f) => !f.repaired);
+    const open = findings.filter((f) => !f.repaired && f.advisory !== true);
     const text =
       findings.length === 0
         ? "all is well: the store, supervisord, nginx and the files agree"

@@ -9,7 +9,6 @@ import {
   writeServiceConfigs,
 } from "../services/system.js";
 import { flag, stringOption, type Command } from "./command.js";
-import { table } from "./output.js";
 
 export const initCommand: Command = {
   name: "init",
@@ -153,31 +152,5 @@ export const statusCommand: Command = {
       text: rows.map(([k, v]) => `${(k ?? "").padEnd(width)}  ${v}`).join("\n"),
       exitCode,
     };
-  },
-};
-
-export const modelsCommand: Command = {
-  name: "models",
-  summary:
-    "List the models: bundled ones and the home's own (HOME/models), with any manifest error.",
-  usage: "",
-  help: [],
-  options: {},
-  positionals: { min: 0, max: 0, names: "" },
-  json: true,
-  async run(_args, cli) {
-    const ctx = await cli.open();
-    const models = await ctx.models.list();
-    const broken = models.filter((m) => m.error !== undefined);
-    const text = table(
-      ["MODEL", "VERSION", "SOURCE", "DESCRIPTION"],
-      models.map((m) => [
-        m.name,
-        m.version ?? "-",
-        m.source,
-        m.error !== undefined ? `ERROR ${m.error}` : (m.description ?? ""),
-      ]),
-    );
-    return { data: models, text, exitCode: broken.length > 0 ? 1 : 0 };
   },
 };

@@ -5,6 +5,7 @@ import { isAccError } from "../lib/errors.js";
 import { readDirIfExists } from "../lib/files.js";
 import { holderAlive, type InstanceRecord } from "../store/store.js";
 import { describeExposed, exposedListeners } from "./bind-check.js";
+import { pruneCode } from "./code-prune.js";
 import { holdPort, portIntruders } from "./ports.js";
 import type { PortEntry } from "../drivers/ports/index.js";
 import type { AccContext } from "./context.js";
@@ -18,6 +19,8 @@ export interface Finding {
   /** What --repair does (or did) about it. */
   repair: string;
   repaired: boolean;
+  /** Worth knowing, not a fault: doctor still exits 0 for it. */
+  advisory?: boolean;
 }
 
 async function namesIn(dir: string, suffix: string): Promise<string[]> {
@@ -167,6 +170,16 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
         ctx.proxy.applySite(siteOf(ctx, instance, await instanceManifest(ctx, instance))),
       );
     }
+  }
+  // After the repairs above: the code of an instance whose create was undone is unused too.
+  const code = await pruneCode(ctx, { dryRun: !repair });
+  if (code.removed.length > 0) {
+    findings.push({
+      problem: `${code.removed.length} code folder(s) in ${ctx.paths.code} that no instance uses (${(code.freedBytes / 1e6).toFixed(1)} MB): ${code.removed.map((f) => f.folder).join(", ")}`,
+      repair: "remove them (acc models prune)",
+      repaired: repair,
+      advisory: true,
+    });
   }
   if (!supervisorUp) {
     findings.push({
