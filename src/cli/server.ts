@@ -63,6 +63,7 @@ function startMonitor(
     onReport: (report) => {
       for (const stopped of report.stopped)
         log(`monitor: stopped ${stopped.name}: ${idleMessage(stopped)}`);
+      for (const file of report.rotated_logs ?? []) log(`monitor: rotated ${file}`);
     },
   });
 }

@@ -38,6 +38,8 @@ export interface AccConfig {
   wake_filter: string[];
   /** How often the monitor in `acc server` looks for idle instances. */
   monitor_interval: number;
+  /** acc's nginx logs (access.log, error.log) are rotated past this size in MB (0: never). */
+  nginx_log_max_mb: number;
   /** A browser navigation still waiting after this long gets the waiting page. */
   waiting_page_after: number;
   /** "managed": acc's own cluster in HOME/postgres; "external": the server at postgres_admin_url. */
@@ -169,6 +171,11 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     doc: "How often acc server looks for idle instances to stop.",
     kind: "duration",
     defaults: ["30s", "30s"],
+  },
+  nginx_log_max_mb: {
+    doc: "acc server rotates nginx's access.log and error.log past this size in MB, keeping 3 old ones (0: never).",
+    kind: "int",
+    defaults: [50, 50],
   },
   waiting_page_after: {
     doc: "A browser still waiting for a start after this long gets a waiting page that reloads when ready.",

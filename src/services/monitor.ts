@@ -13,6 +13,7 @@ import {
 import type { AccContext } from "./context.js";
 import { effectiveIdleTimeout, stopInstance } from "./instances.js";
 import { withLease } from "./leases.js";
+import { rotateNginxLogs } from "./nginx-logs.js";
 
 export interface IdleStop {
   name: string;
@@ -26,6 +27,8 @@ export interface MonitorReport {
   stopped: IdleStop[];
   /** What a pass without --dry-run would have stopped (empty otherwise). */
   would_stop: IdleStop[];
+  /** nginx logs this pass rotated (acc server's passes only), when any. */
+  rotated_logs?: string[];
   skipped: { name: string; reason: string }[];
   errors: { name: string; message: string }[];
   duration_ms: number;
@@ -35,6 +38,8 @@ export interface MonitorOptions {
   dryRun: boolean;
   /** The pass's clock; ctx.now() when not given. */
   now?: Date;
+  /** Rotate nginx's logs when past nginx_log_max_mb (acc server's loop does). */
+  rotateLogs?: boolean;
 }
 
 /** At most this many stops at once: each waits on supervisord, and idle instances come in bursts. */
@@ -105,6 +110,8 @@ async function refreshActivity(
   ctx: AccContext,
   instances: readonly InstanceRecord[],
   now: number,
+  report: MonitorReport,
+  rotateLogs: boolean,
 ): Promise<Map<string, number>> {
   return withLease(
     ctx.store,
@@ -120,6 +127,16 @@ async function refreshActivity(
       );
       await recordActivity(ctx, toRecord, instances);
       await saveAccessLogPosition(ctx, scan.position);
+      // Here, under the reader's lease and just after it saved its place: the next pass
+      // finishes the renamed file from there (see rotateNginxLogs).
+      if (rotateLogs) {
+        try {
+          const rotated = await rotateNginxLogs(ctx);
+          if (rotated.length > 0) report.rotated_logs = rotated;
+        } catch (error) {
+          report.errors.push({ name: "nginx logs", message: `rotation: ${errorMessage(error)}` });
+        }
+      }
       return latest;
     },
     { waitMs: ACTIVITY_LEASE_WAIT_MS, what: "the access log reader" },
@@ -205,7 +222,13 @@ export async function monitorPass(
     duration_ms: 0,
   };
   const instances = await ctx.store.listInstances();
-  const latest = await refreshActivity(ctx, instances, now);
+  const latest = await refreshActivity(
+    ctx,
+    instances,
+    now,
+    report,
+    options.rotateLogs === true && !options.dryRun,
+  );
   const busy = new Map(
     (await ctx.store.listLeases())
       .filter((lease) => holderAlive(lease.holder))
@@ -315,7 +338,7 @@ export async function startMonitorLoop(
     await sleep(options.intervalMs, options.signal);
     if (options.signal.aborted) break;
     try {
-      const report = await monitorPass(ctx, { dryRun: false });
+      const report = await monitorPass(ctx, { dryRun: false, rotateLogs: true });
       for (const error of report.errors) {
         log(`acc monitor: ${error.name}: ${error.message.split("\n")[0] ?? ""}`);
       }
