@@ -16,7 +16,7 @@ export function formatBytes(bytes: number): string {
 }
 
 export function renderPrune(result: PruneResult): string {
-  const verb = result.dryRun ? "would remove" : "removed";
+  const verb = result.dry_run ? "would remove" : "removed";
   const lines = result.removed.map(
     (f) =>
       `${verb} ${f.folder} (${formatBytes(f.bytes)}${f.why === "unfinished" ? ", an unfinished copy" : ""})`,
@@ -25,7 +25,7 @@ export function renderPrune(result: PruneResult): string {
   lines.push(
     result.removed.length === 0
       ? `no code folder to remove (${inUse})`
-      : `${result.dryRun ? "would free" : "freed"} ${formatBytes(result.freedBytes)} (${inUse})`,
+      : `${result.dry_run ? "would free" : "freed"} ${formatBytes(result.freed_bytes)} (${inUse})`,
   );
   return lines.join("\n");
 }

@@ -57,7 +57,7 @@ describe("acc models prune", () => {
       result.removed.map((f) => [f.folder, f.why]),
       [[UNUSED, "unused"]],
     );
-    assert.ok(result.freedBytes >= 50_000, `freed ${result.freedBytes}`);
+    assert.ok(result.freed_bytes >= 50_000, `freed ${result.freed_bytes}`);
     assert.equal(result.kept, 1);
     assert.deepEqual((await readdir(code)).sort(), [UNUSED, USED].sort());
   });
@@ -72,7 +72,7 @@ describe("acc models prune", () => {
       (await readdir(code)).sort(),
       [USED, `${USED}.tmp-${process.pid}-1700000000000`].sort(),
     );
-    assert.equal(result.freedBytes, result.removed[0]!.bytes + result.removed[1]!.bytes);
+    assert.equal(result.freed_bytes, result.removed[0]!.bytes + result.removed[1]!.bytes);
   });
 
   it("puts a folder back when a create took it meanwhile", async () => {
@@ -89,9 +89,9 @@ describe("acc models prune", () => {
   it("a home without code folders has nothing to remove", async () => {
     await rm(code, { recursive: true });
     assert.deepEqual(await pruneCode(ctx, { dryRun: false }), {
-      dryRun: false,
+      dry_run: false,
       removed: [],
-      freedBytes: 0,
+      freed_bytes: 0,
       kept: 0,
     });
   });

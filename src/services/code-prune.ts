@@ -17,9 +17,9 @@ export interface PrunedFolder {
 }
 
 export interface PruneResult {
-  dryRun: boolean;
+  dry_run: boolean;
   removed: PrunedFolder[];
-  freedBytes: number;
+  freed_bytes: number;
   /** Code folders left in place because an instance uses them. */
   kept: number;
 }
@@ -85,7 +85,7 @@ export async function pruneCode(
     candidates.push({ folder: name, bytes: await diskUsage(path.join(root, name)), why });
   }
   if (options.dryRun) {
-    return { dryRun: true, removed: candidates, freedBytes: sum(candidates), kept };
+    return { dry_run: true, removed: candidates, freed_bytes: sum(candidates), kept };
   }
 
   // A create may have picked one of these folders since the store was read. Moved aside
@@ -118,7 +118,7 @@ export async function pruneCode(
     await rm(where, { recursive: true, force: true });
     removed.push(candidate);
   }
-  return { dryRun: false, removed, freedBytes: sum(removed), kept };
+  return { dry_run: false, removed, freed_bytes: sum(removed), kept };
 }
 
 function sum(folders: PrunedFolder[]): number {

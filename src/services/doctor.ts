@@ -175,7 +175,7 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
   const code = await pruneCode(ctx, { dryRun: !repair });
   if (code.removed.length > 0) {
     findings.push({
-      problem: `${code.removed.length} code folder(s) in ${ctx.paths.code} that no instance uses (${(code.freedBytes / 1e6).toFixed(1)} MB): ${code.removed.map((f) => f.folder).join(", ")}`,
+      problem: `${code.removed.length} code folder(s) in ${ctx.paths.code} that no instance uses (${(code.freed_bytes / 1e6).toFixed(1)} MB): ${code.removed.map((f) => f.folder).join(", ")}`,
       repair: "remove them (acc models prune)",
       repaired: repair,
       advisory: true,
