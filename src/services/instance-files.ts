@@ -1,6 +1,5 @@
 // An instance's files: its folder, env file, rendered config and launch spec, and its setup step.
-import { createWriteStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { instanceEnv, instanceUrl, renderEnvFile } from "../core/instance-env.js";
 import type { ModelManifest } from "../core/model.js";
@@ -114,7 +113,9 @@ export async function runSetup(ctx: AccContext, name: string, model: LoadedModel
   ctx.progress.step(`running setup: ${setup.command}`);
   const [launcher, ...args] = launcherArgv(ctx, name, "setup");
   // HOME/logs/NAME is root's (0700): the instance cannot put a link where root appends.
-  const log = createWriteStream(instancePaths(ctx.home, name).appLog, { flags: "a", mode: 0o600 });
+  const log = await open(instancePaths(ctx.home, name).appLog, "a", 0o600);
+  // Appends in the order the output came, each after the last; a failed one fails the step.
+  let logged: Promise<unknown> = Promise.resolve();
   let tail = "";
   try {
     // acc-launch drops to the instance's user and enters its sandbox, as for the app.
@@ -123,7 +124,9 @@ export async function runSetup(ctx: AccContext, name: string, model: LoadedModel
       timeoutMs: setup.timeout ?? 300_000,
       env: { PATH: "/usr/bin:/bin" },
       output: (text) => {
-        log.write(text);
+        logged = logged.then(() => log.write(text));
+        // Seen in `finally` below; until then, not an unhandled rejection.
+        logged.catch(() => undefined);
         tail = (tail + text).slice(-SETUP_TAIL_CHARS);
         ctx.progress.output?.(text);
       },
@@ -144,10 +147,7 @@ export async function runSetup(ctx: AccContext, name: string, model: LoadedModel
       }),
     });
   } finally {
-    await new Promise<void>((resolve, reject) => {
-      log.once("error", reject);
-      log.end(resolve);
-    });
+    await logged.finally(() => log.close());
   }
 }
 
