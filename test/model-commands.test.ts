@@ -3,13 +3,14 @@
 // instance's log and, on a terminal, to the create's output.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { access, readdir, readFile } from "node:fs/promises";
+import { access, cp, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { findPostgresBin } from "../src/drivers/postgres/index.js";
 import { exec } from "../src/lib/exec.js";
 import { ACC_BIN, type AccHome } from "./harness/acc.js";
-import { accOk, bootHome, requireRoot, runAcc } from "./harness/attacker.js";
+import { accOk, bootHome, FIXTURE_MODELS, requireRoot, runAcc } from "./harness/attacker.js";
+import { makeTempDir, removeDir } from "./harness/common.js";
 
 const skip = requireRoot();
 
@@ -138,5 +139,27 @@ test("model commands run as the shell runs them", { skip, timeout: 300_000 }, as
     const bad = await runAcc(acc, ["models", "purge"]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown action "purge"/);
+  });
+
+  await t.test("a model folder that is a link: its target is copied, never written", async () => {
+    const srv = await makeTempDir("acc-md-srv-");
+    t.after(() => removeDir(srv));
+    const target = path.join(srv, "linked");
+    await cp(path.join(FIXTURE_MODELS, "echo"), target, { recursive: true });
+    const manifest = await readFile(path.join(target, "model.toml"), "utf8");
+    await writeFile(
+      path.join(target, "model.toml"),
+      manifest.replace('name = "echo"', 'name = "linked"'),
+    );
+    await symlink(target, path.join(acc.home, "models", "linked"));
+    const before = (await readdir(target)).sort();
+    await accOk(acc, ["create", "linked", "--name", "md-ln1"]);
+    await accOk(acc, ["create", "linked", "--name", "md-ln2"]);
+    assert.equal((await acc.request("md-ln2.localhost")).status, 200);
+    assert.deepEqual((await readdir(target)).sort(), before, "nothing written into the target");
+    const code = (await readdir(path.join(acc.home, "code"))).filter((f) =>
+      f.startsWith("linked-"),
+    );
+    assert.equal(code.length, 1, `one code folder for both: ${code.join(" ")}`);
   });
 });
