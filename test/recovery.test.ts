@@ -6,7 +6,14 @@ import { cp, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
 import { processTrees } from "../src/lib/processes.js";
-import { FIXTURE_MODELS, accOk, bootHome, pidFromFile, requireRoot } from "./harness/attacker.js";
+import {
+  FIXTURE_MODELS,
+  accOk,
+  bootHome,
+  instanceView,
+  pidFromFile,
+  requireRoot,
+} from "./harness/attacker.js";
 import { createAccHome, type AccHome } from "./harness/acc.js";
 import { isAlive } from "./harness/common.js";
 
@@ -27,101 +34,118 @@ async function homeWith(
   return acc;
 }
 
-test(
-  "acc's supervisord killed while requests flow: status and doctor name the orphans, boot stops them and starts everything again",
-  { skip, timeout: 300_000 },
-  async (t) => {
-    // Sandboxed, an app dies with supervisord (bubblewrap's --die-with-parent); without the
-    // sandbox it goes on, and boot must stop it.
-    const acc = await homeWith(t, { models: ["echo"], env: { ACC_SANDBOX: "off" } });
-    const names = ["rvcrasha", "rvcrashb"];
-    for (const name of names) await accOk(acc, ["create", "echo", "--name", name]);
+/**
+ * Sandboxed, an app dies with supervisord (bubblewrap's --die-with-parent), and the orphaned
+ * waker's starts of it fail meanwhile; without the sandbox it goes on, and boot must stop it.
+ */
+async function crashAndBoot(t: TestContext, sandbox: "off" | "auto"): Promise<void> {
+  const acc = await homeWith(t, { models: ["echo"], env: { ACC_SANDBOX: sandbox } });
+  const names = [`rv${sandbox}a`, `rv${sandbox}b`];
+  for (const name of names) await accOk(acc, ["create", "echo", "--name", name]);
 
-    let flowing = true;
-    const answers: { status: number; at: number }[] = [];
-    const flow = (async () => {
-      while (flowing) {
-        const answer = await acc
-          .request("rvcrasha.localhost", { timeoutMs: 5000 })
-          .catch(() => ({ status: 0 }));
-        answers.push({ status: answer.status, at: Date.now() });
-        await sleep(20);
-      }
-    })();
-    await sleep(300);
-
-    const supervisord = await pidFromFile(path.join(acc.home, "run/supervisord.pid"));
-    const generation = ((await processTrees([supervisord])).get(supervisord) ?? []).filter(
-      (pid) => pid !== supervisord,
-    );
-    assert.ok(generation.length >= 6, `supervisord runs ${generation.length} processes`);
-    const killedAt = Date.now();
-    process.kill(supervisord, "SIGKILL");
-    await sleep(800);
-    flowing = false;
-    await flow;
-    assert.ok(
-      answers.some((a) => a.at > killedAt && a.status === 200),
-      `the orphaned nginx went on serving the running instance: ${JSON.stringify(answers.map((a) => [a.status, a.at - killedAt]))}`,
-    );
-
-    const status = await acc.run(["status", "--json"]);
-    const doctor = await acc.run(["doctor"]);
-    const boot = await acc.run(["boot"], { timeoutMs: 180_000 });
-    assert.equal(boot.code, 0, `acc boot: ${boot.stderr}`);
-    assert.match(boot.stdout, /stopped what it left running: .*nginx \(pid \d+/);
-
-    // Before boot, status told what of this home still ran.
-    assert.equal(status.code, 1, "not fully up: supervisord is down");
-    const report = JSON.parse(status.stdout) as {
-      supervisord: string;
-      nginx: string;
-      server: string;
-      orphans: { pid: number; kind: string; instance?: string }[];
-    };
-    assert.equal(report.supervisord, "stopped");
-    assert.equal(report.nginx, "running", "nginx still ran, without supervisord");
-    assert.equal(report.server, "running");
-    const kinds = new Set(report.orphans.map((o) => o.kind));
-    for (const kind of ["nginx", "postgres", "acc server", "acc-ports", "instance"])
-      assert.ok(kinds.has(kind), `status names the orphaned ${kind}: ${status.stdout}`);
-    assert.deepEqual(
-      [...new Set(report.orphans.flatMap((o) => (o.instance ? [o.instance] : [])))].sort(),
-      names,
-    );
-    for (const orphan of report.orphans)
-      assert.ok(generation.includes(orphan.pid), `pid ${orphan.pid} is of the old generation`);
-    // And doctor explained it.
-    assert.equal(doctor.code, 1);
-    assert.match(
-      doctor.stdout,
-      /supervisord of this home is not running but \d+ of its processes are: .*nginx \(pid \d+.*instance rvcrasha.* -> run acc boot/,
-    );
-
-    // Postgres was shut down cleanly (its orphan's own log went with supervisord's pipe): the
-    // new one says so, where a kill or an immediate shutdown would make it recover.
-    const pgLog = await readFile(path.join(acc.home, "supervisor/logs/acc-postgres.log"), "utf8");
-    const lastStart = pgLog.slice(pgLog.lastIndexOf("starting PostgreSQL"));
-    assert.match(lastStart, /database system was shut down at/);
-    assert.doesNotMatch(lastStart, /was interrupted|automatic recovery/);
-    // Nothing of the old generation is left.
-    const left = generation.filter((pid) => isAlive(pid));
-    assert.deepEqual(left, [], "old-generation processes still alive");
-
-    // Every instance answers again (they were recorded stopped and wake on their request).
-    for (const name of names) {
-      const answer = await acc.request(`${name}.localhost`, { timeoutMs: 30_000 });
-      assert.equal(answer.status, 200, answer.body);
-      assert.match(answer.body, new RegExp(`"instance":"${name}"`));
+  let flowing = true;
+  const answers: { status: number; at: number }[] = [];
+  const flow = (async () => {
+    while (flowing) {
+      const answer = await acc
+        .request(`${names[0]}.localhost`, { timeoutMs: 5000 })
+        .catch(() => ({ status: 0 }));
+      answers.push({ status: answer.status, at: Date.now() });
+      await sleep(20);
     }
-    const after = JSON.parse(await accOk(acc, ["status", "--json"])) as {
-      supervisord: string;
-      orphans: unknown[];
-    };
-    assert.equal(after.supervisord, "running");
-    assert.deepEqual(after.orphans, []);
-  },
-);
+  })();
+  await sleep(300);
+
+  const supervisord = await pidFromFile(path.join(acc.home, "run/supervisord.pid"));
+  const generation = ((await processTrees([supervisord])).get(supervisord) ?? []).filter(
+    (pid) => pid !== supervisord,
+  );
+  assert.ok(generation.length >= 6, `supervisord runs ${generation.length} processes`);
+  const killedAt = Date.now();
+  process.kill(supervisord, "SIGKILL");
+  await sleep(800);
+  flowing = false;
+  await flow;
+  assert.ok(
+    answers.some((a) => a.at > killedAt && a.status === (sandbox === "off" ? 200 : 503)),
+    `the orphaned nginx went on serving the running instance: ${JSON.stringify(answers.map((a) => [a.status, a.at - killedAt]))}`,
+  );
+
+  const status = await acc.run(["status", "--json"]);
+  const doctor = await acc.run(["doctor"]);
+  const boot = await acc.run(["boot"], { timeoutMs: 180_000 });
+  assert.equal(boot.code, 0, `acc boot: ${boot.stderr}`);
+  assert.match(boot.stdout, /stopped what it left running: .*nginx \(pid \d+/);
+
+  // Before boot, status told what of this home still ran.
+  assert.equal(status.code, 1, "not fully up: supervisord is down");
+  const report = JSON.parse(status.stdout) as {
+    supervisord: string;
+    nginx: string;
+    server: string;
+    orphans: { pid: number; kind: string; instance?: string }[];
+  };
+  assert.equal(report.supervisord, "stopped");
+  assert.equal(report.nginx, "running", "nginx still ran, without supervisord");
+  // acc server and acc-ports too, unless they died writing their logs (supervisord held their
+  // stdout) as the sandboxed app's death and failed wakes made them speak.
+  if (sandbox === "off") assert.equal(report.server, "running");
+  const kinds = new Set(report.orphans.map((o) => o.kind));
+  for (const kind of [
+    "nginx",
+    "postgres",
+    ...(sandbox === "off" ? ["acc server", "acc-ports"] : []),
+  ])
+    assert.ok(kinds.has(kind), `status names the orphaned ${kind}: ${status.stdout}`);
+  assert.deepEqual(
+    [...new Set(report.orphans.flatMap((o) => (o.instance ? [o.instance] : [])))].sort(),
+    sandbox === "off" ? names : [],
+    "the instances that outlived supervisord",
+  );
+  for (const orphan of report.orphans)
+    assert.ok(generation.includes(orphan.pid), `pid ${orphan.pid} is of the old generation`);
+  // And doctor explained it.
+  assert.equal(doctor.code, 1);
+  assert.match(
+    doctor.stdout,
+    sandbox === "off"
+      ? /supervisord of this home is not running but \d+ of its processes are: .*nginx \(pid \d+.*instance rvoffa.* -> run acc boot/
+      : /supervisord of this home is not running but \d+ of its processes are: .*nginx \(pid \d+.* -> run acc boot/,
+  );
+
+  // Postgres was shut down cleanly (its orphan's own log went with supervisord's pipe): the
+  // new one says so, where a kill or an immediate shutdown would make it recover.
+  const pgLog = await readFile(path.join(acc.home, "supervisor/logs/acc-postgres.log"), "utf8");
+  const lastStart = pgLog.slice(pgLog.lastIndexOf("starting PostgreSQL"));
+  assert.match(lastStart, /database system was shut down at/);
+  assert.doesNotMatch(lastStart, /was interrupted|automatic recovery/);
+  // Nothing of the old generation is left.
+  const left = generation.filter((pid) => isAlive(pid));
+  assert.deepEqual(left, [], "old-generation processes still alive");
+
+  // All recorded stopped, none kept failed by the orphaned waker's doomed wakes.
+  for (const name of names) assert.equal((await instanceView(acc, name)).state, "stopped", name);
+  // Every instance answers again (they were recorded stopped and wake on their request).
+  for (const name of names) {
+    const answer = await acc.request(`${name}.localhost`, { timeoutMs: 30_000 });
+    assert.equal(answer.status, 200, answer.body);
+    assert.match(answer.body, new RegExp(`"instance":"${name}"`));
+  }
+  const after = JSON.parse(await accOk(acc, ["status", "--json"])) as {
+    supervisord: string;
+    orphans: unknown[];
+  };
+  assert.equal(after.supervisord, "running");
+  assert.deepEqual(after.orphans, []);
+}
+
+for (const sandbox of ["off", "auto"] as const) {
+  test(
+    `acc's supervisord killed while requests flow (sandbox ${sandbox}): status and doctor name the orphans, boot stops them and starts everything again`,
+    { skip, timeout: 300_000 },
+    (t) => crashAndBoot(t, sandbox),
+  );
+}
 
 test(
   "a second home: init picks free ports for taken defaults, boot names a held port's holder and its home",

@@ -297,6 +297,9 @@ export async function reloadServices(ctx: AccContext): Promise<void> {
   await ctx.proxy.reload();
 }
 
+/** The error of a start tried while acc's supervisord was not running (see the supervisord client). */
+const NOT_BOOTED_RE = /^acc's supervisord is not running\b/;
+
 /** The ports acc's own services bind: all free before a boot starts them. */
 function servicePorts(ctx: AccContext): ServicePort[] {
   const ports: ServicePort[] = [
@@ -343,11 +346,15 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   const reset: string[] = [];
   if (!wasRunning) {
     // supervisord was down, so no instance can be running: record it, they wake on demand.
+    // A start the orphaned waker tried meanwhile failed only because supervisord was gone: such
+    // an instance is not kept failed (which would refuse its requests for a while).
+    const orphaned = new Set(orphans.map((p) => p.instance));
     for (const instance of await ctx.store.listInstances()) {
       if (
         instance.state === "running" ||
         instance.state === "starting" ||
-        instance.state === "stopping"
+        instance.state === "stopping" ||
+        (instance.state === "failed" && NOT_BOOTED_RE.test(instance.lastError ?? ""))
       ) {
         await ctx.store.updateInstance(
           instance.name,
@@ -361,7 +368,9 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
             cause: "boot",
             outcome: "ok",
             durationMs: null,
-            message: `was ${instance.state} before acc's supervisord stopped`,
+            message: orphaned.has(instance.name)
+              ? `was ${instance.state}; its processes outlived acc's supervisord and were stopped`
+              : `was ${instance.state} before acc's supervisord stopped`,
           },
           ctx.now().toISOString(),
         );
