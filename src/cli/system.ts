@@ -1,4 +1,5 @@
 import { validateHostname, validatePort } from "../core/validate.js";
+import { describeHomeProcesses } from "../services/home-processes.js";
 import { stopInstance } from "../services/instances.js";
 import {
   boot,
@@ -45,6 +46,9 @@ export const initCommand: Command = {
     const lines = [
       `${result.created ? "created" : "kept"} ${result.config}`,
       ...(result.installed.length > 0 ? [`installed ${result.installed.join(", ")}`] : []),
+      ...result.ports.map(
+        (p) => `${p.key} = ${p.port}, since its default ${p.default} is taken: ${p.holder}`,
+      ),
       "next: acc boot",
     ];
     return { data: result, text: lines.join("\n") };
@@ -62,9 +66,14 @@ export const bootCommand: Command = {
   async run(_args, cli) {
     const ctx = await cli.open();
     const result = await boot(ctx);
-    const lines = [
+    const lines = [];
+    if (result.orphans.length > 0)
+      lines.push(
+        `acc's supervisord had stopped; stopped what it left running: ${describeHomeProcesses(result.orphans)}`,
+      );
+    lines.push(
       `supervisord ${result.supervisord}; nginx running on ${ctx.config.listen_address}:${ctx.config.http_port}`,
-    ];
+    );
     if (result.reset.length > 0)
       lines.push(
         `were running before, now stopped until their next request: ${result.reset.join(", ")}`,
@@ -128,6 +137,14 @@ export const statusCommand: Command = {
         "acc-ports",
         `${report.ports.state}, holding ${report.ports.held} instance ports${report.ports.squatted.length > 0 ? `; taken by another program: ${report.ports.squatted.join(", ")}` : ""}`,
       ],
+      ...(report.orphans.length > 0
+        ? [
+            [
+              "orphans",
+              `supervisord is not running but ${report.orphans.length} of this home's processes are: ${describeHomeProcesses(report.orphans)}; acc boot stops them and starts everything again`,
+            ],
+          ]
+        : []),
       [
         "sandbox",
         report.sandbox.enabled

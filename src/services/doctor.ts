@@ -7,6 +7,7 @@ import { holderAlive, type InstanceRecord } from "../store/store.js";
 import { describeExposed, exposedListeners } from "./bind-check.js";
 import { pruneCode } from "./code-prune.js";
 import { holdPort, portIntruders } from "./ports.js";
+import { describeHomeProcesses, findHomeProcesses } from "./home-processes.js";
 import type { PortEntry } from "../drivers/ports/index.js";
 import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
@@ -61,6 +62,9 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
     : new Map<string, { state: string }>();
   const instances = await ctx.store.listInstances();
   const known = new Set(instances.map((i) => i.name));
+  // Without supervisord, what it ran may still run (it was killed): acc boot deals with those.
+  const orphans = supervisorUp ? [] : await findHomeProcesses(ctx);
+  const orphaned = new Set(orphans.map((p) => p.instance).filter((n) => n !== undefined));
 
   /** Whatever may be left of its process goes; it is recorded stopped and wakes on demand. */
   const markStopped = async (name: string): Promise<void> => {
@@ -97,7 +101,7 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
         );
         continue;
       case "running":
-        if (!alive) {
+        if (!alive && !orphaned.has(instance.name)) {
           await add(
             `${instance.name}: recorded running but its process is ${program?.state ?? "not loaded"}`,
             "mark it stopped",
@@ -181,7 +185,14 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
       advisory: true,
     });
   }
-  if (!supervisorUp) {
+  if (!supervisorUp && orphans.length > 0) {
+    findings.push({
+      problem: `supervisord of this home is not running but ${orphans.length} of its processes are: ${describeHomeProcesses(orphans)}`,
+      repair:
+        "run acc boot: it stops them (nginx gracefully, instances as a stop does, Postgres with a fast shutdown), then starts everything again; the instances that ran wake on their next request",
+      repaired: false,
+    });
+  } else if (!supervisorUp) {
     findings.push({
       problem: "acc's supervisord is not running",
       repair: "run acc boot",

@@ -1,6 +1,6 @@
 import { chown, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { renderConfigFile, type AccConfig } from "../core/config.js";
+import { CONFIG_KEYS, envKey, renderConfigFile, type AccConfig } from "../core/config.js";
 import { homePaths } from "../core/paths.js";
 import { AccError, isAccError } from "../lib/errors.js";
 import { exec, ExecError, type Exec } from "../lib/exec.js";
@@ -10,7 +10,24 @@ import type { ServiceProgram } from "../drivers/supervisord/index.js";
 import type { AccContext } from "./context.js";
 import { managedPostgres, pgAdmin } from "./databases.js";
 import { findPostgresBin } from "../drivers/postgres/index.js";
-import { portAnswers, probeHealth } from "./health.js";
+import { probeHealth } from "./health.js";
+import {
+  describeHomeProcesses,
+  findHomeProcesses,
+  stopHomeProcesses,
+  summarizeHomeProcess,
+  type HomeProcess,
+  type HomeProcessSummary,
+} from "./home-processes.js";
+import {
+  checkServicePortsFree,
+  describePortHolder,
+  firstFreePort,
+  portFree,
+  type ServicePort,
+  type ServicePortKey,
+} from "./service-ports.js";
+import { createSemaphore } from "./wake.js";
 import { ensureServiceUsers, restrictHome } from "./home-access.js";
 import { isRootUser } from "./open.js";
 import { portKeeperProgram } from "../drivers/ports/index.js";
@@ -45,6 +62,53 @@ export interface InitResult {
   config: string;
   created: boolean;
   installed: string[];
+  /** Ports a new acc.toml sets because their defaults were taken (by another acc home, say). */
+  ports: PortChoice[];
+}
+
+export interface PortChoice {
+  key: ServicePortKey;
+  default: number;
+  port: number;
+  /** Who holds the default, in words. */
+  holder: string;
+}
+
+/**
+ * For a new acc.toml: the service ports whose default is taken here (another acc home on this
+ * machine, say) get the first free port after it. Keys the environment sets are left alone
+ * (the environment wins over acc.toml), and so is a port given on the command line.
+ */
+async function choosePorts(
+  options: InitOptions,
+  isRoot: boolean,
+): Promise<{ overrides: Partial<Record<ServicePortKey, number>>; chosen: PortChoice[] }> {
+  const env = (key: keyof AccConfig): string | undefined => options.env[envKey(key)];
+  const wanted: { key: ServicePortKey; host: string }[] = [];
+  // As root the public port is 80: taken, it is the sysadmin's call (boot names the holder).
+  if (!isRoot && options.httpPort === undefined)
+    wanted.push({ key: "http_port", host: env("listen_address") ?? "0.0.0.0" });
+  wanted.push({ key: "server_port", host: "127.0.0.1" });
+  if ((env("postgres") ?? "managed") === "managed")
+    wanted.push({ key: "postgres_port", host: "127.0.0.1" });
+  const defaultOf = (key: ServicePortKey): number => {
+    const value = CONFIG_KEYS[key].defaults[isRoot ? 0 : 1];
+    if (typeof value !== "number") throw new Error(`no numeric default for ${key}`);
+    return value;
+  };
+  const taken = new Set(wanted.map((w) => defaultOf(w.key)));
+  const overrides: Partial<Record<ServicePortKey, number>> = {};
+  const chosen: PortChoice[] = [];
+  for (const { key, host } of wanted) {
+    const fallback = defaultOf(key);
+    if (env(key) !== undefined || (await portFree(fallback, host))) continue;
+    const port = await firstFreePort(fallback + 1, host, { avoid: taken });
+    if (port === undefined) continue; // boot names the holder of the default
+    taken.add(port);
+    overrides[key] = port;
+    chosen.push({ key, default: fallback, port, holder: await describePortHolder(fallback) });
+  }
+  return { overrides, chosen };
 }
 
 /** Whether apt knows a package (after apt-get update). */
@@ -109,7 +173,9 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
   const overrides: Partial<Record<keyof AccConfig, string | number>> = {};
   if (options.domain !== undefined) overrides.domain = options.domain;
   if (options.httpPort !== undefined) overrides.http_port = options.httpPort;
-  let text = existing ?? renderConfigFile(overrides, isRoot);
+  const ports =
+    existing === undefined ? await choosePorts(options, isRoot) : { overrides: {}, chosen: [] };
+  let text = existing ?? renderConfigFile({ ...overrides, ...ports.overrides }, isRoot);
   if (existing !== undefined) {
     for (const [key, value] of Object.entries(overrides)) {
       text = setConfigKey(
@@ -121,12 +187,20 @@ export async function initHome(options: InitOptions): Promise<InitResult> {
   }
   if (text !== existing) await writeFileAtomic(paths.config, text, { mode: 0o600 });
   await restrictHome(paths);
-  return { home: paths.home, config: paths.config, created: existing === undefined, installed };
+  return {
+    home: paths.home,
+    config: paths.config,
+    created: existing === undefined,
+    installed,
+    ports: ports.chosen,
+  };
 }
 
 export interface BootResult {
   supervisord: "started" | "already running";
   nginx: "running";
+  /** Processes of this home its supervisord had left running (it died), stopped before the start. */
+  orphans: HomeProcessSummary[];
   /** Instances the store said were up but whose process is gone (after a reboot). */
   reset: string[];
   migration: MigrationReport;
@@ -223,25 +297,42 @@ export async function reloadServices(ctx: AccContext): Promise<void> {
   await ctx.proxy.reload();
 }
 
-/** Starts acc's supervisord and nginx; idempotent. */
+/** The error of a start tried while acc's supervisord was not running (see the supervisord client). */
+const NOT_BOOTED_RE = /^acc's supervisord is not running\b/;
+
+/** The ports acc's own services bind: all free before a boot starts them. */
+function servicePorts(ctx: AccContext): ServicePort[] {
+  const ports: ServicePort[] = [
+    {
+      key: "http_port",
+      port: ctx.config.http_port,
+      host: ctx.config.listen_address.replace(/^\[|\]$/g, ""),
+    },
+    { key: "server_port", port: ctx.config.server_port, host: "127.0.0.1" },
+  ];
+  if (ctx.config.postgres === "managed")
+    ports.push({ key: "postgres_port", port: ctx.config.postgres_port, host: "127.0.0.1" });
+  return ports;
+}
+
+/**
+ * Starts acc's supervisord and nginx; idempotent. When supervisord is not running but processes
+ * of this home are (it was killed, and they went on as orphans), they are stopped first, each
+ * the way it stops cleanly (see stopHomeProcesses); the instances among them are then recorded
+ * stopped, and wake on their next request.
+ */
 export async function boot(ctx: AccContext): Promise<BootResult> {
   const wasRunning = await ctx.processes.isRunning();
-  if (
-    !wasRunning &&
-    (await portAnswers(
-      ctx.config.http_port,
-      ctx.config.listen_address === "0.0.0.0"
-        ? "127.0.0.1"
-        : ctx.config.listen_address.replace(/^\[|\]$/g, ""),
-    ))
-  ) {
-    throw new AccError(
-      "ACC_ENV",
-      `port ${ctx.config.http_port} is already in use by another program`,
-      {
-        hint: "stop that program (the system's nginx?) or set http_port in acc.toml",
-      },
-    );
+  let orphans: HomeProcess[] = [];
+  if (!wasRunning) {
+    orphans = await findHomeProcesses(ctx);
+    if (orphans.length > 0) {
+      ctx.progress.step(
+        `stopping what acc's supervisord left running: ${describeHomeProcesses(orphans)}`,
+      );
+      await stopHomeProcesses(ctx, orphans);
+    }
+    await checkServicePortsFree(servicePorts(ctx));
   }
   await writeServiceConfigs(ctx);
   await probeSandbox(ctx);
@@ -255,11 +346,15 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   const reset: string[] = [];
   if (!wasRunning) {
     // supervisord was down, so no instance can be running: record it, they wake on demand.
+    // A start the orphaned waker tried meanwhile failed only because supervisord was gone: such
+    // an instance is not kept failed (which would refuse its requests for a while).
+    const orphaned = new Set(orphans.map((p) => p.instance));
     for (const instance of await ctx.store.listInstances()) {
       if (
         instance.state === "running" ||
         instance.state === "starting" ||
-        instance.state === "stopping"
+        instance.state === "stopping" ||
+        (instance.state === "failed" && NOT_BOOTED_RE.test(instance.lastError ?? ""))
       ) {
         await ctx.store.updateInstance(
           instance.name,
@@ -273,7 +368,9 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
             cause: "boot",
             outcome: "ok",
             durationMs: null,
-            message: `was ${instance.state} before acc's supervisord stopped`,
+            message: orphaned.has(instance.name)
+              ? `was ${instance.state}; its processes outlived acc's supervisord and were stopped`
+              : `was ${instance.state} before acc's supervisord stopped`,
           },
           ctx.now().toISOString(),
         );
@@ -285,6 +382,7 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   return {
     supervisord: wasRunning ? "already running" : "started",
     nginx: "running",
+    orphans: orphans.map(summarizeHomeProcess),
     reset,
     migration,
     squatted,
@@ -309,23 +407,36 @@ export interface ShutdownResult {
   wasRunning: boolean;
 }
 
+/** At most this many instances stop at once in a shutdown: each mostly waits for its app. */
+const SHUTDOWN_CONCURRENCY = 8;
+
+/**
+ * Stops these instances side by side, at most SHUTDOWN_CONCURRENCY at once, so that N slow
+ * stoppers take about one stop timeout, not N. Every stop is tried; the first failure is thrown
+ * once all are done.
+ */
+export async function stopInstances(
+  names: readonly string[],
+  stopInstance: (name: string) => Promise<unknown>,
+): Promise<void> {
+  const limit = createSemaphore(SHUTDOWN_CONCURRENCY);
+  const results = await Promise.allSettled(
+    names.map((name) => limit.run(() => stopInstance(name))),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
+}
+
 /** Stops running instances gracefully, then supervisord and everything under it. */
 export async function shutdown(
   ctx: AccContext,
   stopInstance: (name: string) => Promise<unknown>,
 ): Promise<ShutdownResult> {
   if (!(await ctx.processes.isRunning())) return { stopped: [], wasRunning: false };
-  const stopped: string[] = [];
-  for (const instance of await ctx.store.listInstances()) {
-    if (
-      instance.state === "running" ||
-      instance.state === "starting" ||
-      instance.state === "failed"
-    ) {
-      await stopInstance(instance.name);
-      stopped.push(instance.name);
-    }
-  }
+  const stopped = (await ctx.store.listInstances())
+    .filter((i) => i.state === "running" || i.state === "starting" || i.state === "failed")
+    .map((i) => i.name);
+  await stopInstances(stopped, stopInstance);
   await ctx.processes.shutdown();
   return { stopped, wasRunning: true };
 }
@@ -353,6 +464,8 @@ export interface StatusReport {
   postgres: { mode: "managed" | "external"; state: "running" | "stopped"; where: string };
   /** acc-ports: how many instance ports it holds, and those another program has taken. */
   ports: { state: "running" | "stopped"; held: number; squatted: number[] };
+  /** Processes of this home still running while its supervisord is not (it died). */
+  orphans: HomeProcessSummary[];
   /** Whether instances run in their own sandbox, and why not. */
   sandbox: { enabled: boolean; reason?: string; isolation: string };
   instances: Record<string, number>;
@@ -362,8 +475,13 @@ export interface StatusReport {
 
 export async function status(ctx: AccContext): Promise<StatusReport> {
   const supervisorUp = await ctx.processes.isRunning();
-  const nginxUp = supervisorUp && (await ctx.proxy.isRunning());
-  const serverUp = supervisorUp && (await probeHealth(ctx.config.server_port, "/healthz", 1000));
+  // Without supervisord, what runs is read from pid files and /proc: its orphans, if any.
+  const orphans = supervisorUp ? [] : await findHomeProcesses(ctx);
+  const orphan = (kind: HomeProcess["kind"]): boolean => orphans.some((p) => p.kind === kind);
+  const nginxUp = supervisorUp ? await ctx.proxy.isRunning() : orphan("nginx");
+  const serverUp = supervisorUp
+    ? await probeHealth(ctx.config.server_port, "/healthz", 1000)
+    : orphan("acc server");
   let postgresUp = false;
   try {
     await (await pgAdmin(ctx)).ping();
@@ -372,7 +490,7 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
     if (!(error instanceof AccError)) throw error;
   }
   let ports: StatusReport["ports"] = { state: "stopped", held: 0, squatted: [] };
-  if (supervisorUp) {
+  if (supervisorUp || orphan("acc-ports")) {
     try {
       const kept = await ctx.ports.status();
       ports = {
@@ -411,6 +529,7 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
           : ctx.config.postgres_admin_url.replace(/\/\/[^@/]*@/, "//"),
     },
     ports,
+    orphans: orphans.map(summarizeHomeProcess),
     sandbox: {
       enabled: sandbox.enabled,
       ...(sandbox.reason !== undefined ? { reason: sandbox.reason } : {}),
