@@ -18,7 +18,11 @@ export const exitListenerCommand: Command = {
     };
     const recorder = createExitRecorder(ctx, log);
     log("acc exit-listener: listening");
-    await listenForExits({ input: process.stdin, output: process.stdout, onExit: recorder.onExit });
+    await listenForExits({
+      input: process.stdin,
+      output: process.stdout,
+      onExit: (name) => recorder.onExit(name),
+    });
     await recorder.idle();
     return { data: null, text: "" };
   },
