@@ -126,6 +126,7 @@ export async function recordCrashLocked(
   program: ProgramState | null,
 ): Promise<void> {
   const ranMs = ctx.now().getTime() - Date.parse(instance.stateChangedAt);
+  // Where the cgroup's evidence comes in: { oomKilled } from its oom_kill counter.
   const verdict = decideExitCause(program);
   await ctx.processes.stopProgram(instance.name);
   await ctx.store.updateInstance(
@@ -164,7 +165,10 @@ export async function handleProgramExit(
   ctx: AccContext,
   name: string,
 ): Promise<"crash" | "ignored"> {
-  if ((await ctx.store.getInstance(name)) === undefined) return "ignored";
+  // Most exits are acc's own stops (`stopping` by now): those are known without the lease, so
+  // the listener never makes the next wake wait for it.
+  const seen = await ctx.store.getInstance(name);
+  if (seen?.state !== "running" && seen?.state !== "starting") return "ignored";
   return withLease(
     ctx.store,
     name,
