@@ -128,7 +128,7 @@ export async function recordCrashLocked(
   const ranMs = ctx.now().getTime() - Date.parse(instance.stateChangedAt);
   // Where the cgroup's evidence comes in: { oomKilled } from its oom_kill counter.
   const verdict = decideExitCause(program);
-  await ctx.processes.stopProgram(instance.name);
+  // Recorded first, the clean-up after: the crash is known the moment it can be.
   await ctx.store.updateInstance(
     instance.name,
     { state: "failed", operation: null, lastError: verdict.description },
@@ -136,7 +136,6 @@ export async function recordCrashLocked(
   );
   instance.state = "failed";
   instance.lastError = verdict.description;
-  await holdPort(ctx, instance.port);
   await ctx.store.addEvent(
     {
       instance: instance.name,
@@ -148,6 +147,8 @@ export async function recordCrashLocked(
     },
     ctx.now().toISOString(),
   );
+  await ctx.processes.stopProgram(instance.name);
+  await holdPort(ctx, instance.port);
 }
 
 /** Whether supervisord holds a live process for the program. */

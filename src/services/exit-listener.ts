@@ -57,6 +57,7 @@ export function createExitRecorder(
   const queues = new Map<string, Promise<void>>();
   return {
     onExit(name) {
+      log(`${name}: its process exited`);
       const previous = queues.get(name) ?? Promise.resolve();
       const next = previous
         .then(async () => {

@@ -189,6 +189,8 @@ function servicePrograms(ctx: AccContext): ServiceProgram[] {
         "--home",
         ctx.home,
         "exit-listener",
+        "--log",
+        path.join(childLogDir(ctx.paths), "acc-exits.log"),
       ],
       logFile: path.join(childLogDir(ctx.paths), "acc-exits.log"),
       events: ["PROCESS_STATE_EXITED"],

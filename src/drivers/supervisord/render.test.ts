@@ -210,7 +210,7 @@ describe("renderSupervisordConf", () => {
     );
   });
 
-  it("renders an event listener: its events, a buffer, and only its stderr logged", () => {
+  it("renders an event listener: its events, a buffer, and no log of its pipes", () => {
     const conf = renderSupervisordConf({
       paths,
       programs: [
@@ -238,9 +238,7 @@ describe("renderSupervisordConf", () => {
       "stopsignal=TERM",
       "stopwaitsecs=10",
       "stdout_logfile=NONE",
-      "stderr_logfile=/var/lib/acc/supervisor/logs/acc-exits.log",
-      "stderr_logfile_maxbytes=10MB",
-      "stderr_logfile_backups=3",
+      "stderr_logfile=NONE",
     ]);
     assert.throws(
       () =>

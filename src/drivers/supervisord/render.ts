@@ -14,7 +14,8 @@ export interface ServiceProgram {
   env?: Record<string, string>;
   /**
    * Makes it an event listener subscribed to these event types: its stdin and stdout carry
-   * supervisord's listener protocol, so only its stderr goes to logFile.
+   * supervisord's listener protocol, and its stderr is read and dropped (the listener writes
+   * logFile itself: see the exit listener's heartbeat).
    */
   events?: readonly string[];
 }
@@ -171,13 +172,8 @@ function serviceLines(program: ServiceProgram): string[] {
     `stopwaitsecs=${positiveInteger("stopwaitsecs", program.stopTimeoutSec ?? 10)}`,
   );
   if (listener) {
-    lines.push(
-      // Its stdout is the protocol's: nothing in it is worth a log.
-      "stdout_logfile=NONE",
-      `stderr_logfile=${path("stderr_logfile", program.logFile)}`,
-      "stderr_logfile_maxbytes=10MB",
-      "stderr_logfile_backups=3",
-    );
+    // Its stdout is the protocol's, its stderr a heartbeat: neither is worth a log.
+    lines.push("stdout_logfile=NONE", "stderr_logfile=NONE");
   } else {
     lines.push(
       `stdout_logfile=${path("stdout_logfile", program.logFile)}`,
