@@ -140,12 +140,28 @@ test(
       assert.equal(again.body, "crashy cr1");
     });
 
+    await t.test("a death by signal is recorded as one", async () => {
+      const before = (await events(acc, "cr1")).filter((e) => e.action === "crash").length;
+      assert.equal((await acc.request("cr1.localhost", { path: "/kill" })).status, 200);
+      let crashes: EventJson[] = [];
+      const since = Date.now();
+      while (Date.now() - since < 10_000 && crashes.length <= before) {
+        crashes = (await events(acc, "cr1")).filter((e) => e.action === "crash");
+      }
+      const crash = crashes.at(-1);
+      assert.equal(crashes.length, before + 1);
+      assert.equal(crash?.cause, "signal");
+      assert.match(crash?.message ?? "", /^killed by SIGKILL/);
+      // Started again for the next test (an explicit start, whatever the backoff).
+      await acc.ok(["start", "cr1"]);
+    });
+
     await t.test("acc's own stop and restart are not crashes", async () => {
       await acc.ok(["restart", "cr1"]);
       await acc.ok(["stop", "cr1"]);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       const crashes = (await events(acc, "cr1")).filter((e) => e.action === "crash");
-      assert.equal(crashes.length, 1, "only the crash above");
+      assert.equal(crashes.length, 2, "only the crashes above");
       assert.equal((await show(acc, "cr1")).state, "stopped");
     });
 
