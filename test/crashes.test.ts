@@ -21,13 +21,14 @@ interface EventJson {
   message: string | null;
 }
 
-async function setUp(t: TestContext): Promise<AccHome> {
+async function setUp(t: TestContext, env: NodeJS.ProcessEnv = {}): Promise<AccHome> {
   // No database here: the managed Postgres cluster is never made nor started.
   const acc = await createAccHome({
     env: {
       ACC_POSTGRES: "external",
       ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/none",
       ACC_CRASH_RETRIES: String(RETRIES),
+      ...env,
     },
   });
   t.after(() => acc.cleanup());
@@ -247,5 +248,35 @@ test(
         assert.equal((await show(acc, "cr4")).state, "running");
       },
     );
+  },
+);
+
+test(
+  "crashes: a wake the crash-loop rule refuses evicts nobody",
+  { timeout: 180_000 },
+  async (t) => {
+    const acc = await setUp(t, { ACC_MAX_RUNNING: "1", ACC_CRASH_RETRIES: "1" });
+    await acc.ok(["create", "crashy", "--name", "cr5", "--no-start"]);
+    await acc.ok([
+      "create",
+      "crashy",
+      "--name",
+      "cr6",
+      "--param",
+      "mode=die-after-health",
+      "--no-start",
+    ]);
+    // cr6's first wake makes room (cr5 is not running yet), passes, then it dies: given up.
+    await get(acc, "cr6.localhost", { accept: "application/json" });
+    const since = Date.now();
+    while (Date.now() - since < 10_000 && (await show(acc, "cr6")).state !== "failed") {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal((await show(acc, "cr6")).state, "failed");
+    assert.equal((await get(acc, "cr5.localhost", {})).status, 200);
+    const refused = await get(acc, "cr6.localhost", { accept: "application/json" });
+    assert.equal(refused.status, 503);
+    assert.equal((await show(acc, "cr5")).state, "running", "cr5 was not stopped for cr6");
+    assert.equal(await spawns(acc, "cr6"), 1);
   },
 );

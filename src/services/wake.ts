@@ -1,7 +1,7 @@
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
-import { handleDeadRunning } from "./crashes.js";
+import { assertMayStart, handleDeadRunning } from "./crashes.js";
 import { probeHealth } from "./health.js";
 import { getInstance, startLocked, stopInstance } from "./instances.js";
 import { instanceManifest } from "./model-code.js";
@@ -106,6 +106,8 @@ export function createWaker(ctx: AccContext): Waker {
     )
       return instance;
     return starts.run(async () => {
+      // Checked again under the lease; first here, so a start the rule refuses evicts nobody.
+      await assertMayStart(ctx, await getInstance(ctx, name), why.cause);
       await makeRoom(name);
       const waitMs =
         (manifest.start_timeout ?? manifest.health.timeout ?? ctx.config.start_timeout) + 30_000;
