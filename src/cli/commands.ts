@@ -1,6 +1,7 @@
 import type { Command } from "./command.js";
 import { createCommand } from "./create.js";
 import { doctorCommand } from "./doctor.js";
+import { exitListenerCommand } from "./exit-listener.js";
 import { serverCommand } from "./server.js";
 import { backupCommand, backupsCommand, dbCommand, restoreCommand } from "./backups.js";
 import { eventsCommand } from "./events.js";
@@ -38,6 +39,7 @@ export const COMMANDS: readonly Command[] = [
   dbCommand,
   doctorCommand,
   serverCommand,
+  exitListenerCommand,
 ];
 
 export function findCommand(name: string): Command | undefined {

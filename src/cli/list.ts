@@ -1,6 +1,7 @@
 import { validateInstanceName } from "../core/validate.js";
 import { describeExposed, exposedListeners } from "../services/bind-check.js";
-import { getInstance } from "../services/instances.js";
+import { restartCheck } from "../services/crashes.js";
+import { getInstance, lastLogLines } from "../services/instances.js";
 import { formatEndpoint } from "../services/listeners.js";
 import { readEnvSecrets } from "../services/instance-secrets.js";
 import { runningMemory } from "../services/memory.js";
@@ -74,12 +75,36 @@ export const showCommand: Command = {
       ["last activity", view.last_activity_at ?? "-"],
     ];
     if (view.last_error) rows.push(["last error", view.last_error]);
+    // Why it failed, without a trip to acc logs; and when, if ever, a request starts it again.
+    const restart = await restartCheck(ctx, instance);
+    const crashLoop = restart.allowed
+      ? null
+      : {
+          failures: restart.failures,
+          retry_at: restart.retryAt === null ? null : new Date(restart.retryAt).toISOString(),
+        };
+    if (crashLoop !== null) {
+      rows.push([
+        "restarts",
+        crashLoop.retry_at === null
+          ? `none: failed ${crashLoop.failures} times in a row (acc start ${name} tries again)`
+          : `failed ${crashLoop.failures} times in a row; next automatic start from ${crashLoop.retry_at}`,
+      ]);
+    }
+    const lastLog =
+      instance.state === "failed" ? (await lastLogLines(ctx, name, 10)).trimEnd() : null;
+    if (lastLog) rows.push(["last log", lastLog.split("\n").join("\n  ")]);
     if (exposed !== null && exposed.length > 0) rows.push(["warning", describeExposed(exposed)]);
     for (const [key, value] of Object.entries(view.params)) rows.push([`param ${key}`, value]);
     if (secrets)
       for (const [key, value] of Object.entries(secrets)) rows.push([`env ${key}`, value]);
     const width = Math.max(...rows.map(([key]) => key.length));
-    const data = { ...view, exposed_listeners: exposed?.map(formatEndpoint) ?? null };
+    const data = {
+      ...view,
+      exposed_listeners: exposed?.map(formatEndpoint) ?? null,
+      crash_loop: crashLoop,
+      last_log: lastLog,
+    };
     return {
       data: secrets ? { ...data, env: secrets } : data,
       text: rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join("\n"),

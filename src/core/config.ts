@@ -52,6 +52,12 @@ export interface AccConfig {
   state_url: string;
   /** "auto": instances run in bubblewrap when it works here; "off": never. */
   sandbox: "auto" | "off";
+  /** After this many failures in a row (crashes or failed starts), no automatic start. */
+  crash_retries: number;
+  /** Longest pause between automatic starts of a failing instance, in ms. */
+  crash_backoff_max: number;
+  /** A run this long (ms) ends a series of failures. */
+  crash_reset_after: number;
 }
 
 interface KeySpec {
@@ -166,6 +172,21 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     doc: "User-Agent substrings (case-insensitive) that get a 503 instead of waking an instance (env: comma-separated).",
     kind: "list",
     defaults: [DEFAULT_WAKE_FILTER, DEFAULT_WAKE_FILTER],
+  },
+  crash_retries: {
+    doc: "An instance that fails (crashes or fails its start) this many times in a row is not started again until 'acc start'; automatic starts meanwhile wait 1 s, 2 s, 4 s ... between tries.",
+    kind: "int",
+    defaults: [10, 10],
+  },
+  crash_backoff_max: {
+    doc: "Longest wait between automatic starts of an instance that keeps failing.",
+    kind: "duration",
+    defaults: ["5m", "5m"],
+  },
+  crash_reset_after: {
+    doc: "A run at least this long ends a series of failures: the next one counts as the first.",
+    kind: "duration",
+    defaults: ["5m", "5m"],
   },
   monitor_interval: {
     doc: "How often acc server looks for idle instances to stop.",
@@ -355,6 +376,11 @@ export function resolveConfig(
     });
   }
   checkServiceUsers(config);
+  if (config.crash_retries < 1) {
+    throw new AccError("ACC_INVALID", `invalid crash_retries ${config.crash_retries}`, {
+      hint: "use 1 or more: the number of failures in a row after which an instance stays failed",
+    });
+  }
   if (config.instance_port_min > config.instance_port_max) {
     throw new AccError(
       "ACC_INVALID",

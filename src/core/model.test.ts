@@ -128,6 +128,16 @@ default = "none"
     });
   });
 
+  it("reads [health] statuses, other statuses that pass besides 2xx, and refuses bad ones", () => {
+    const manifest = parseManifest(`${MINIMAL}statuses = [200, 302, 302]\n`, "model.toml");
+    assert.deepEqual(manifest.health.statuses, [200, 302]);
+    assert.equal(parseManifest(MINIMAL, "model.toml").health.statuses, undefined);
+    rejects(`${MINIMAL}statuses = 302\n`, /^model\.toml:7: health\.statuses must be an array/);
+    rejects(`${MINIMAL}statuses = [200, 99]\n`, /^model\.toml:7: invalid status "99" in health/);
+    rejects(`${MINIMAL}statuses = ["302"]\n`, /^model\.toml:7: invalid status "302" in health/);
+    rejects(`${MINIMAL}statuses = [2.5]\n`, /^model\.toml:7: invalid status "2\.5" in health/);
+  });
+
   it('takes "never" for idle_timeout only', () => {
     const never = parseManifest(`idle_timeout = "never"\n${MINIMAL}`, "model.toml");
     assert.equal(never.idle_timeout, null);

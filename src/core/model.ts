@@ -30,6 +30,8 @@ export interface TemplateSpec {
 export interface HealthCheck {
   /** HTTP path acc requests on the instance's port; 2xx means ready. */
   path: string;
+  /** Statuses besides 2xx that also mean ready (`statuses = [302]`). */
+  statuses?: number[];
   /** How long a start waits for the check to pass, in ms. */
   timeout?: number;
 }
@@ -397,6 +399,33 @@ function readDuration(
   return ms;
 }
 
+/** `[health] statuses`: HTTP statuses (100-599) that pass the check besides 2xx. */
+function readHealthStatuses(reader: Reader, health: Table): number[] | undefined {
+  const path: KeyPath = ["health", "statuses"];
+  const value = health.statuses;
+  if (value === undefined) return undefined;
+  const hint = "use a list of HTTP statuses, such as [200, 302]";
+  if (!Array.isArray(value)) {
+    throw modelError(
+      reader,
+      path,
+      `health.statuses must be an array, not ${describe(value)}`,
+      hint,
+    );
+  }
+  for (const status of value as unknown[]) {
+    if (typeof status !== "number" || !Number.isInteger(status) || status < 100 || status > 599) {
+      throw modelError(
+        reader,
+        path,
+        `invalid status ${showValue(typeof status === "string" ? status : String(status))} in health.statuses`,
+        hint,
+      );
+    }
+  }
+  return [...new Set(value as number[])];
+}
+
 /** A relative path that stays inside its folder: no absolute path, no "." or ".." part. */
 function readRelativePath(reader: Reader, table: Table, path: KeyPath): string {
   const value = readLine(reader, table, path, true);
@@ -722,7 +751,7 @@ export function parseManifest(text: string, source: string): ModelManifest {
   if (strictBind !== undefined) manifest.strict_bind = strictBind;
 
   const health = readTable(reader, root, ["health"], true) as Table;
-  checkKeys(reader, health, ["health"], ["path", "timeout"]);
+  checkKeys(reader, health, ["health"], ["path", "timeout", "statuses"]);
   const healthPath = readString(reader, health, ["health", "path"], true) as string;
   if (!HEALTH_PATH_RE.test(healthPath) || healthPath.length > 1024) {
     throw modelError(
@@ -735,6 +764,8 @@ export function parseManifest(text: string, source: string): ModelManifest {
   manifest.health.path = healthPath;
   const healthTimeout = readDuration(reader, health, ["health", "timeout"], false);
   if (typeof healthTimeout === "number") manifest.health.timeout = healthTimeout;
+  const statuses = readHealthStatuses(reader, health);
+  if (statuses !== undefined) manifest.health.statuses = statuses;
 
   const setup = readTable(reader, root, ["setup"], false);
   if (setup !== undefined) {

@@ -5,6 +5,7 @@ import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { codeDirOf, instanceManifest, requestTimeoutOf } from "../services/model-code.js";
+import { restartCheck } from "../services/crashes.js";
 import type { Waker } from "../services/wake.js";
 import type { InstanceRecord } from "../store/store.js";
 import { decideBeforeWake, type BeforeWake, type Refusal } from "./before-wake.js";
@@ -155,7 +156,10 @@ export function createServerApp(deps: ServerDeps): http.Server {
       .end(req.method === "HEAD" ? undefined : html);
   }
 
-  function beforeWake(req: IncomingMessage, instance: InstanceRecord | undefined): BeforeWake {
+  async function beforeWake(
+    req: IncomingMessage,
+    instance: InstanceRecord | undefined,
+  ): Promise<BeforeWake> {
     const request = {
       method: req.method ?? "",
       userAgent: req.headers["user-agent"] ?? "",
@@ -163,7 +167,8 @@ export function createServerApp(deps: ServerDeps): http.Server {
     };
     return decideBeforeWake(instance, request, {
       wakeFilter: ctx.config.wake_filter,
-      now: Date.now(),
+      now: ctx.now().getTime(),
+      restart: instance ? await restartCheck(ctx, instance) : { allowed: true, failures: 0 },
     });
   }
 
@@ -295,7 +300,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
       res.writeHead(400, { "content-type": "text/plain" }).end("bad instance name\n");
       return;
     }
-    const decision = beforeWake(req, await ctx.store.getInstance(name));
+    const decision = await beforeWake(req, await ctx.store.getInstance(name));
     if (decision.action === "refuse")
       return page(res, req, decision.status, decision.kind, decision.instance, decision);
     const { instance } = decision;
@@ -368,7 +373,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
     const header = req.headers["x-acc-instance"];
     const name = typeof header === "string" ? header : "";
     const instance = isValidInstanceName(name) ? await ctx.store.getInstance(name) : undefined;
-    const decision = beforeWake(req, instance);
+    const decision = await beforeWake(req, instance);
     if (decision.action === "refuse") return refuseUpgrade(socket, decision);
     let running: InstanceRecord;
     try {

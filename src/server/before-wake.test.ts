@@ -2,10 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { InstanceState } from "../core/states.js";
 import type { InstanceRecord } from "../store/store.js";
-import { decideBeforeWake, FAILED_RETRY_MS, type WakeRequest } from "./before-wake.js";
+import { decideBeforeWake, type WakeRequest } from "./before-wake.js";
 
 const NOW = Date.parse("2025-01-01T12:00:00Z");
-const filter = { wakeFilter: ["bot", "uptime"], now: NOW };
+const filter = {
+  wakeFilter: ["bot", "uptime"],
+  now: NOW,
+  restart: { allowed: true, failures: 0 } as const,
+};
 
 function instance(state: InstanceState, changedMsAgo = 60_000): InstanceRecord {
   const at = new Date(NOW - changedMsAgo).toISOString();
@@ -77,19 +81,32 @@ test("before a wake: a stopped instance wakes for a browser, not for a crawler",
   assert.deepEqual(answer(instance("running"), crawler), ["wake"]);
 });
 
-test("before a wake: a failed instance answers at once for a while, then may start again", () => {
-  assert.deepEqual(answer(instance("failed", 1_000), browser), [
-    "refuse",
-    503,
-    "failed",
-    { "retry-after": String(FAILED_RETRY_MS / 1000) },
-  ]);
-  const refused = decideBeforeWake(instance("failed", 1_000), browser, filter);
+test("before a wake: a failed instance in its backoff or given up answers at once", () => {
+  const backingOff = {
+    ...filter,
+    restart: { allowed: false, failures: 2, retryAt: NOW + 1_500, lastFailureAt: NOW - 500 },
+  } as const;
+  const refused = decideBeforeWake(instance("failed", 500), browser, backingOff);
   assert.ok(refused.action === "refuse");
-  assert.equal(refused.code, "ACC_START_FAILED");
-  assert.equal(refused.reason, "exited with status 3");
-  assert.deepEqual(answer(instance("failed", FAILED_RETRY_MS + 1), browser), ["wake"]);
-  assert.equal(answer(instance("failed", FAILED_RETRY_MS + 1), crawler)[2], "filtered");
+  assert.deepEqual(
+    [refused.status, refused.kind, refused.code, refused.headers],
+    [503, "failed", "ACC_START_FAILED", { "retry-after": "2" }],
+  );
+  assert.equal(refused.reason, "exited with status 3; it failed 2 times in a row; next try in 2 s");
+  // An upgrade goes through the same function: the same refusal, no spawn.
+  const upgrade = { ...browser, method: "GET" };
+  assert.equal(decideBeforeWake(instance("failed"), upgrade, backingOff).action, "refuse");
+  const givenUp = {
+    ...filter,
+    restart: { allowed: false, failures: 10, retryAt: null, lastFailureAt: NOW - 500 },
+  } as const;
+  const final = decideBeforeWake(instance("failed"), browser, givenUp);
+  assert.ok(final.action === "refuse");
+  assert.deepEqual(final.headers, {});
+  assert.match(final.reason ?? "", /failed 10 times in a row and is not started again/);
+  // Backoff over: it may start again, and the wake filter still applies.
+  assert.deepEqual(answer(instance("failed", 1_000), browser), ["wake"]);
+  assert.equal(answer(instance("failed", 1_000), crawler)[2], "filtered");
 });
 
 test("before a wake: a request the app may have seen is never sent again, whatever the method", () => {

@@ -1,10 +1,8 @@
 // What the waker does with a request before it may wake an instance: the one set of rules
 // for plain requests and websocket upgrades alike, so no kind of request slips past them.
+import { describeRefusal, type RestartDecision } from "../core/crash-loop.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { PageKind } from "./pages.js";
-
-/** A failed instance is tried again by a request only this long after its failure. */
-export const FAILED_RETRY_MS = 10_000;
 
 export interface WakeRequest {
   method: string;
@@ -31,7 +29,12 @@ export type BeforeWake =
 export function decideBeforeWake(
   instance: InstanceRecord | undefined,
   request: WakeRequest,
-  options: { wakeFilter: readonly string[]; now: number },
+  options: {
+    wakeFilter: readonly string[];
+    now: number;
+    /** The crash-loop rule's answer for this instance (see services/crashes.ts). */
+    restart: RestartDecision;
+  },
 ): BeforeWake {
   if (!instance || instance.state === "destroying") {
     return { action: "refuse", status: 404, kind: "not-found", instance: undefined, headers: {} };
@@ -59,19 +62,20 @@ export function decideBeforeWake(
       headers: {},
     };
   }
-  if (
-    instance.state === "failed" &&
-    options.now - Date.parse(instance.stateChangedAt) < FAILED_RETRY_MS
-  ) {
-    // It just failed: answer at once rather than start a doomed app for every request.
+  if (!options.restart.allowed) {
+    // It keeps failing: answer at once rather than start a doomed app for every request.
+    const { retryAt } = options.restart;
     return {
       action: "refuse",
       status: 503,
       kind: "failed",
       instance,
-      reason: instance.lastError ?? "failed",
+      reason: `${instance.lastError ?? "failed"}; ${describeRefusal(options.restart, options.now)}`,
       code: "ACC_START_FAILED",
-      headers: { "retry-after": String(FAILED_RETRY_MS / 1000) },
+      headers:
+        retryAt === null
+          ? {}
+          : { "retry-after": String(Math.max(1, Math.ceil((retryAt - options.now) / 1000))) },
     };
   }
   const ua = request.userAgent.toLowerCase();

@@ -1,8 +1,20 @@
 import http from "node:http";
 import { createConnection } from "node:net";
 
-/** One health request straight to the instance's port (never through nginx: it must not count as activity). */
-export function probeHealth(port: number, path: string, timeoutMs: number): Promise<boolean> {
+/** Whether a health check's answer means ready: any 2xx, and the statuses the model lists. */
+export function healthPasses(status: number, statuses: readonly number[] = []): boolean {
+  return (status >= 200 && status < 300) || statuses.includes(status);
+}
+
+/**
+ * One health request straight to the instance's port (never through nginx: it must not count
+ * as activity); its status, or undefined when nothing answered in time.
+ */
+export function probeStatus(
+  port: number,
+  path: string,
+  timeoutMs: number,
+): Promise<number | undefined> {
   return new Promise((resolve) => {
     const req = http.request(
       {
@@ -16,21 +28,34 @@ export function probeHealth(port: number, path: string, timeoutMs: number): Prom
       },
       (res) => {
         res.resume();
-        const ok = (res.statusCode ?? 500) < 400;
-        res.on("end", () => resolve(ok));
-        res.on("error", () => resolve(false));
+        const status = res.statusCode ?? 500;
+        res.on("end", () => resolve(status));
+        res.on("error", () => resolve(undefined));
       },
     );
     req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(false));
+    req.on("error", () => resolve(undefined));
     req.end();
   });
+}
+
+/** Whether the health check passes now (see healthPasses). */
+export async function probeHealth(
+  port: number,
+  path: string,
+  timeoutMs: number,
+  statuses: readonly number[] = [],
+): Promise<boolean> {
+  const status = await probeStatus(port, path, timeoutMs);
+  return status !== undefined && healthPasses(status, statuses);
 }
 
 export interface WaitHealthyOptions {
   port: number;
   path: string;
   timeoutMs: number;
+  /** Statuses besides 2xx that pass. */
+  statuses?: readonly number[];
   /** Checked between probes: a reason to give up early, such as the process having exited. */
   giveUp?: () => Promise<string | undefined>;
   signal?: AbortSignal;
@@ -47,11 +72,18 @@ export async function waitHealthy(
   const started = Date.now();
   const deadline = started + options.timeoutMs;
   let lastGiveUpCheck = started;
+  let lastStatus: number | undefined;
   for (;;) {
     if (options.signal?.aborted) return { ok: false, reason: "aborted" };
     const remaining = deadline - Date.now();
-    if (await probeHealth(options.port, options.path, Math.max(50, Math.min(remaining, 5000)))) {
-      return { ok: true };
+    const status = await probeStatus(
+      options.port,
+      options.path,
+      Math.max(50, Math.min(remaining, 5000)),
+    );
+    if (status !== undefined) {
+      if (healthPasses(status, options.statuses)) return { ok: true };
+      lastStatus = status;
     }
     // Asking supervisord whether the process died costs a round trip: every 50 ms is enough.
     if (options.giveUp && Date.now() - lastGiveUpCheck >= 50) {
@@ -62,7 +94,10 @@ export async function waitHealthy(
     if (Date.now() >= deadline) {
       return {
         ok: false,
-        reason: `health check ${options.path} did not pass within ${options.timeoutMs} ms`,
+        reason:
+          lastStatus === undefined
+            ? `health check ${options.path} did not pass within ${options.timeoutMs} ms`
+            : `health check ${options.path} answered ${lastStatus} (only 2xx passes, or what [health] statuses lists) for ${options.timeoutMs} ms`,
       };
     }
     const pause = Date.now() - started < 3000 ? 2 : 50;

@@ -20,6 +20,7 @@ import {
   type BackupResult,
 } from "./backups.js";
 import { checkBindAddresses } from "./bind-check.js";
+import { assertMayStart, handleDeadRunning } from "./crashes.js";
 import { readListeners } from "./listeners.js";
 import type { AccContext } from "./context.js";
 import { waitHealthy } from "./health.js";
@@ -248,7 +249,7 @@ export async function removeEverywhere(
 }
 
 /** The end of the app's log, escaped: it is shown on the sysadmin's terminal. */
-async function lastLogLines(ctx: AccContext, name: string, count: number): Promise<string> {
+export async function lastLogLines(ctx: AccContext, name: string, count: number): Promise<string> {
   const { text } = await tailFile(instancePaths(ctx.home, name).appLog, count);
   return escapeUntrusted(text, { keepLines: true });
 }
@@ -263,6 +264,7 @@ export async function startLocked(
 ): Promise<void> {
   const started = Date.now();
   const manifest = await instanceManifest(ctx, instance);
+  await assertMayStart(ctx, instance, cause);
   await setState(ctx, instance, "starting", { operation: "start" });
   ctx.progress.step(`starting ${instance.name}`);
   let reason: string;
@@ -271,6 +273,7 @@ export async function startLocked(
     const result = await waitHealthy({
       port: instance.port,
       path: manifest.health.path,
+      ...(manifest.health.statuses ? { statuses: manifest.health.statuses } : {}),
       timeoutMs: timeoutOf(ctx, manifest),
       giveUp: async () => {
         const state = await ctx.processes.programState(instance.name);
@@ -350,11 +353,9 @@ export async function startInstance(
         hint: `acc resume ${name}`,
       });
     }
-    if (
-      instance.state === "running" &&
-      (await ctx.processes.programState(name))?.state === "RUNNING"
-    ) {
-      return instance;
+    if (instance.state === "running") {
+      if ((await ctx.processes.programState(name))?.state === "RUNNING") return instance;
+      await handleDeadRunning(ctx, instance);
     }
     await startLocked(ctx, instance, cause);
     return instance;

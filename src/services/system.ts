@@ -254,6 +254,23 @@ function servicePrograms(ctx: AccContext): ServiceProgram[] {
       stopSignal: "TERM",
       stopTimeoutSec: 15,
     },
+    {
+      // Only exits: starts then cost supervisord nothing more, and stops are told apart by state.
+      name: "acc-exits",
+      command: [
+        process.execPath,
+        path.join(ctx.accRoot, "dist/acc.mjs"),
+        "--home",
+        ctx.home,
+        "exit-listener",
+        "--log",
+        path.join(childLogDir(ctx.paths), "acc-exits.log"),
+      ],
+      logFile: path.join(childLogDir(ctx.paths), "acc-exits.log"),
+      events: ["PROCESS_STATE_EXITED"],
+      stopSignal: "TERM",
+      stopTimeoutSec: 10,
+    },
   ];
 }
 

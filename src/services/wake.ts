@@ -1,6 +1,7 @@
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
+import { assertMayStart, handleDeadRunning } from "./crashes.js";
 import { probeHealth } from "./health.js";
 import { getInstance, startLocked, stopInstance } from "./instances.js";
 import { instanceManifest } from "./model-code.js";
@@ -101,10 +102,12 @@ export function createWaker(ctx: AccContext): Waker {
     const manifest = await instanceManifest(ctx, instance);
     if (
       instance.state === "running" &&
-      (await probeHealth(instance.port, manifest.health.path, 1000))
+      (await probeHealth(instance.port, manifest.health.path, 1000, manifest.health.statuses))
     )
       return instance;
     return starts.run(async () => {
+      // Checked again under the lease; first here, so a start the rule refuses evicts nobody.
+      await assertMayStart(ctx, await getInstance(ctx, name), why.cause);
       await makeRoom(name);
       const waitMs =
         (manifest.start_timeout ?? manifest.health.timeout ?? ctx.config.start_timeout) + 30_000;
@@ -117,11 +120,15 @@ export function createWaker(ctx: AccContext): Waker {
           const current = await getInstance(ctx, name);
           if (current.state === "suspended")
             throw new AccError("ACC_STATE", `instance ${name} is suspended`);
-          if (
-            current.state === "running" &&
-            (await probeHealth(current.port, manifest.health.path, 1000))
-          )
-            return current;
+          if (current.state === "running") {
+            if (
+              await probeHealth(current.port, manifest.health.path, 1000, manifest.health.statuses)
+            )
+              return current;
+            // Its process died and the exit listener has not recorded it yet: record it now, so
+            // the start below obeys the crash-loop rule instead of restarting it at once.
+            await handleDeadRunning(ctx, current);
+          }
           await startLocked(ctx, current, why.cause, why.detail);
           return current;
         },

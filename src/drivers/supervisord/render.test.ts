@@ -210,6 +210,46 @@ describe("renderSupervisordConf", () => {
     );
   });
 
+  it("renders an event listener: its events, a buffer, and no log of its pipes", () => {
+    const conf = renderSupervisordConf({
+      paths,
+      programs: [
+        {
+          name: "acc-exits",
+          command: ["/usr/bin/node", "/opt/acc/dist/acc.mjs", "exit-listener"],
+          logFile: "/var/lib/acc/supervisor/logs/acc-exits.log",
+          events: ["PROCESS_STATE_EXITED"],
+        },
+      ],
+    });
+    const section = conf.slice(
+      conf.indexOf("[eventlistener:acc-exits]"),
+      conf.indexOf("[include]"),
+    );
+    assert.deepEqual(section.trim().split("\n"), [
+      "[eventlistener:acc-exits]",
+      "command=/usr/bin/node /opt/acc/dist/acc.mjs exit-listener",
+      "events=PROCESS_STATE_EXITED",
+      "buffer_size=1024",
+      "autostart=true",
+      "autorestart=true",
+      "stopasgroup=true",
+      "killasgroup=true",
+      "stopsignal=TERM",
+      "stopwaitsecs=10",
+      "stdout_logfile=NONE",
+      "stderr_logfile=NONE",
+    ]);
+    assert.throws(
+      () =>
+        renderSupervisordConf({
+          paths,
+          programs: [{ name: "x", command: ["/bin/true"], logFile: "/x.log", events: ["A,B"] }],
+        }),
+      /invalid event types/,
+    );
+  });
+
   it("refuses service names that clash with instances or break the file", () => {
     const service = { command: ["/bin/true"], logFile: "/var/log/x.log" };
     assert.throws(

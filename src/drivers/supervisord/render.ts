@@ -12,6 +12,12 @@ export interface ServiceProgram {
   stopTimeoutSec?: number;
   stopSignal?: "TERM" | "QUIT" | "INT";
   env?: Record<string, string>;
+  /**
+   * Makes it an event listener subscribed to these event types: its stdin and stdout carry
+   * supervisord's listener protocol, and its stderr is read and dropped (the listener writes
+   * logFile itself: see the exit listener's heartbeat).
+   */
+  events?: readonly string[];
 }
 
 /** One instance's program: loaded and started by acc, never by supervisord on its own. */
@@ -138,7 +144,19 @@ function serviceLines(program: ServiceProgram): string[] {
   if (!SERVICE_NAME.test(program.name) || program.name.startsWith(INSTANCE_PREFIX)) {
     throw new Error(`invalid service program name: ${JSON.stringify(program.name)}`);
   }
-  const lines = [`[program:${program.name}]`, `command=${renderCommand(program.command)}`];
+  const events = program.events;
+  const listener = events !== undefined;
+  const lines = [
+    `[${listener ? "eventlistener" : "program"}:${program.name}]`,
+    `command=${renderCommand(program.command)}`,
+  ];
+  if (listener) {
+    if (events.length === 0 || !events.every((event) => /^[A-Z_]+$/.test(event))) {
+      throw new Error(`invalid event types: ${JSON.stringify(events)}`);
+    }
+    // Events wait here while the listener handles one; the default (10) drops the oldest.
+    lines.push(`events=${events.join(",")}`, "buffer_size=1024");
+  }
   if (program.directory !== undefined)
     lines.push(`directory=${path("directory", program.directory)}`);
   if (program.user !== undefined) lines.push(`user=${user(program.user)}`);
@@ -152,11 +170,18 @@ function serviceLines(program: ServiceProgram): string[] {
     "killasgroup=true",
     `stopsignal=${program.stopSignal ?? "TERM"}`,
     `stopwaitsecs=${positiveInteger("stopwaitsecs", program.stopTimeoutSec ?? 10)}`,
-    `stdout_logfile=${path("stdout_logfile", program.logFile)}`,
-    "stdout_logfile_maxbytes=10MB",
-    "stdout_logfile_backups=3",
-    "redirect_stderr=true",
   );
+  if (listener) {
+    // Its stdout is the protocol's, its stderr a heartbeat: neither is worth a log.
+    lines.push("stdout_logfile=NONE", "stderr_logfile=NONE");
+  } else {
+    lines.push(
+      `stdout_logfile=${path("stdout_logfile", program.logFile)}`,
+      "stdout_logfile_maxbytes=10MB",
+      "stdout_logfile_backups=3",
+      "redirect_stderr=true",
+    );
+  }
   return lines;
 }
 
