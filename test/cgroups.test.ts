@@ -135,7 +135,11 @@ test(
         const pid = planted.pid ?? 0;
         planted.unref();
         t.after(() => {
-          if (pid > 0) process.kill(pid, "SIGKILL");
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+          }
         });
         for (const group of layout.groups)
           await writeFile(`${group.dir}/cgdoc/cgroup.procs`, String(pid));
