@@ -250,6 +250,12 @@ test(
         assert.ok(await alive(other), "the other instance's processes live");
         assert.equal((await acc.request("cgother.localhost")).status, 200);
         await acc.ok(["stop", "cghog"]);
+        await acc.ok(["start", "cghog"]);
+        const again = JSON.parse(await acc.ok(["show", "cghog", "--json"])) as {
+          oom_kills: number;
+        };
+        assert.equal(again.oom_kills, 0, "a start counts from 0 again");
+        await acc.ok(["stop", "cghog"]);
       },
     );
 

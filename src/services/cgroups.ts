@@ -60,13 +60,15 @@ export async function probeCgroups(ctx: AccContext): Promise<CgroupsState> {
         await setUpLayout(layout);
         state = { enabled: true, config, layout };
       } catch (error) {
-        if (!hasErrno(error, "EACCES") && !hasErrno(error, "EPERM") && !hasErrno(error, "EROFS"))
-          throw error;
+        // Any refusal of the kernel (a controller it will not enable, a read-only mount, no
+        // right to the folder) means no cgroups here, said by boot and status; not a failed boot.
+        if (!(error instanceof Error && "code" in error)) throw error;
         state = {
           enabled: false,
-          reason: ctx.isRoot
-            ? `cannot make cgroups here: ${(error as Error).message}`
-            : `not root, and acc's cgroup is not delegated to ${process.env.USER ?? "this user"}`,
+          reason:
+            ctx.isRoot || !(hasErrno(error, "EACCES") || hasErrno(error, "EPERM"))
+              ? `cannot make cgroups here: ${error.message}`
+              : `not root, and acc's cgroup is not delegated to ${process.env.USER ?? "this user"}`,
           config,
         };
       }
@@ -93,6 +95,9 @@ export async function cgroupsState(ctx: AccContext): Promise<CgroupsState> {
   ctx.cache.cgroups ??= (async () => {
     const saved = await readState(ctx);
     if (saved && saved.config === ctx.config.cgroups) return saved;
+    // One command run with ACC_CGROUPS=off does without, and leaves the home's record alone.
+    if (ctx.config.cgroups === "off")
+      return { enabled: false, reason: "cgroups = off", config: "off" };
     return probeCgroups(ctx);
   })();
   return ctx.cache.cgroups;
@@ -114,9 +119,9 @@ export function limitsOf(
 }
 
 /**
- * Readies the instance's cgroup for a start (or its setup step): made when missing, limits as
- * they are now, and whatever an earlier run left in it (a detached child of a crashed app,
- * holding its port) killed.
+ * Readies the instance's cgroup for a start (or its setup step): made when missing, whatever an
+ * earlier run left in it (a detached child of a crashed app, holding its port) killed, limits as
+ * they are now.
  */
 export async function prepareCgroup(
   ctx: AccContext,
@@ -126,7 +131,6 @@ export async function prepareCgroup(
   const cgroups = await instanceCgroups(ctx);
   if (!cgroups) return;
   await cgroups.prepare(instance.name, limitsOf(ctx, instance, manifest));
-  await cgroups.killAll(instance.name);
 }
 
 /** Kills what is left in the instance's cgroup; true when something was. */
@@ -141,9 +145,8 @@ export async function removeCgroup(ctx: AccContext, name: string): Promise<void>
 }
 
 /**
- * How many processes of the instance the kernel's OOM killer has killed since its cgroup was
- * made (it is made again by a start after a shutdown or destroy): a crash recorder compares the
- * count before and after an exit to tell an `oom` cause. 0 without cgroups.
+ * How many processes of the instance the kernel's OOM killer killed since its last start (each
+ * start counts from 0 again): an exit with a count above 0 is an `oom` crash. 0 without cgroups.
  */
 export async function oomKills(ctx: AccContext, name: string): Promise<number> {
   return (await (await instanceCgroups(ctx))?.oomKills(name)) ?? 0;

@@ -2,6 +2,10 @@
 // it before it drops to the instance's user), so acc can signal, count, limit and kill all of
 // them, setsid children included. Root makes the folders under /sys/fs/cgroup, which only root
 // can write: nothing here lives in an instance-writable place.
+// cgroupfs is kernel memory, never a disk: a synchronous call on it takes microseconds, where
+// an asynchronous one costs a thread-pool round trip (~0.1 ms each on a busy machine), and a
+// start makes about ten of them.
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import type { Limits } from "../../core/limits.js";
 import { hasErrno } from "../../lib/errors.js";
@@ -129,7 +133,11 @@ export interface Cgroups {
   layout: CgroupLayout;
   /** The instance's folders, membership first: acc-launch joins each. */
   dirs(name: string): string[];
-  /** Makes the instance's cgroup (when missing) and sets its limits. */
+  /**
+   * Readies the instance's cgroup for a start: made when missing, emptied of what an earlier run
+   * left, its OOM count back to 0 (the memory group made again) so that oomKills tells of this
+   * run only, and its limits set.
+   */
   prepare(name: string, limits: Limits): Promise<void>;
   /** Sets the limits of an existing cgroup (a running instance: applied live). */
   applyLimits(name: string, limits: Limits): Promise<void>;
@@ -141,7 +149,7 @@ export interface Cgroups {
   remove(name: string): Promise<void>;
   /** Memory in use by the whole cgroup (workingSet), in bytes; undefined without one. */
   memoryBytes(name: string): Promise<number | undefined>;
-  /** How many times the kernel's OOM killer killed a process in the instance's cgroup. */
+  /** How many processes of the instance the kernel's OOM killer killed since its last start. */
   oomKills(name: string): Promise<number>;
   /** The instances that have a cgroup here. */
   names(): Promise<string[]>;
@@ -154,11 +162,29 @@ export function createCgroups(layout: CgroupLayout): Cgroups {
   const memoryGroup = layout.groups.find((g) => g.controllers.includes("memory"));
   const dir = (group: CgroupGroup, name: string): string => `${group.dir}/${name}`;
 
+  function readSync(file: string): string | undefined {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (error) {
+      if (hasErrno(error, "ENOENT") || hasErrno(error, "ENODEV")) return undefined;
+      throw error;
+    }
+  }
+
+  function mkdirSyncIfMissing(folder: string): void {
+    try {
+      mkdirSync(folder, { mode: 0o755 });
+    } catch (error) {
+      if (!hasErrno(error, "EEXIST")) throw error;
+    }
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await -- async for callers, sync inside (see above)
   async function applyLimits(name: string, limits: Limits): Promise<void> {
     for (const group of layout.groups) {
       for (const { file, value } of limitFiles(group, limits)) {
         try {
-          await writeFile(`${dir(group, name)}/${file}`, value);
+          writeFileSync(`${dir(group, name)}/${file}`, value);
         } catch (error) {
           // memory.swap.max exists only with swap accounting: nothing to keep from swap then.
           if (file === "memory.swap.max" && hasErrno(error, "ENOENT")) continue;
@@ -168,20 +194,28 @@ export function createCgroups(layout: CgroupLayout): Cgroups {
     }
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- async for callers, sync inside (see above)
+  async function oomKills(name: string): Promise<number> {
+    if (!memoryGroup) return 0;
+    const file = memoryGroup.version === 2 ? "memory.events" : "memory.oom_control";
+    return parseOomKills(readSync(`${dir(memoryGroup, name)}/${file}`) ?? "");
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await -- async for callers, sync inside (see above)
   async function pids(name: string): Promise<number[]> {
-    return parseProcs((await readIfExists(`${dir(membership, name)}/cgroup.procs`)) ?? "");
+    return parseProcs(readSync(`${dir(membership, name)}/cgroup.procs`) ?? "");
   }
 
   async function killAll(name: string, timeoutMs = 10_000): Promise<boolean> {
     let members = await pids(name);
     if (members.length === 0) return false;
     const killFile = `${dir(membership, name)}/cgroup.kill`;
-    const hasKill = membership.version === 2 && (await exists(killFile));
+    const hasKill = membership.version === 2 && existsSync(killFile);
     const deadline = Date.now() + timeoutMs;
     while (members.length > 0) {
       // cgroup.kill takes the whole group at once, forks under way included; without it each
       // pid gets SIGKILL and a fork that slipped between the read and the kill is caught next.
-      if (hasKill) await writeFile(killFile, "1");
+      if (hasKill) writeFileSync(killFile, "1");
       else for (const pid of members) killPid(pid);
       if (Date.now() > deadline) {
         throw new Error(`cgroup of ${name} still has processes ${members.join(", ")}`);
@@ -196,7 +230,22 @@ export function createCgroups(layout: CgroupLayout): Cgroups {
     layout,
     dirs: (name) => instanceDirs(layout, name),
     async prepare(name, limits) {
-      for (const group of layout.groups) await mkdirIfMissing(dir(group, name));
+      // Made once and kept across stops: a start usually finds every folder there.
+      if (!layout.groups.every((group) => existsSync(dir(group, name)))) {
+        try {
+          for (const group of layout.groups) mkdirSyncIfMissing(dir(group, name));
+        } catch (error) {
+          if (!hasErrno(error, "ENOENT")) throw error;
+          // acc's own groups went (a shutdown, a remount): made again, then the instance's.
+          await setUpLayout(layout);
+          for (const group of layout.groups) mkdirSyncIfMissing(dir(group, name));
+        }
+      }
+      await killAll(name);
+      if (memoryGroup && (await oomKills(name)) > 0) {
+        rmdirSync(dir(memoryGroup, name));
+        mkdirSyncIfMissing(dir(memoryGroup, name));
+      }
       await applyLimits(name, limits);
     },
     applyLimits,
@@ -223,11 +272,7 @@ export function createCgroups(layout: CgroupLayout): Cgroups {
       const stat = (await readIfExists(`${base}/memory.stat`)) ?? "";
       return workingSet(Number(usage.trim()), stat, memoryGroup.version);
     },
-    async oomKills(name) {
-      if (!memoryGroup) return 0;
-      const file = memoryGroup.version === 2 ? "memory.events" : "memory.oom_control";
-      return parseOomKills((await readIfExists(`${dir(memoryGroup, name)}/${file}`)) ?? "");
-    },
+    oomKills,
     async names() {
       try {
         const entries = await readdir(membership.dir, { withFileTypes: true });
