@@ -39,10 +39,14 @@ export function homeGroupName(home: string): string {
 
 /**
  * Finds where this home's instances' cgroups go and makes acc's groups there (boot runs it,
- * from the cgroup acc's supervisord will run in). A layout found before whose groups still
- * exist is kept: instances' launch specs name it.
+ * from the cgroup acc's supervisord will run in). `keep`: a layout found before is kept (acc's
+ * supervisord runs, its instances may be in it); boot's migration rewrites launch specs that
+ * name another.
  */
-export async function probeCgroups(ctx: AccContext): Promise<CgroupsState> {
+export async function probeCgroups(
+  ctx: AccContext,
+  options: { keep?: boolean } = {},
+): Promise<CgroupsState> {
   const config = ctx.config.cgroups;
   let state: CgroupsState;
   const previous = await readState(ctx);
@@ -50,7 +54,7 @@ export async function probeCgroups(ctx: AccContext): Promise<CgroupsState> {
     state = { enabled: false, reason: "cgroups = off in acc.toml", config };
   } else {
     const layout =
-      previous?.enabled && previous.layout && previous.config === config
+      options.keep && previous?.enabled && previous.layout && previous.config === config
         ? previous.layout
         : planLayout(await readHostCgroups(), homeGroupName(ctx.home));
     if (!layout) {

@@ -248,7 +248,7 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   }
   await writeServiceConfigs(ctx);
   await probeSandbox(ctx);
-  const cgroups = await probeCgroups(ctx);
+  const cgroups = await probeCgroups(ctx, { keep: wasRunning });
   // Before any instance can start: instances of an older acc move to today's layout.
   const migration = await migrateInstances(ctx);
   await ctx.processes.start();
