@@ -197,6 +197,13 @@ test(
           "applied live",
         );
         assert.equal(await file("pids", "pids.max"), "max");
+        // acc.toml's default applies once the instance's own is dropped (default), live.
+        await writeFile(
+          path.join(acc.home, "acc.toml"),
+          `${await readFile(path.join(acc.home, "acc.toml"), "utf8")}\npids_limit = 50\n`,
+        );
+        await acc.ok(["set", "cglimit", "pids=default"]);
+        assert.equal(await file("pids", "pids.max"), "50");
         const bad = await acc.run(["set", "cglimit", "memory=lots"]);
         assert.equal(bad.code, 2);
         assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
