@@ -3,7 +3,8 @@
 // (start call to first healthy answer, from the start event) minus the same app's boot
 // when started by hand and polled the same way. Then two instances, one in its bubblewrap
 // sandbox and one without (sandbox = off), are started in turn: the sandbox's cost is the
-// difference of their two medians, in one run.
+// difference of their two medians, in one run. The same for cgroups: an instance in its own
+// cgroup and one without (cgroups = off), started in turn.
 // Usage: node dist/bench/lifecycle.js [--runs 20]
 import { execFile } from "node:child_process";
 import path from "node:path";
@@ -24,13 +25,17 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 const acc = await createAccHome();
 const dataDir = await makeTempDir("acc-bench-data-");
 
-/** acc ARGS, with the sandbox on (auto) or off for this command. */
-function accWith(sandbox: "auto" | "off", args: string[]): Promise<void> {
+/** acc ARGS, with the sandbox (and cgroups) on (auto) or off for this command. */
+function accWith(
+  sandbox: "auto" | "off",
+  args: string[],
+  cgroups: "auto" | "off" = "auto",
+): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [ACC_BIN, ...args],
-      { env: { ...acc.env, ACC_SANDBOX: sandbox }, timeout: 120_000 },
+      { env: { ...acc.env, ACC_SANDBOX: sandbox, ACC_CGROUPS: cgroups }, timeout: 120_000 },
       (error, _stdout, stderr) =>
         error ? reject(new Error(`acc ${args.join(" ")}: ${stderr}`)) : resolve(),
     );
@@ -65,13 +70,30 @@ try {
     }
     byHand.push((await bootHelloByHand(dataDir)).healthy);
   }
-  const inside = { fresh: [] as number[], boxed: [] as number[], bare: [] as number[] };
+  // The cgroup's cost: both sandboxed, one in its own cgroup, one made and run with cgroups = off.
+  await accWith("auto", ["create", "hello", "--name", "cgcaged", "--no-start"]);
+  await accWith("auto", ["create", "hello", "--name", "cgloose", "--no-start"], "off");
+  for (let i = 0; i < runs; i++) {
+    for (const name of i % 2 === 0 ? ["cgcaged", "cgloose"] : ["cgloose", "cgcaged"]) {
+      const cgroups = name === "cgcaged" ? "auto" : "off";
+      await accWith("auto", ["start", name], cgroups);
+      await accWith("auto", ["stop", name], cgroups);
+    }
+  }
+  const inside = {
+    fresh: [] as number[],
+    boxed: [] as number[],
+    bare: [] as number[],
+    cgcaged: [] as number[],
+    cgloose: [] as number[],
+  };
   const store = openSqliteStore(path.join(acc.home, "state.db"));
   for (const event of await store.listEvents({ limit: 100_000 })) {
     if (event.action !== "start" || event.outcome !== "ok" || event.durationMs === null) continue;
     const name = event.instance ?? "";
     if (fresh.has(name)) inside.fresh.push(event.durationMs);
-    else if (name === "boxed" || name === "bare") inside[name].push(event.durationMs);
+    else if (name === "boxed" || name === "bare" || name === "cgcaged" || name === "cgloose")
+      inside[name].push(event.durationMs);
   }
   await store.close();
   console.log(
@@ -88,6 +110,12 @@ try {
     [
       "the sandbox's cost (difference of the two)",
       `${ms(median(inside.boxed) - median(inside.bare))} (target <= 3 ms)`,
+    ],
+    ["start inside acc, in its own cgroup", ms(median(inside.cgcaged))],
+    ["start inside acc, cgroups = off", ms(median(inside.cgloose))],
+    [
+      "the cgroup's cost (difference of the two)",
+      `${ms(median(inside.cgcaged) - median(inside.cgloose))} (target <= 2 ms)`,
     ],
     ["same app booted by hand", ms(median(byHand))],
     [

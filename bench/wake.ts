@@ -1,7 +1,8 @@
 // bench/wake: the first request to a stopped hello instance through acc's nginx (nginx tries
 // the port, is refused, hands the request to the waker, which starts the instance and passes
 // the request on), against the same app booted by hand and polled like acc polls it. The
-// difference is what acc adds to a wake. Also prints the start as acc records it (start event).
+// difference is what acc adds to a wake. Also prints the start as acc records it (start event),
+// and the cgroup's cost: a second home with cgroups = off is woken in turn, in the same run.
 // Usage: node dist/bench/wake.js [--runs 20] [--inherit-env]
 // By default acc is booted without the shell's NODE_* variables (see dropNodeEnv);
 // --inherit-env keeps them, as a sysadmin's `acc boot` from a shell would.
@@ -25,12 +26,16 @@ import {
 const runs = argValue("runs", 20);
 const inheritEnv = argFlag("inherit-env");
 const name = "wake";
-const host = `${name}.localhost`;
+// Instances' users are the machine's: the second home's instance needs another name.
+const looseName = "cgwakeoff";
 
 /** Stops the instance, then times one GET through nginx until the app's whole answer. */
-async function wakeOnce(acc: Awaited<ReturnType<typeof createAccHome>>): Promise<number> {
+async function wakeOnce(
+  acc: Awaited<ReturnType<typeof createAccHome>>,
+  name = "wake",
+): Promise<number> {
   await acc.ok(["stop", name]);
-  const answer = await timedGet(acc.httpPort, host, { timeoutMs: 60_000 });
+  const answer = await timedGet(acc.httpPort, `${name}.localhost`, { timeoutMs: 60_000 });
   // The app's own page, not a waiting or error page from acc or nginx.
   if (answer.status !== 200 || !answer.body.includes(`from ${name}</h1>`)) {
     throw new Error(
@@ -44,9 +49,14 @@ const machine = machineNote();
 const acc = await createAccHome();
 const dataDir = await makeTempDir("acc-bench-data-");
 const dropped = inheritEnv ? [] : dropNodeEnv(acc.env);
+const loose = await createAccHome({ env: { ACC_CGROUPS: "off" } });
+if (!inheritEnv) dropNodeEnv(loose.env);
 try {
   await acc.ok(["boot"]);
   await acc.ok(["create", "hello", "--name", name]);
+  await loose.ok(["boot"]);
+  await loose.ok(["create", "hello", "--name", looseName]);
+  await wakeOnce(loose, looseName);
   // The first wake after boot also pays for acc server's cold code paths: shown, not counted.
   const firstWake = await wakeOnce(acc);
   const firstByHand = (await bootHelloByHand(dataDir)).healthy;
@@ -55,7 +65,9 @@ try {
   const firstAnswer: number[] = [];
   const difference: number[] = [];
   const net: number[] = [];
+  const looseWake: number[] = [];
   for (let i = 0; i < runs; i++) {
+    looseWake.push(await wakeOnce(loose, looseName));
     const w = await wakeOnce(acc);
     const b = await bootHelloByHand(dataDir);
     wake.push(w);
@@ -64,14 +76,20 @@ try {
     difference.push(w - b.healthy);
     net.push(w - b.healthy - b.firstAnswer);
   }
-  const store = openSqliteStore(path.join(acc.home, "state.db"));
-  const events = await store.listEvents({ instance: name, limit: 100_000 });
-  await store.close();
-  const inside = events
-    .filter((e) => e.action === "start" && e.cause === "wake" && e.outcome === "ok")
-    .map((e) => e.durationMs ?? NaN)
-    // The warm-up wake is the first one.
-    .slice(1);
+  const startsOf = async (home: string, instance: string): Promise<number[]> => {
+    const store = openSqliteStore(path.join(home, "state.db"));
+    const events = await store.listEvents({ instance, limit: 100_000 });
+    await store.close();
+    return (
+      events
+        .filter((e) => e.action === "start" && e.cause === "wake" && e.outcome === "ok")
+        .map((e) => e.durationMs ?? NaN)
+        // The warm-up wake is the first one.
+        .slice(1)
+    );
+  };
+  const inside = await startsOf(acc.home, name);
+  const insideLoose = await startsOf(loose.home, looseName);
   if (inside.length !== runs)
     throw new Error(`expected ${runs} wake start events, found ${inside.length}`);
 
@@ -97,9 +115,17 @@ try {
     ["  less the app's own first answer, per run", spread(net)],
     ["start inside acc (start event: call to healthy)", spread(inside)],
     ["  start event - by hand (medians)", ms(median(inside) - median(byHand))],
+    ["wake, home with cgroups = off", spread(looseWake)],
+    ["start inside acc, cgroups = off (start event)", spread(insideLoose)],
+    [
+      "the cgroup's cost (start events, medians)",
+      `${ms(median(inside) - median(insideLoose))} (target <= 2 ms)`,
+    ],
+    ["the cgroup's cost (wakes, medians)", ms(median(wake) - median(looseWake))],
     ["first wake after boot (not counted)", `${ms(firstWake)} (by hand ${ms(firstByHand)})`],
   ]);
 } finally {
+  await loose.cleanup();
   await acc.cleanup();
   await removeDir(dataDir);
 }

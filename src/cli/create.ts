@@ -5,12 +5,14 @@ import { instanceJson } from "./instance-view.js";
 export const createCommand: Command = {
   name: "create",
   summary: "Create an instance of a model, start it and print its URL.",
-  usage: "MODEL [--name N] [--host H]... [--param K=V]... [--idle-timeout D] [--no-start]",
+  usage:
+    "MODEL [--name N] [--host H]... [--param K=V]... [--idle-timeout D] [--limit K=V]... [--no-start]",
   help: [
     "--name N            instance name (a DNS label); default MODEL1, MODEL2, ...",
     "--host H            extra host name it answers to (repeatable); NAME.<domain> is always one",
     "--param K=V         a model parameter (repeatable); secrets not given are generated",
     "--idle-timeout D    stop after D without requests (30s, 15m, 2h, never)",
+    "--limit K=V         a limit of its cgroup (repeatable): memory=512M, cpu=0.5, pids=200",
     "--no-start          create it stopped",
   ],
   options: {
@@ -18,6 +20,7 @@ export const createCommand: Command = {
     host: { type: "string", multiple: true },
     param: { type: "string", multiple: true },
     "idle-timeout": { type: "string" },
+    limit: { type: "string", multiple: true },
     "no-start": { type: "boolean" },
   },
   positionals: { min: 1, max: 1, names: "MODEL" },
@@ -32,6 +35,7 @@ export const createCommand: Command = {
       ...(idleTimeout !== undefined ? { idleTimeout } : {}),
       hosts: listOption(args, "host"),
       params: listOption(args, "param"),
+      limits: listOption(args, "limit"),
       start: !flag(args, "no-start"),
     });
     const view = instanceJson(ctx, result.instance);

@@ -1,11 +1,14 @@
 import { formatDuration, parseDuration } from "../core/duration.js";
+import { formatLimit, LIMIT_KEYS, parseLimit, type LimitKey } from "../core/limits.js";
 import { showValue, validateInstanceName } from "../core/validate.js";
 import { AccError } from "../lib/errors.js";
 import {
   effectiveIdleTimeout,
   getInstance,
   resumeInstance,
+  effectiveLimitsOf,
   setIdleTimeout,
+  setLimits,
   suspendInstance,
 } from "../services/instances.js";
 import { positional, type Command } from "./command.js";
@@ -13,7 +16,7 @@ import { instanceJson } from "./instance-view.js";
 import { lifecycleCommand } from "./lifecycle.js";
 
 /** What `acc set` may change, each with how to read its value. */
-const SETTINGS = ["idle-timeout"] as const;
+const SETTINGS = ["idle-timeout", ...LIMIT_KEYS] as const;
 type SettingKey = (typeof SETTINGS)[number];
 
 /** A parsed `idle-timeout=` value: ms, null for never, undefined to inherit again. */
@@ -21,6 +24,8 @@ export type IdleTimeoutSetting = number | null | undefined;
 
 export interface Settings {
   idleTimeout?: { value: IdleTimeoutSetting };
+  /** Limits to change: a value, null for none, undefined to inherit again. */
+  limits?: Partial<Record<LimitKey, number | null | undefined>>;
 }
 
 export function parseIdleTimeoutSetting(text: string): IdleTimeoutSetting {
@@ -56,6 +61,14 @@ export function parseSettings(pairs: readonly string[]): Settings {
       case "idle-timeout":
         settings.idleTimeout = { value: parseIdleTimeoutSetting(value) };
         break;
+      default: {
+        const limit = key as LimitKey;
+        settings.limits ??= {};
+        settings.limits[limit] =
+          value.trim().toLowerCase() === "default"
+            ? undefined
+            : (parseLimit(limit, value, "acc set") ?? null);
+      }
     }
   }
   return settings;
@@ -64,12 +77,16 @@ export function parseSettings(pairs: readonly string[]): Settings {
 export const setCommand: Command = {
   name: "set",
   summary:
-    "Change an instance's settings: idle-timeout=DURATION, never, or default (the model's or acc.toml's).",
+    "Change an instance's settings: idle-timeout, and its limits memory, cpu and pids (applied at once to a running instance).",
   usage: "NAME KEY=VALUE...",
   help: [
     "idle-timeout=15m    stop the instance after this long without requests",
     "idle-timeout=never  never stop it for being idle",
     "idle-timeout=default  use the model's or acc.toml's idle timeout again",
+    "memory=512M         its cgroup's memory limit (K, M, G); over it, the kernel kills its biggest process",
+    "cpu=0.5             at most this share of one CPU (2: two CPUs)",
+    "pids=200            at most this many processes and threads",
+    "memory=none         no limit; memory=default: the model's or acc.toml's again (so for cpu, pids)",
   ],
   options: {},
   positionals: { min: 2, max: 1 + SETTINGS.length, names: "NAME and KEY=VALUE" },
@@ -88,6 +105,13 @@ export const setCommand: Command = {
           ? `${name}: idle-timeout=default (${effective})`
           : `${name}: idle-timeout=${effective}`,
       );
+    }
+    if (settings.limits) {
+      instance = await setLimits(ctx, name, settings.limits);
+      const limits = await effectiveLimitsOf(ctx, instance);
+      for (const key of Object.keys(settings.limits) as LimitKey[]) {
+        lines.push(`${name}: ${key}=${formatLimit(key, limits[key])}`);
+      }
     }
     return { data: instanceJson(ctx, instance), text: lines.join("\n") };
   },

@@ -1,7 +1,10 @@
 import { validateInstanceName } from "../core/validate.js";
 import { describeExposed, exposedListeners } from "../services/bind-check.js";
 import { restartCheck } from "../services/crashes.js";
-import { getInstance, lastLogLines } from "../services/instances.js";
+import { effectiveLimitsOf, getInstance, lastLogLines } from "../services/instances.js";
+import { instanceCgroups } from "../services/cgroups.js";
+import { formatLimit, LIMIT_KEYS } from "../core/limits.js";
+import { mayBeAlive } from "../core/states.js";
 import { formatEndpoint } from "../services/listeners.js";
 import { readEnvSecrets } from "../services/instance-secrets.js";
 import { runningMemory } from "../services/memory.js";
@@ -74,6 +77,18 @@ export const showCommand: Command = {
       ["state since", view.state_changed_at],
       ["last activity", view.last_activity_at ?? "-"],
     ];
+    const limits = await effectiveLimitsOf(ctx, instance);
+    const cgroups = await instanceCgroups(ctx);
+    const memoryBytes = await cgroups?.memoryBytes(name);
+    const oomKilled = cgroups ? await cgroups.oomKills(name) : 0;
+    rows.push([
+      "limits",
+      LIMIT_KEYS.map((key) => `${key}=${formatLimit(key, limits[key])}`).join(" ") +
+        (cgroups ? "" : " (not enforced: no cgroups here, see acc status)"),
+    ]);
+    if (memoryBytes !== undefined && mayBeAlive(instance.state))
+      rows.push(["memory", `${Math.round(memoryBytes / 1024 ** 2)} MB (its cgroup)`]);
+    if (oomKilled > 0) rows.push(["oom kills", `${oomKilled} (over its memory limit)`]);
     if (view.last_error) rows.push(["last error", view.last_error]);
     // Why it failed, without a trip to acc logs; and when, if ever, a request starts it again.
     const restart = await restartCheck(ctx, instance);
@@ -104,6 +119,9 @@ export const showCommand: Command = {
       exposed_listeners: exposed?.map(formatEndpoint) ?? null,
       crash_loop: crashLoop,
       last_log: lastLog,
+      limits: { ...limits, enforced: cgroups !== undefined },
+      memory_bytes: mayBeAlive(instance.state) ? (memoryBytes ?? null) : null,
+      oom_kills: oomKilled,
     };
     return {
       data: secrets ? { ...data, env: secrets } : data,

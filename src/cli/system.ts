@@ -82,7 +82,13 @@ export const bootCommand: Command = {
     if (migrated.length > 0)
       lines.push(`moved to the current folder layout: ${migrated.join(", ")}`);
     if (refreshed.length > 0)
-      lines.push(`launch rewritten for the sandbox as it is now: ${refreshed.join(", ")}`);
+      lines.push(
+        `launch rewritten for the sandbox and cgroups as they are now: ${refreshed.join(", ")}`,
+      );
+    if (!result.cgroups.enabled)
+      lines.push(
+        `instances are not contained (no cgroup per instance): ${result.cgroups.reason ?? "unknown"}; their detached processes can outlive a stop and limits are not enforced`,
+      );
     for (const { name, error } of failed) lines.push(`could not migrate ${name}: ${error}`);
     if (result.squatted.length > 0)
       lines.push(
@@ -150,6 +156,12 @@ export const statusCommand: Command = {
         report.sandbox.enabled
           ? `bubblewrap (own mount, PID, IPC namespaces); ${report.sandbox.isolation}`
           : `off: ${report.sandbox.reason ?? "unknown"}; ${report.sandbox.isolation}`,
+      ],
+      [
+        "cgroups",
+        report.cgroups.enabled
+          ? `one per instance (${report.cgroups.layout ?? "?"}: ${report.cgroups.where ?? "?"}); a stop kills all of its processes, limits are enforced`
+          : `off: ${report.cgroups.reason ?? "unknown"}; NOT contained: an instance's detached processes can outlive its stop, and memory, cpu and pids limits are not enforced`,
       ],
       ["domain", `${report.domain} (instance NAME answers at NAME.${report.domain})`],
       ["instance ports", report.instance_ports],

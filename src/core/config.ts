@@ -1,5 +1,6 @@
 import { AccError } from "../lib/errors.js";
 import { parseDuration } from "./duration.js";
+import { parseLimit, type LimitKey, type Limits } from "./limits.js";
 import { hasControlCharacter } from "./model-params.js";
 import { isValidHostname, showValue } from "./validate.js";
 
@@ -58,6 +59,12 @@ export interface AccConfig {
   crash_backoff_max: number;
   /** A run this long (ms) ends a series of failures. */
   crash_reset_after: number;
+  /** "auto": each instance in its own cgroup when acc may make them here; "off": never. */
+  cgroups: "auto" | "off";
+  /** Default limits of an instance (models and instances override them); undefined: none. */
+  memory_limit: number | undefined;
+  cpu_limit: number | undefined;
+  pids_limit: number | undefined;
 }
 
 interface KeySpec {
@@ -74,7 +81,8 @@ interface KeySpec {
     | "list"
     | "postgres-mode"
     | "postgres-url"
-    | "sandbox";
+    | "sandbox"
+    | "limit";
   /** Default for root, then for a normal user. */
   defaults: [string | number | string[], string | number | string[]];
 }
@@ -228,6 +236,26 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     kind: "sandbox",
     defaults: ["auto", "auto"],
   },
+  cgroups: {
+    doc: "'auto': each instance runs in its own cgroup (stop kills all of it; limits apply) when acc may make cgroups here; 'off': never (acc status says which).",
+    kind: "sandbox",
+    defaults: ["auto", "auto"],
+  },
+  memory_limit: {
+    doc: 'Default memory limit of an instance\'s cgroup, such as "512M" (0: none); models and acc set override it.',
+    kind: "limit",
+    defaults: ["0", "0"],
+  },
+  cpu_limit: {
+    doc: 'Default CPU limit of an instance, a share of one CPU such as "0.5" (0: none).',
+    kind: "limit",
+    defaults: ["0", "0"],
+  },
+  pids_limit: {
+    doc: "Default limit of an instance's processes and threads (0: none).",
+    kind: "limit",
+    defaults: ["0", "0"],
+  },
 };
 
 export function envKey(key: string): string {
@@ -288,7 +316,18 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
     case "sandbox":
       if (text !== "auto" && text !== "off") throw bad("expected auto or off");
       return text;
+    case "limit":
+      return parseLimit(key.replace(/_limit$/, "") as LimitKey, text, source);
   }
+}
+
+/** acc.toml's default limits, as a model's [limits] table. */
+export function configLimits(config: AccConfig): Limits {
+  const out: Limits = {};
+  if (config.memory_limit !== undefined) out.memory = config.memory_limit;
+  if (config.cpu_limit !== undefined) out.cpu = config.cpu_limit;
+  if (config.pids_limit !== undefined) out.pids = config.pids_limit;
+  return out;
 }
 
 /** Keys of older versions that must not be silently ignored. */

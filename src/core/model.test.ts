@@ -111,6 +111,7 @@ default = "none"
       },
       socket_activation: false,
       sandbox: { read_only: [], read_write: [] },
+      limits: {},
     });
   });
 
@@ -125,6 +126,7 @@ default = "none"
       params: {},
       socket_activation: false,
       sandbox: { read_only: [], read_write: [] },
+      limits: {},
     });
   });
 
@@ -154,6 +156,20 @@ default = "none"
     const error = rejects('name = "hello"\nversion = \n', /^model\.toml:2: invalid TOML: /);
     assert.ok(!error.message.includes("\n"), "one line");
     rejects('name = "a"\nname = "b"\n', /^model\.toml:2: invalid TOML: .*redefine/);
+  });
+
+  it("reads [limits]: memory, cpu and pids, none left out; a bad one names its line", () => {
+    const manifest = parseManifest(
+      `${MINIMAL}\n[limits]\nmemory = "256M"\ncpu = 0.5\npids = "none"\n`,
+      "model.toml",
+    );
+    assert.deepEqual(manifest.limits, { memory: 256 * 1024 ** 2, cpu: 0.5 });
+    assert.deepEqual(parseManifest(MINIMAL, "model.toml").limits, {});
+    rejects(
+      `${MINIMAL}\n[limits]\nmemory = "lots"\n`,
+      /^model\.toml:9: invalid memory limit "lots" in model\.toml$/,
+    );
+    rejects(`${MINIMAL}\n[limits]\ndisk = "1G"\n`, /^model\.toml:9: unknown key "disk"/);
   });
 
   it("reads strict_bind, a boolean left out when not given", () => {

@@ -1,6 +1,7 @@
 import { parse, TomlError } from "smol-toml";
 import { AccError } from "../lib/errors.js";
 import { parseDuration } from "./duration.js";
+import { LIMIT_KEYS, parseLimit, type Limits } from "./limits.js";
 import { hasControlCharacter, paramValueProblem } from "./model-params.js";
 import { findPlaceholders, templateVariables } from "./template.js";
 import { showValue } from "./validate.js";
@@ -78,6 +79,8 @@ export interface ModelManifest {
   socket_activation: boolean;
   /** Paths of the host the app needs besides what the sandbox gives every instance. */
   sandbox: { read_only: string[]; read_write: string[] };
+  /** Its cgroup's limits ([limits] memory, cpu, pids); acc.toml's defaults fill the rest. */
+  limits: Limits;
 }
 
 /**
@@ -221,6 +224,7 @@ const TOP_KEYS = [
   "params",
   "socket_activation",
   "sandbox",
+  "limits",
 ] as const;
 
 type Table = Record<string, unknown>;
@@ -711,6 +715,7 @@ export function parseManifest(text: string, source: string): ModelManifest {
     params: {},
     socket_activation: false,
     sandbox: { read_only: [], read_write: [] },
+    limits: {},
   };
   const description = readLine(reader, root, ["description"], false);
   if (description !== undefined) manifest.description = description;
@@ -783,6 +788,26 @@ export function parseManifest(text: string, source: string): ModelManifest {
       read_only: readSandboxPaths(reader, sandbox, ["sandbox", "read_only"]),
       read_write: readSandboxPaths(reader, sandbox, ["sandbox", "read_write"]),
     };
+  }
+
+  const limits = readTable(reader, root, ["limits"], false);
+  if (limits !== undefined) {
+    checkKeys(reader, limits, ["limits"], LIMIT_KEYS);
+    for (const key of LIMIT_KEYS) {
+      const raw = limits[key];
+      if (raw === undefined) continue;
+      if (typeof raw !== "string" && typeof raw !== "number") {
+        throw modelError(reader, ["limits", key], `limits.${key} must be a string or a number`);
+      }
+      let value: number | undefined;
+      try {
+        value = parseLimit(key, raw, "model.toml");
+      } catch (error) {
+        if (!(error instanceof AccError)) throw error;
+        throw modelError(reader, ["limits", key], error.message, error.hint);
+      }
+      if (value !== undefined) manifest.limits[key] = value;
+    }
   }
 
   manifest.templates = readTemplates(reader, root);

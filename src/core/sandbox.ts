@@ -121,6 +121,8 @@ export interface LaunchSpec {
   setup?: readonly string[];
   /** LISTEN_PID for socket activation: the app's pid, when acc-launch can know it. */
   listenPid?: "self" | number;
+  /** The instance's cgroup folders, which acc-launch joins first (every child inherits them). */
+  cgroups?: readonly string[];
 }
 
 /** acc-launch's spec file: one "key word..." line per setting, each word percent-encoded. */
@@ -133,6 +135,7 @@ export function renderLaunchSpec(spec: LaunchSpec): string {
     lines.push([key, ...words.map((word) => encodeWord(String(word)))].join(" "));
   };
   line("arch", [spec.arch]);
+  if (spec.cgroups && spec.cgroups.length > 0) line("cgroup", spec.cgroups);
   if (spec.uid !== undefined || spec.gid !== undefined) {
     if (!isId(spec.uid) || !isId(spec.gid)) throw new Error("bug: launch spec without uid or gid");
     line("uid", [spec.uid]);

@@ -41,5 +41,6 @@ export interface AccContext {
   cache: {
     pgAdmin?: Promise<import("../drivers/postgres/index.js").PgAdmin>;
     sandbox?: Promise<import("./sandbox.js").SandboxState>;
+    cgroups?: Promise<import("./cgroups.js").CgroupsState>;
   };
 }

@@ -13,6 +13,8 @@ import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
 import { instanceManifest, siteOf } from "./model-code.js";
 import { withLease } from "./leases.js";
+import { instanceCgroups, killCgroup, stopProcesses } from "./cgroups.js";
+import { processName } from "../lib/processes.js";
 
 export interface Finding {
   /** What is wrong, in words. */
@@ -68,7 +70,8 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
 
   /** Whatever may be left of its process goes; it is recorded stopped and wakes on demand. */
   const markStopped = async (name: string): Promise<void> => {
-    if (supervisorUp) await ctx.processes.stopProgram(name);
+    if (supervisorUp) await stopProcesses(ctx, name);
+    else await killCgroup(ctx, name);
     await ctx.store.updateInstance(name, { state: "stopped", operation: null }, now());
   };
 
@@ -114,9 +117,46 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
           await add(
             `${instance.name}: recorded ${instance.state} but its process runs`,
             "stop the process",
-            () => ctx.processes.stopProgram(instance.name),
+            async () => {
+              await stopProcesses(ctx, instance.name);
+            },
           );
         }
+    }
+  }
+
+  const cgroups = await instanceCgroups(ctx);
+  if (cgroups) {
+    for (const instance of instances) {
+      const state = programs.get(instance.name)?.state;
+      const programAlive = state === "RUNNING" || state === "STARTING" || state === "STOPPING";
+      // A running instance's processes belong in its cgroup; a stopped one's do not.
+      if (busy.has(instance.name) || programAlive) continue;
+      if (
+        instance.state !== "stopped" &&
+        instance.state !== "suspended" &&
+        instance.state !== "failed"
+      )
+        continue;
+      const pids = await cgroups.pids(instance.name);
+      if (pids.length === 0) continue;
+      const names = await Promise.all(
+        pids.slice(0, 5).map(async (pid) => `${pid} ${(await processName(pid)) ?? "?"}`),
+      );
+      await add(
+        `${instance.name}: ${pids.length} process${pids.length === 1 ? "" : "es"} left in its cgroup although it is ${instance.state} (${names.join(", ")}${pids.length > 5 ? ", ..." : ""})`,
+        "kill them",
+        async () => {
+          await cgroups.killAll(instance.name);
+        },
+      );
+    }
+    for (const name of await cgroups.names()) {
+      if (!known.has(name)) {
+        await add(`${name}: cgroup without an instance`, "kill what is in it and remove it", () =>
+          cgroups.remove(name),
+        );
+      }
     }
   }
 

@@ -10,7 +10,7 @@ import { assertTransition, mayBeAlive, type InstanceState } from "../core/states
 import { validateInstanceHost, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
 import { tailFile } from "../lib/files.js";
-import type { InstanceRecord } from "../store/store.js";
+import type { InstanceLimits, InstanceRecord } from "../store/store.js";
 import {
   backupEnv,
   createBackup,
@@ -33,6 +33,15 @@ import { checkPortOwner, holdPort, portIntruder, releasePort } from "./ports.js"
 import { pgAdmin } from "./databases.js";
 import { instanceDatabaseEnv } from "../drivers/postgres/index.js";
 import { instanceDatabaseName } from "../drivers/postgres/render.js";
+import { formatLimit, parseLimitArgs, type LimitKey, type Limits } from "../core/limits.js";
+import {
+  instanceCgroups,
+  killCgroup,
+  limitsOf,
+  prepareCgroup,
+  removeCgroup,
+  stopProcesses,
+} from "./cgroups.js";
 
 /** How long a command waits for another operation on the same instance before it says busy. */
 const LEASE_WAIT_MS = 5_000;
@@ -43,6 +52,8 @@ export interface CreateOptions {
   hosts: string[];
   params: string[];
   idleTimeout?: string;
+  /** `memory=512M` style limits (acc create --limit). */
+  limits?: string[];
   start: boolean;
 }
 
@@ -124,6 +135,13 @@ async function defaultName(ctx: AccContext, model: string): Promise<string> {
   for (let n = 1; ; n++) if (!taken.has(`${base}${n}`)) return `${base}${n}`;
 }
 
+/** The stop timeout in force: the model's, else acc.toml's. */
+async function stopTimeoutOf(ctx: AccContext, instance: InstanceRecord): Promise<number> {
+  const manifest = await instanceManifest(ctx, instance);
+  // supervisord counts in whole seconds (stopwaitsecs), so does the wait.
+  return Math.ceil((manifest.stop_timeout ?? ctx.config.stop_timeout) / 1000) * 1000;
+}
+
 function timeoutOf(ctx: AccContext, manifest: ModelManifest): number {
   return manifest.start_timeout ?? manifest.health.timeout ?? ctx.config.start_timeout;
 }
@@ -153,6 +171,7 @@ export async function createInstance(
     options.idleTimeout === undefined
       ? undefined
       : parseDuration(options.idleTimeout, "idle timeout");
+  const limits = parseLimitArgs(options.limits ?? [], "--limit");
   const publicParams: Record<string, string> = {};
   for (const [key, value] of Object.entries(resolved.values)) {
     if (!resolved.secrets.includes(key)) publicParams[key] = value;
@@ -173,6 +192,7 @@ export async function createInstance(
         idleTimeout,
         portRange: { min: ctx.config.instance_port_min, max: ctx.config.instance_port_max },
         database: model.manifest.database === "postgres" ? instanceDatabaseName(name) : null,
+        limits,
       },
       ctx.now().toISOString(),
     );
@@ -192,7 +212,12 @@ export async function createInstance(
       await writeInstanceProgram(ctx, name, model.manifest, codeDir);
       ctx.progress.step("configuring nginx");
       await ctx.proxy.applySite(siteOf(ctx, { name, port: instance.port, hosts }, model.manifest));
-      await runSetup(ctx, name, model);
+      if (model.manifest.setup) {
+        // The setup step runs in the instance's cgroup too, and leaves nothing running there.
+        await prepareCgroup(ctx, instance, model.manifest);
+        await runSetup(ctx, name, model);
+        await killCgroup(ctx, name);
+      }
       await setState(ctx, instance, "stopped", { operation: null });
       await holdPort(ctx, instance.port);
       await recordEvent(ctx, name, "create", "ok", { durationMs: elapsed(started), cause: "cli" });
@@ -237,6 +262,8 @@ export async function removeEverywhere(
     await (await pgAdmin(ctx)).dropInstanceDatabase(name);
   }
   await ctx.processes.removeProgram(name);
+  // Nothing of it may outlive it, detached children included.
+  await removeCgroup(ctx, name);
   await ctx.proxy.removeSite(name);
   if (row) await releasePort(ctx, row.port);
   // The user goes first, and every process of it: then nothing can swap an entry of data/ for
@@ -269,6 +296,7 @@ export async function startLocked(
   ctx.progress.step(`starting ${instance.name}`);
   let reason: string;
   try {
+    await prepareCgroup(ctx, instance, manifest);
     await ctx.processes.startProgram(instance.name);
     const result = await waitHealthy({
       port: instance.port,
@@ -308,7 +336,7 @@ export async function startLocked(
     reason = error.message;
   }
   // Never leave a half-running instance: stop what may be left, then say failed.
-  await ctx.processes.stopProgram(instance.name);
+  await stopProcesses(ctx, instance.name);
   await setState(ctx, instance, "failed", { operation: null, lastError: reason });
   await recordEvent(ctx, instance.name, "start", "failed", {
     cause,
@@ -330,13 +358,17 @@ export async function stopLocked(
   const started = Date.now();
   await setState(ctx, instance, "stopping", { operation: "stop" });
   ctx.progress.step(`stopping ${instance.name}`);
-  await ctx.processes.stopProgram(instance.name);
+  const { killed } = await stopProcesses(ctx, instance.name);
   await setState(ctx, instance, "stopped", { operation: null });
   await holdPort(ctx, instance.port);
+  const forced = killed
+    ? `SIGKILL after ${formatDuration(await stopTimeoutOf(ctx, instance))}`
+    : undefined;
+  const said = [message, forced].filter((part) => part !== undefined).join("; ");
   await recordEvent(ctx, instance.name, "stop", "ok", {
     cause,
     durationMs: elapsed(started),
-    ...(message !== undefined ? { message } : {}),
+    ...(said !== "" ? { message: said } : {}),
   });
 }
 
@@ -426,6 +458,62 @@ export async function setIdleTimeout(
     await recordEvent(ctx, name, "set", "ok", {
       cause: "cli",
       message: `idle-timeout=${idleTimeout === undefined ? "default" : formatDuration(idleTimeout)}`,
+    });
+    return getInstance(ctx, name);
+  });
+}
+
+/** The limits in force for an instance (its own, else its model's, else acc.toml's). */
+export async function effectiveLimitsOf(
+  ctx: AccContext,
+  instance: InstanceRecord,
+): Promise<Limits> {
+  return limitsOf(ctx, instance, await instanceManifest(ctx, instance));
+}
+
+/**
+ * Changes the instance's own limits (a value, null for none, undefined to inherit again); a
+ * running instance gets them at once, before they are recorded: a limit the kernel refuses
+ * (memory below what it uses now, on cgroup v1) changes nothing.
+ */
+export async function setLimits(
+  ctx: AccContext,
+  name: string,
+  changes: Partial<Record<LimitKey, number | null | undefined>>,
+): Promise<InstanceRecord> {
+  await getInstance(ctx, name);
+  return lease(ctx, name, "set", async () => {
+    const instance = await getInstance(ctx, name);
+    const own: InstanceLimits = { ...(instance.limits ?? {}) };
+    for (const [key, value] of Object.entries(changes) as [LimitKey, number | null | undefined][]) {
+      if (value === undefined) delete own[key];
+      else own[key] = value;
+    }
+    const updated = { ...instance, limits: own };
+    const cgroups = await instanceCgroups(ctx);
+    if (cgroups && mayBeAlive(instance.state) && (await cgroups.pids(name)).length > 0) {
+      const manifest = await instanceManifest(ctx, instance);
+      try {
+        await cgroups.applyLimits(name, limitsOf(ctx, updated, manifest));
+      } catch (error) {
+        if (!(error instanceof Error && "code" in error)) throw error;
+        await cgroups.applyLimits(name, limitsOf(ctx, instance, manifest));
+        throw new AccError(
+          "ACC_FAILED",
+          `the kernel refused the limits of ${name}: ${error.message}`,
+          {
+            cause: error,
+            hint: "a memory limit below what the instance uses now is refused while it runs: stop it first",
+          },
+        );
+      }
+    }
+    await ctx.store.updateInstance(name, { limits: own }, ctx.now().toISOString());
+    await recordEvent(ctx, name, "set", "ok", {
+      cause: "cli",
+      message: (Object.keys(changes) as LimitKey[])
+        .map((key) => `${key}=${key in own ? formatLimit(key, own[key]) : "default"}`)
+        .join(" "),
     });
     return getInstance(ctx, name);
   });

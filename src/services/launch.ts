@@ -8,6 +8,7 @@ import { commandArgv, renderLaunchSpec, sandboxArgs, type LaunchSpec } from "../
 import { writeFileAtomic } from "../lib/files.js";
 import type { AccContext } from "./context.js";
 import { BWRAP, readHostLayout, sandboxState } from "./sandbox.js";
+import { instanceCgroups } from "./cgroups.js";
 import type { UserIds } from "./users.js";
 
 /** Perl is in every Debian (perl-base is essential); acc-launch uses no module but strict. */
@@ -44,8 +45,10 @@ export async function buildLaunchSpec(
       })
     : undefined;
   const run = commandArgv(manifest.command);
+  const cgroups = (await instanceCgroups(ctx))?.dirs(instance.name);
   const spec: LaunchSpec = {
     arch: process.arch,
+    ...(cgroups ? { cgroups } : {}),
     ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
     envFile: p.env,
     chdir: codeDir,

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { processTree } from "../lib/processes.js";
+import { instanceCgroups } from "./cgroups.js";
 import type { AccContext } from "./context.js";
 
 /** Resident memory of a process in MB, 0 when it is gone. */
@@ -21,12 +22,19 @@ export async function treeRssMb(pid: number): Promise<number> {
   return total;
 }
 
-/** Memory of every running instance's processes, by name; empty when supervisord is down. */
+/**
+ * Memory of every running instance in MB, by name; empty when supervisord is down. With
+ * cgroups, the whole cgroup's (every process of it, detached ones included, and the page cache
+ * it keeps busy: see workingSet); without, the resident memory of the program's process tree.
+ */
 export async function runningMemory(ctx: AccContext): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   if (!(await ctx.processes.isRunning())) return out;
+  const cgroups = await instanceCgroups(ctx);
   for (const [name, state] of await ctx.processes.allProgramStates()) {
-    if (state.state === "RUNNING") out.set(name, await treeRssMb(state.pid));
+    if (state.state !== "RUNNING") continue;
+    const bytes = await cgroups?.memoryBytes(name);
+    out.set(name, bytes !== undefined ? bytes / 1024 ** 2 : await treeRssMb(state.pid));
   }
   return out;
 }

@@ -14,6 +14,8 @@ import type { AccContext } from "./context.js";
 import { dataOwner, removeAsOwner } from "./instance-data.js";
 import { writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
 import { writeLaunchSpec } from "./launch.js";
+import { instanceCgroups } from "./cgroups.js";
+import { renderLaunchSpec } from "../core/sandbox.js";
 import { codeDirOf, instanceManifest } from "./model-code.js";
 import { sandboxState } from "./sandbox.js";
 import type { UserIds } from "./users.js";
@@ -41,6 +43,9 @@ export interface MigrationReport {
 export async function migrateInstances(ctx: AccContext): Promise<MigrationReport> {
   const report: MigrationReport = { migrated: [], refreshed: [], failed: [] };
   const sandboxed = (await sandboxState(ctx)).enabled;
+  const cgroups = await instanceCgroups(ctx);
+  const cgroupsOf = (name: string): { cgroups?: string[] } =>
+    cgroups ? { cgroups: cgroups.dirs(name) } : {};
   for (const instance of await ctx.store.listInstances()) {
     // A half-made create or destroy is doctor's to finish or undo.
     if (instance.state === "creating" || instance.state === "destroying") continue;
@@ -50,7 +55,11 @@ export async function migrateInstances(ctx: AccContext): Promise<MigrationReport
       if (spec === undefined) {
         await migrateInstance(ctx, instance);
         report.migrated.push(instance.name);
-      } else if (/^sandbox /m.test(spec) !== sandboxed) {
+      } else if (
+        /^sandbox /m.test(spec) !== sandboxed ||
+        cgroupLine(spec) !==
+          cgroupLine(renderLaunchSpec({ ...SPEC_STUB, ...cgroupsOf(instance.name) }))
+      ) {
         const ids = await dataOwner(ctx, instance.name);
         const manifest = await instanceManifest(ctx, instance);
         const codeDir = codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash);
@@ -65,6 +74,14 @@ export async function migrateInstances(ctx: AccContext): Promise<MigrationReport
     }
   }
   return report;
+}
+
+/** The fields a launch spec must have, for rendering its cgroup line alone. */
+const SPEC_STUB = { arch: "x", envFile: "x", chdir: "x", run: ["x"] } as const;
+
+/** The spec's cgroup line (the cgroups acc-launch joins), empty when it has none. */
+function cgroupLine(spec: string): string {
+  return /^cgroup .*$/m.exec(spec)?.[0] ?? "";
 }
 
 async function readSpec(file: string): Promise<string | undefined> {

@@ -161,9 +161,10 @@ async function harness(t: TestContext): Promise<Harness> {
         if (failStop.has(name))
           return Promise.reject(new Error(`supervisord: cannot stop ${name}`));
         stopped.push(name);
-        return Promise.resolve();
+        return Promise.resolve({ killed: false });
       },
     },
+    cache: { cgroups: Promise.resolve({ enabled: false, config: "off" }) },
     ports: {
       hold: (port: number) => {
         held.push(port);

@@ -34,6 +34,7 @@ import { portKeeperProgram } from "../drivers/ports/index.js";
 import { migrateInstances, type MigrationReport } from "./migrate.js";
 import { holdPorts } from "./ports.js";
 import { probeSandbox, sandboxState } from "./sandbox.js";
+import { cgroupsState, instanceCgroups, probeCgroups } from "./cgroups.js";
 
 /** Debian packages acc needs, with the binary that shows each is there. */
 export const REQUIRED_PACKAGES = [
@@ -206,6 +207,8 @@ export interface BootResult {
   migration: MigrationReport;
   /** Ports of stopped instances that another program holds (acc-ports keeps trying). */
   squatted: number[];
+  /** Whether instances run in their own cgroups, and why not. */
+  cgroups: { enabled: boolean; reason?: string };
 }
 
 /** Waits until acc server answers its own health check. */
@@ -353,6 +356,7 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
   }
   await writeServiceConfigs(ctx);
   await probeSandbox(ctx);
+  const cgroups = await probeCgroups(ctx, { keep: wasRunning });
   // Before any instance can start: instances of an older acc move to today's layout.
   const migration = await migrateInstances(ctx);
   await ctx.processes.start();
@@ -403,6 +407,7 @@ export async function boot(ctx: AccContext): Promise<BootResult> {
     reset,
     migration,
     squatted,
+    cgroups: { enabled: cgroups.enabled, ...(cgroups.reason ? { reason: cgroups.reason } : {}) },
   };
 }
 
@@ -454,6 +459,13 @@ export async function shutdown(
     .filter((i) => i.state === "running" || i.state === "starting" || i.state === "failed")
     .map((i) => i.name);
   await stopInstances(stopped, stopInstance);
+  // Nothing of an instance outlives a shutdown: what a stopped one left goes too, with the
+  // groups (a start makes them again).
+  const cgroups = await instanceCgroups(ctx);
+  if (cgroups) {
+    for (const name of await cgroups.names()) await cgroups.remove(name);
+    await cgroups.removeLayout();
+  }
   await ctx.processes.shutdown();
   return { stopped, wasRunning: true };
 }
@@ -485,6 +497,8 @@ export interface StatusReport {
   orphans: HomeProcessSummary[];
   /** Whether instances run in their own sandbox, and why not. */
   sandbox: { enabled: boolean; reason?: string; isolation: string };
+  /** Whether each instance runs in its own cgroup (contained, limits enforced), and why not. */
+  cgroups: { enabled: boolean; reason?: string; layout?: string; where?: string };
   instances: Record<string, number>;
   total: number;
   versions: { acc: string; node: string; nginx: string; supervisord: string };
@@ -520,6 +534,7 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
     }
   }
   const sandbox = await sandboxState(ctx);
+  const cgroups = await cgroupsState(ctx);
   const counts: Record<string, number> = {};
   const all = await ctx.store.listInstances();
   for (const instance of all) counts[instance.state] = (counts[instance.state] ?? 0) + 1;
@@ -553,6 +568,16 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
       isolation: ctx.isRoot
         ? "each instance runs as its own user"
         : "none between instances: acc is not root, so every instance runs as your user",
+    },
+    cgroups: {
+      enabled: cgroups.enabled,
+      ...(cgroups.reason !== undefined ? { reason: cgroups.reason } : {}),
+      ...(cgroups.layout
+        ? {
+            layout: cgroups.layout.kind,
+            where: cgroups.layout.groups.map((g) => g.dir).join(" "),
+          }
+        : {}),
     },
     instances: counts,
     total: all.length,

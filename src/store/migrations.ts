@@ -68,6 +68,12 @@ export function migrations(dialect: "sqlite" | "postgres"): Record<string, Migra
         await db.schema.alterTable("instances").addColumn("database", "text").execute();
       },
     },
+    "0003_instance_limits": {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // The instance's own limits (acc create --limit, acc set): JSON, null when it has none.
+        await db.schema.alterTable("instances").addColumn("limits", "text").execute();
+      },
+    },
   };
 }
 

@@ -24,6 +24,8 @@ export interface InstancesTable {
   last_error: string | null;
   /** Name of the instance's Postgres database (its role has the same name), or null. */
   database: string | null;
+  /** JSON object of the instance's own limits (memory, cpu, pids; null: none), or null. */
+  limits?: string | null;
 }
 
 export interface HostsTable {

@@ -25,7 +25,11 @@ export interface InstanceRecord {
   lastError: string | null;
   /** Its Postgres database (and role) name, when its model has one. */
   database: string | null;
+  /** Its own limits (acc create --limit, acc set): a number, or null for none; absent: inherit. */
+  limits?: InstanceLimits;
 }
+
+export type InstanceLimits = Partial<Record<"memory" | "cpu" | "pids", number | null>>;
 
 export interface NewInstance {
   name: string;
@@ -37,6 +41,7 @@ export interface NewInstance {
   idleTimeout: number | null | undefined;
   portRange: { min: number; max: number };
   database?: string | null;
+  limits?: InstanceLimits;
 }
 
 export interface EventRecord {
@@ -59,6 +64,7 @@ export interface InstancePatch {
   lastActivityAt?: string | null;
   idleTimeout?: number | null | undefined;
   hosts?: string[];
+  limits?: InstanceLimits;
 }
 
 export interface Lease {
@@ -136,7 +142,12 @@ function toRecord(row: InstancesTable): InstanceRecord {
     lastActivityAt: row.last_activity_at,
     lastError: row.last_error,
     database: row.database ?? null,
+    limits: row.limits ? (JSON.parse(row.limits) as InstanceLimits) : {},
   };
+}
+
+function limitsToText(limits: InstanceLimits | undefined): string | null {
+  return limits === undefined || Object.keys(limits).length === 0 ? null : JSON.stringify(limits);
 }
 
 function idleToText(value: number | null | undefined): string | null {
@@ -254,6 +265,7 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
               last_activity_at: null,
               last_error: null,
               database: instance.database ?? null,
+              limits: limitsToText(instance.limits),
             };
             await trx.insertInto("instances").values(row).execute();
             if (instance.hosts.length > 0) {
@@ -283,6 +295,7 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
         if (patch.lastError !== undefined) values.last_error = patch.lastError;
         if (patch.lastActivityAt !== undefined) values.last_activity_at = patch.lastActivityAt;
         if ("idleTimeout" in patch) values.idle_timeout = idleToText(patch.idleTimeout);
+        if (patch.limits !== undefined) values.limits = limitsToText(patch.limits);
         if (patch.hosts !== undefined) {
           values.hosts = JSON.stringify(patch.hosts);
           await trx.deleteFrom("hosts").where("instance", "=", name).execute();

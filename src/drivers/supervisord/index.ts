@@ -51,6 +51,21 @@ export interface ProgramState {
   spawnError: string;
 }
 
+export interface StopOptions {
+  /** Destroy: unload it from supervisord whatever the count. */
+  unload?: boolean;
+  /**
+   * Every process of the instance (its cgroup's): they get the SIGTERM too, and the stop waits
+   * for them all, detached children included, not only for the program's own process.
+   */
+  members?: () => Promise<number[]>;
+}
+
+export interface StopResult {
+  /** Something still ran at the stop timeout and got SIGKILL. */
+  killed: boolean;
+}
+
 export type ServiceSignal = "HUP" | "USR1" | "USR2" | "TERM" | "QUIT" | "INT" | "WINCH";
 
 export interface Supervisor {
@@ -66,7 +81,7 @@ export interface Supervisor {
    * Stops the instance. It stays loaded in supervisord (its next start is one call) while
    * few programs are loaded; `unload` (destroy) or many loaded ones unload it.
    */
-  stopProgram(name: string, options?: { unload?: boolean }): Promise<void>;
+  stopProgram(name: string, options?: StopOptions): Promise<StopResult>;
   /** Stops one of acc's service programs (acc-postgres) and waits until it has exited. */
   stopService(name: string): Promise<void>;
   /** Starts one of acc's service programs, unless it runs already. */
@@ -156,14 +171,14 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     }
   }
 
-  async function stopProgram(name: string, options: { unload?: boolean } = {}): Promise<void> {
+  async function stopProgram(name: string, options: StopOptions = {}): Promise<StopResult> {
     const group = programName(name);
     const conf =
       (await readFileIfExists(activeFile(name))) ?? (await readFileIfExists(programFile(name)));
     const stopWaitSecs = conf === undefined ? 0 : Number(confValue(conf, "stopwaitsecs"));
     // acc asks the app to end, not supervisord: the process supervisord started is the
     // sandbox's (bubblewrap), which a SIGTERM would end at once, killing the app with it.
-    await terminate(name, stopWaitSecs * 1000);
+    const killed = await terminate(name, stopWaitSecs * 1000, options.members);
     // Whatever is left gets SIGKILL (the program's stopsignal), the whole group at once.
     try {
       await rpc.call("supervisor.stopProcess", [`${group}:${group}`, true], {
@@ -182,13 +197,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       // supervisord down: nothing runs under it, so there is nothing to stop or unload.
       if (error instanceof AccError && error.code === "ACC_NOT_BOOTED") {
         await rm(activeFile(name), { force: true });
-        return;
+        return { killed };
       }
       if (!isFault(error, FAULT.NOT_RUNNING, FAULT.BAD_NAME)) throw error;
     }
     // Each loaded program makes reloadConfig (the slow path of a start) ~0.5 ms slower.
     const loaded = (await readdir(paths.programsActive).catch(() => [])).length;
-    if (!options.unload && loaded <= KEEP_LOADED) return;
+    if (!options.unload && loaded <= KEEP_LOADED) return { killed };
     try {
       await rpc.call("supervisor.removeProcessGroup", [group]);
     } catch (error) {
@@ -204,30 +219,42 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
     }
     await rm(activeFile(name), { force: true });
+    return { killed };
   }
 
   /**
-   * SIGTERM to every process of the instance's program but bubblewrap's own (which pass nothing
-   * on and would take the app down with them), then waits up to timeoutMs for the program's
-   * process to end.
+   * SIGTERM to every process of the instance's program (and its other members) but
+   * bubblewrap's own (which pass nothing on and would take the app down with them), then waits
+   * up to timeoutMs for them to end. True when something still runs at the deadline.
    */
-  async function terminate(name: string, timeoutMs: number): Promise<void> {
+  async function terminate(
+    name: string,
+    timeoutMs: number,
+    members?: () => Promise<number[]>,
+  ): Promise<boolean> {
     let state: ProgramState | null;
     try {
       state = await programState(name);
     } catch (error) {
-      if (error instanceof AccError && error.code === "ACC_NOT_BOOTED") return;
-      throw error;
+      if (error instanceof AccError && error.code === "ACC_NOT_BOOTED") state = null;
+      else throw error;
     }
-    if (state === null || state.pid === 0 || STOPPED_STATES.has(state.state)) return;
-    const root = state.pid;
-    for (const pid of await processTree(root)) {
+    const running = state !== null && state.pid !== 0 && !STOPPED_STATES.has(state.state);
+    const root = running && state ? state.pid : 0;
+    const targets = new Set(root > 0 ? await processTree(root) : []);
+    for (const pid of (await members?.()) ?? []) targets.add(pid);
+    if (targets.size === 0) return false;
+    for (const pid of targets) {
       if ((await processName(pid)) !== "bwrap") signalProcess(pid, "SIGTERM");
     }
     const deadline = Date.now() + timeoutMs;
-    while (!(await processGone(root)) && Date.now() < deadline) {
+    const done = async (): Promise<boolean> =>
+      (root === 0 || (await processGone(root))) && ((await members?.())?.length ?? 0) === 0;
+    while (!(await done())) {
+      if (Date.now() >= deadline) return true;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
+    return false;
   }
 
   // reloadConfig re-reads every active file (about 0.6 ms each), so starts that arrive while one
