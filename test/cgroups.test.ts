@@ -254,6 +254,18 @@ test(
           oom_kills: number;
         };
         assert.ok(shown.oom_kills >= 1, `oom_kills ${shown.oom_kills}`);
+        // The exit listener records the app's death at once, as an oom crash.
+        let crash: { action: string; cause: string | null; message: string } | undefined;
+        for (let tries = 0; tries < 50 && crash === undefined; tries++) {
+          const events = JSON.parse(await acc.ok(["events", "cghog", "--json"])) as {
+            action: string;
+            cause: string | null;
+            message: string;
+          }[];
+          crash = events.find((e) => e.action === "crash");
+          if (crash === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.equal(crash?.cause, "oom", JSON.stringify(crash));
         assert.ok(await alive(other), "the other instance's processes live");
         assert.equal((await acc.request("cgother.localhost")).status, 200);
         await acc.ok(["stop", "cghog"]);

@@ -15,6 +15,7 @@ import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { withLease } from "./leases.js";
+import { oomKills, stopProcesses } from "./cgroups.js";
 import { holdPort } from "./ports.js";
 
 export type ExitCause = "exit" | "signal" | "oom";
@@ -126,8 +127,8 @@ export async function recordCrashLocked(
   program: ProgramState | null,
 ): Promise<void> {
   const ranMs = ctx.now().getTime() - Date.parse(instance.stateChangedAt);
-  // Where the cgroup's evidence comes in: { oomKilled } from its oom_kill counter.
-  const verdict = decideExitCause(program);
+  // The cgroup's oom_kill counter starts from 0 at each start: above 0, the kernel killed it.
+  const verdict = decideExitCause(program, { oomKilled: (await oomKills(ctx, instance.name)) > 0 });
   // Recorded first, the clean-up after: the crash is known the moment it can be.
   await ctx.store.updateInstance(
     instance.name,
@@ -147,7 +148,7 @@ export async function recordCrashLocked(
     },
     ctx.now().toISOString(),
   );
-  await ctx.processes.stopProgram(instance.name);
+  await stopProcesses(ctx, instance.name);
   await holdPort(ctx, instance.port);
 }
 

@@ -20,6 +20,7 @@ import {
   processTrees,
   signalProcess,
 } from "../lib/processes.js";
+import { instanceCgroups } from "./cgroups.js";
 import type { AccContext } from "./context.js";
 import { instanceUserName } from "./users.js";
 import { createSemaphore } from "./wake.js";
@@ -284,9 +285,13 @@ export async function stopOrphanInstance(
 ): Promise<void> {
   for (const p of procs)
     if ((await processName(p.pid)) !== "bwrap") await signalFound(p, "SIGTERM");
-  if (await waitGone(procs, await stopTimeoutMs(ctx, name))) return;
-  for (const p of procs) await signalFound(p, "SIGKILL");
-  await waitGone(procs, 5000);
+  if (!(await waitGone(procs, await stopTimeoutMs(ctx, name)))) {
+    for (const p of procs) await signalFound(p, "SIGKILL");
+    await waitGone(procs, 5000);
+  }
+  // Whatever else its cgroup holds (a detached child whose parent died with supervisord) goes
+  // too, as after any stop.
+  await (await instanceCgroups(ctx))?.killAll(name);
 }
 
 /** At most this many orphaned instances are stopped at once. */
