@@ -222,14 +222,14 @@ async function checkRestores(
       await add(
         `${name}: a restore${from} was interrupted after its commit point (the backup's data/ and database were both ready)`,
         `finish it: put the backup's database and data/ in place together, remove ${where}`,
-        async () => void (await settleRestore(ctx, name)),
+        () => settleLocked(ctx, name),
       );
     } else if (journal?.asNew === true && exists) {
       await add(
         `${name}: acc restore --as-new${from} was interrupted before its commit point`,
         `undo it: remove ${name}, which it was making, and the staged copy in ${where}`,
         async () => {
-          await settleRestore(ctx, name);
+          await settleLocked(ctx, name);
           await removeEverywhere(ctx, name);
         },
       );
@@ -237,10 +237,18 @@ async function checkRestores(
       await add(
         `${name}: a restore${from} was interrupted before its commit point`,
         `undo it: ${exists ? `${name} keeps its own data/ and database; ` : ""}remove the staged copy in ${where} and its staged database`,
-        async () => void (await settleRestore(ctx, name)),
+        () => settleLocked(ctx, name),
       );
     }
   }
+}
+
+/** Settles a restore under the instance's lease: no start or restore of it meanwhile. */
+async function settleLocked(ctx: AccContext, name: string): Promise<void> {
+  await withLease(ctx.store, name, "doctor", async () => void (await settleRestore(ctx, name)), {
+    waitMs: 1000,
+    what: `instance ${name}`,
+  });
 }
 
 /**

@@ -396,7 +396,7 @@ export interface PgAdmin {
    * password (or a new one). On failure, what this call created is removed again.
    */
   createInstanceDatabase(name: string, options?: { password?: string }): Promise<InstanceDatabase>;
-  /** Ends the database's connections, drops it and its role; idempotent. */
+  /** Ends the database's connections, drops it (and a restore's staged one) and its role; idempotent. */
   dropInstanceDatabase(name: string): Promise<{ database: boolean; role: boolean }>;
   /** Instance names that have a database or a role here (for doctor). */
   listInstanceDatabases(): Promise<{ databases: string[]; roles: string[] }>;
@@ -708,6 +708,10 @@ export function createPgAdmin(options: PgAdminOptions): PgAdmin {
         const hadDatabase = await databaseExists(client, db);
         // FORCE ends the instance's own sessions first (a stopped instance can still hold one).
         if (hadDatabase) await client.query(`drop database if exists ${ident} with (force)`);
+        // A restore's staged or replaced database is the role's too: the role cannot go before.
+        for (const other of [stagedDatabaseName(name), replacedDatabaseName(name)]) {
+          await client.query(`drop database if exists ${quoteIdent(other)} with (force)`);
+        }
         const hadRole = await roleExists(client, db);
         if (hadRole) {
           // Grants made to the role in the admin's database would otherwise block the drop.
