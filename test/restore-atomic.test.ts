@@ -65,26 +65,37 @@ async function setMarkers(acc: AccHome, name: string, who: Identity, value: stri
   await query(await databaseUrl(acc, name), `update marker set v = '${value}'`);
 }
 
-/** Runs `acc restore` and kills it and everything it started (-9) after delayMs. */
-function killedRestore(acc: AccHome, args: string[], delayMs: number): Promise<string> {
+/**
+ * Runs `acc restore` and kills it (-9) after delayMs: acc's process alone (as `kill -9 PID` does:
+ * a tar or pg_restore it started may go on meanwhile), or with everything it started (as a
+ * crash of the machine's session would). Returns how it ended, and a clean-up that kills what
+ * is left of its process group.
+ */
+function killedRestore(
+  acc: AccHome,
+  args: string[],
+  delayMs: number,
+  group: boolean,
+): Promise<{ how: string; cleanup: () => void }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ACC_BIN, ...args], {
       env: acc.env,
       detached: true,
       stdio: "ignore",
     });
-    const timer = setTimeout(() => {
+    const pid = child.pid ?? 0;
+    const kill = (target: number): void => {
       try {
-        process.kill(-(child.pid ?? 0), "SIGKILL");
+        process.kill(target, "SIGKILL");
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ESRCH")
-          reject(error instanceof Error ? error : new Error(String(error)));
+        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
       }
-    }, delayMs);
+    };
+    const timer = setTimeout(() => kill(group ? -pid : pid), delayMs);
     child.on("error", reject);
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
-      resolve(signal ?? `exit ${code}`);
+      resolve({ how: signal ?? `exit ${code}`, cleanup: () => kill(-pid) });
     });
   });
 }
@@ -139,7 +150,14 @@ test(
       const outcomes: string[] = [];
       for (let i = 0; i < KILLS; i++) {
         const delay = Math.round((duration * (i + 0.5)) / KILLS);
-        const how = await killedRestore(acc, ["restore", name, backup.id], delay);
+        const group = i % 2 === 0;
+        const { how, cleanup } = await killedRestore(
+          acc,
+          ["restore", name, backup.id],
+          delay,
+          group,
+        );
+        t.after(cleanup);
         // Every fifth time, no doctor: the instance's next start settles the restore itself.
         const byStart = i % 5 === 4;
         const repair = byStart
@@ -165,7 +183,7 @@ test(
         assert.deepEqual(restores, [], `killed at ${delay} ms: no restore left staged`);
         assert.deepEqual(await stagedDatabases(acc, name), [], "no staged database left");
         const explained = /commit point/.test(said) ? " (explained)" : "";
-        outcomes.push(`${delay}ms:${found.row ?? "none"}${explained}`);
+        outcomes.push(`${delay}ms${group ? "" : "(pid)"}:${found.row ?? "none"}${explained}`);
         if (byStart) {
           assert.equal(repair.code, 0, said);
           const page = await acc.request(`${name}.localhost`);
