@@ -11,7 +11,7 @@
 import { lstat, readFile, rename, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import { instancePaths } from "../core/paths.js";
-import { validateInstanceName } from "../core/validate.js";
+import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { stagedDatabaseName } from "../drivers/postgres/render.js";
 import { AccError, hasErrno } from "../lib/errors.js";
 import { ensureDirMode, ensureOwnedDir, readDirIfExists, writeFileAtomic } from "../lib/files.js";
@@ -136,7 +136,7 @@ async function commitRestore(
   journal: RestoreJournal,
   owner: DataOwner | null,
 ): Promise<void> {
-  const name = journal.instance;
+  const name = path.basename(p.dir);
   // The database first: if Postgres is down, nothing is swapped yet and the instance is whole.
   if (journal.database) await (await pgAdmin(ctx)).commitRestore(name);
   const data = instancePaths(ctx.home, name).data;
@@ -163,7 +163,15 @@ export async function settleRestore(
   if (journal === undefined && !(await present(p.dir))) return undefined;
   const owner = await stagedOwner(ctx, name);
   const exists = (await ctx.store.getInstance(name)) !== undefined;
-  if (journal?.phase === "prepared" && exists && owner !== null) {
+  if (journal?.phase === "prepared" && exists) {
+    // Undoing now could leave the backup's database with the instance's own data/.
+    if (owner === null) {
+      throw new AccError(
+        "ACC_FAILED",
+        `the restore of ${name} reached its commit point but its system user ${instanceUserName(name)} is missing`,
+        { hint: "acc doctor says what else is half-made" },
+      );
+    }
     await commitRestore(ctx, p, journal, owner);
     return { outcome: "finished", journal };
   }
@@ -182,6 +190,7 @@ export async function restoresInProgress(
 ): Promise<{ name: string; journal: RestoreJournal | undefined }[]> {
   const out: { name: string; journal: RestoreJournal | undefined }[] = [];
   for (const name of await readDirIfExists(ctx.paths.restores)) {
+    if (!isValidInstanceName(name)) continue; // not a restore's: acc makes no other
     out.push({ name, journal: await readJournal(restorePaths(ctx, name).journal) });
   }
   return out;
