@@ -117,6 +117,7 @@ test(
   { timeout: 600_000, skip: requireRoot() },
   async (t) => {
     const acc = await bootHome(t, ["rsdb"]);
+    let asNewMs = 0;
     const name = `rsa${process.pid}`;
     await accOk(acc, ["create", "rsdb", "--name", name, "--no-start"]);
     const who = await instanceIdentity(name);
@@ -223,9 +224,11 @@ test(
             .replace('MODEL_VERSION = "1"', 'MODEL_VERSION = "2"'),
         );
         const copy = `rsn${process.pid}`;
+        const asNewStarted = Date.now();
         const made = await accOk(acc, ["restore", copy, backup.id, "--as-new"], {
           timeoutMs: 120_000,
         });
+        asNewMs = Date.now() - asNewStarted;
         assert.match(made, /rendered from the backup's model version, rsdb 1/);
         const view = await instanceView(acc, copy);
         const original = await instanceView(acc, name);
@@ -276,6 +279,51 @@ test(
         assert.equal(page2.instance, newer);
         assert.equal(page2.model_version, "2");
         assert.equal(page2.marker, "B");
+      },
+    );
+
+    await t.test(
+      "acc restore --as-new killed, then doctor: the whole instance or none",
+      async () => {
+        const outcomes: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const copy = `rsk${i}${process.pid}`;
+          const delay = Math.round((asNewMs * (i + 0.5)) / 4);
+          const { cleanup } = await killedRestore(
+            acc,
+            ["restore", copy, backup.id, "--as-new"],
+            delay,
+            true,
+          );
+          t.after(cleanup);
+          const doctor = await runAcc(acc, ["doctor", "--repair"], { timeoutMs: 120_000 });
+          const said = doctor.stdout + doctor.stderr;
+          assert.doesNotMatch(said, /this is a bug/, said);
+          const shown = await runAcc(acc, ["show", copy, "--json"]);
+          const folder = path.join(acc.home, "instances", copy);
+          if (shown.code === 3) {
+            await assert.rejects(readdir(folder), { code: "ENOENT" }, `${copy}: no folder left`);
+            await assert.rejects(instanceIdentity(copy), /no user/, `${copy}: no system user left`);
+            const user = await runAcc(acc, ["doctor"]);
+            assert.doesNotMatch(user.stdout, new RegExp(copy), "doctor finds nothing left of it");
+            outcomes.push(`${delay}ms:none`);
+          } else {
+            assert.equal(shown.code, 0, shown.stderr);
+            const copyWho = await instanceIdentity(copy);
+            const found = await markers(acc, copy, copyWho);
+            assert.deepEqual(found, { file: "B", row: "B" }, `killed at ${delay} ms: ${said}`);
+            await accOk(acc, ["start", copy], { timeoutMs: 60_000 });
+            const page = JSON.parse((await acc.request(`${copy}.localhost`)).body) as {
+              instance: string;
+              marker: string;
+            };
+            assert.deepEqual([page.instance, page.marker], [copy, "B"]);
+            await accOk(acc, ["destroy", copy, "--yes", "--no-backup"], { timeoutMs: 60_000 });
+            outcomes.push(`${delay}ms:whole`);
+          }
+          assert.deepEqual(await readdir(path.join(acc.home, "restores")).catch(() => []), []);
+        }
+        t.diagnostic(`--as-new outcomes: ${outcomes.join(" ")}`);
       },
     );
   },

@@ -12,7 +12,7 @@ import { removeEverywhere } from "./instances.js";
 import { instanceManifest, siteOf } from "./model-code.js";
 import { withLease } from "./leases.js";
 import { dataOwner, legacyRestoreLeftovers, removeAsOwner } from "./instance-data.js";
-import { restoresInProgress, settleRestore } from "./restores.js";
+import { restoresInProgress, restoreUnderWay, settleRestore } from "./restores.js";
 
 export interface Finding {
   /** What is wrong, in words. */
@@ -214,7 +214,7 @@ async function checkRestores(
   add: AddFinding,
 ): Promise<void> {
   for (const { name, journal } of await restoresInProgress(ctx)) {
-    if (busy.has(name)) continue; // a restore under way
+    if (busy.has(name) || (journal !== undefined && restoreUnderWay(journal))) continue;
     const where = `${ctx.paths.restores}/${name}`;
     const from = journal ? ` from ${journal.backup}` : "";
     const exists = (await ctx.store.getInstance(name)) !== undefined;

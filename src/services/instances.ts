@@ -18,7 +18,7 @@ import {
   openBackup,
   type BackupResult,
 } from "./backups.js";
-import { pendingRestore, restoreInto, settleRestore } from "./restores.js";
+import { beginRestoreAsNew, pendingRestore, restoreInto, settleRestore } from "./restores.js";
 import type { LoadedModel } from "./models.js";
 import { checkBindAddresses } from "./bind-check.js";
 import { readListeners } from "./listeners.js";
@@ -582,14 +582,27 @@ export async function restoreAsNew(
     const value = backup.manifest.params[key] ?? env[`PARAM_${key.toUpperCase()}`];
     return value === undefined || value === "" ? [] : [`${key}=${value}`];
   });
-  const created = await createInstance(ctx, {
-    model: model.manifest.name,
-    name: newName,
-    hosts: [],
-    params,
-    start: false,
-    loaded: model,
-  });
+  if (await ctx.store.getInstance(newName)) {
+    throw new AccError("ACC_CONFLICT", `instance ${newName} already exists`, {
+      hint: "restore --as-new makes a new instance: pick another name",
+    });
+  }
+  await beginRestoreAsNew(ctx, newName, backup.dir);
+  let created: CreateResult;
+  try {
+    created = await createInstance(ctx, {
+      model: model.manifest.name,
+      name: newName,
+      hosts: [],
+      params,
+      start: false,
+      loaded: model,
+    });
+  } catch (error) {
+    // createInstance undid itself; its journal goes too.
+    await settleRestore(ctx, newName);
+    throw error;
+  }
   try {
     await restoreInstance(ctx, newName, path.relative(ctx.paths.backups, backup.dir), {
       asNew: true,

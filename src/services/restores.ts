@@ -8,14 +8,14 @@
 // by renames. Before it, whoever finds the journal undoes it: the staged copies go, the
 // instance keeps its own. Each step of either is idempotent, so a crash during a repair is
 // repaired by the next one.
-import { lstat, readFile, rename, rm, rmdir } from "node:fs/promises";
+import { lstat, mkdir, readFile, rename, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import { instancePaths } from "../core/paths.js";
 import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { stagedDatabaseName } from "../drivers/postgres/render.js";
 import { AccError, hasErrno } from "../lib/errors.js";
 import { ensureDirMode, ensureOwnedDir, readDirIfExists, writeFileAtomic } from "../lib/files.js";
-import type { InstanceRecord } from "../store/store.js";
+import { holderAlive, processIdentity, type InstanceRecord } from "../store/store.js";
 import { backupDataArchive, backupDump, type BackupManifest } from "./backups.js";
 import type { AccContext } from "./context.js";
 import { pgAdmin } from "./databases.js";
@@ -38,7 +38,8 @@ export interface RestoreJournal {
   /** Made by restore --as-new: undoing it removes the instance it was making. */
   asNew: boolean;
   started_at: string;
-  pid: number;
+  /** The process restoring (pid:start-time, as a lease's holder): alive, it is under way. */
+  holder: string;
 }
 
 const JOURNAL = "journal.json";
@@ -161,6 +162,7 @@ export async function settleRestore(
   const p = restorePaths(ctx, name);
   const journal = await readJournal(p.journal);
   if (journal === undefined && !(await present(p.dir))) return undefined;
+  if (journal !== undefined && restoreUnderWay(journal)) return undefined;
   const owner = await stagedOwner(ctx, name);
   const exists = (await ctx.store.getInstance(name)) !== undefined;
   if (journal?.phase === "prepared" && exists) {
@@ -177,6 +179,11 @@ export async function settleRestore(
   }
   await undoRestore(ctx, p, journal, owner);
   return { outcome: "undone", journal };
+}
+
+/** Whether another live process is making this restore (a restore --as-new between its steps). */
+export function restoreUnderWay(journal: RestoreJournal): boolean {
+  return journal.holder !== processIdentity(process.pid) && holderAlive(journal.holder);
 }
 
 /** The journal of the instance's restore that is under way or was interrupted, if any. */
@@ -197,6 +204,37 @@ export async function restoresInProgress(
 }
 
 /**
+ * Records a restore --as-new before its instance is created, so that a crash at any point of
+ * it leaves a journal: doctor then removes the half-made instance, unless the restore reached
+ * its commit point. Fails when a restore of that name is under way or was interrupted.
+ */
+export async function beginRestoreAsNew(
+  ctx: AccContext,
+  name: string,
+  backupDir: string,
+): Promise<void> {
+  const p = restorePaths(ctx, name);
+  await ensureDirMode(ctx.paths.restores, 0o711);
+  try {
+    await mkdir(p.dir, { mode: 0o700 });
+  } catch (error) {
+    if (!hasErrno(error, "EEXIST")) throw error;
+    throw new AccError("ACC_FAILED", `a restore of ${name} is under way or was interrupted`, {
+      hint: "acc doctor says which, and --repair settles it",
+    });
+  }
+  await writeJournal(p.journal, {
+    instance: name,
+    backup: backupDir,
+    phase: "staging",
+    database: false,
+    asNew: true,
+    started_at: ctx.now().toISOString(),
+    holder: processIdentity(process.pid) ?? String(process.pid),
+  });
+}
+
+/**
  * Puts a backup's data/ and its database into an instance (stopped by the caller, whose lease
  * it holds), both or neither. The instance keeps its own env file (its database password and
  * secrets stay valid) and its config (acc's rendering).
@@ -214,8 +252,9 @@ export async function restoreInto(
   if (dump !== undefined && instance.database === null) {
     throw new AccError("ACC_FAILED", `backup has a database but instance ${name} has none`);
   }
-  // One left by a restore that died first, and what an older acc's staged in the instance's folder.
-  await settleRestore(ctx, name);
+  // One left by a restore that died first (for --as-new, the journal is this one's own, made
+  // by beginRestoreAsNew), and what an older acc's staged in the instance's folder.
+  if (options.asNew !== true) await settleRestore(ctx, name);
   for (const leftover of await legacyRestoreLeftovers(ctx, name))
     await removeAsOwner(ctx, leftover, owner);
 
@@ -233,7 +272,7 @@ export async function restoreInto(
     database: dump !== undefined,
     asNew: options.asNew ?? false,
     started_at: ctx.now().toISOString(),
-    pid: process.pid,
+    holder: processIdentity(process.pid) ?? String(process.pid),
   };
   await writeJournal(p.journal, journal);
   try {
