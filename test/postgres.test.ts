@@ -108,7 +108,11 @@ test("postgres driver on a real cluster", async (t) => {
     assert.ok((await stat(file)).size > 0);
     await query(a.url, "drop table notes");
     await query(a.url, "create table junk (x int)");
-    await admin.restore("app-a", file);
+    await admin.stageRestore("app-a", file);
+    // Staged beside it: the instance's own database is untouched until the commit.
+    assert.deepEqual(await query(a.url, "select count(*)::int as n from junk"), [{ n: 0 }]);
+    await admin.commitRestore("app-a");
+    await admin.commitRestore("app-a");
     assert.deepEqual(await query(a.url, "select id, body from notes order by id"), [
       { id: 1, body: "one" },
       { id: 2, body: "two" },
@@ -117,15 +121,25 @@ test("postgres driver on a real cluster", async (t) => {
       a.url,
       "select tableowner as o from pg_tables where schemaname = 'public' order by tablename",
     );
-    assert.deepEqual(
-      owners,
-      [{ o: "i_app-a" }, { o: "i_app-a" }],
-      "restored objects are the role's",
-    );
+    // The database is the backup's as a whole: the table made since is gone.
+    assert.deepEqual(owners, [{ o: "i_app-a" }], "restored objects are the role's");
     // Into another instance's database too (a clone): the objects become that role's.
     assert.ok(b);
-    await admin.restore("b", file);
+    await admin.stageRestore("b", file);
+    await admin.commitRestore("b");
     assert.deepEqual(await query(b.url, "select count(*)::int as n from notes"), [{ n: 2 }]);
+    // An undone restore leaves the instance's database as it was, and no staged one.
+    await query(b.url, "insert into notes values (3, 'three')");
+    await admin.stageRestore("b", file);
+    await admin.abortRestore("b");
+    await admin.abortRestore("b");
+    assert.deepEqual(await query(b.url, "select count(*)::int as n from notes"), [{ n: 3 }]);
+    await withClient(pg.adminConnection, async (c) => {
+      const left = await c.query(
+        "select datname from pg_database where datname in ('r_b', 'o_b', 'r_app-a', 'o_app-a')",
+      );
+      assert.deepEqual(left.rows, [], "no staged nor replaced database is left");
+    });
   });
 
   await t.test("drop: ends sessions, removes database and role; twice is fine", async () => {
@@ -174,8 +188,18 @@ test("postgres driver on a real cluster", async (t) => {
     const file = path.join(pg.dir, "ext-1.dump");
     await external.dump("ext-1", file);
     await query(made.url, "delete from t");
-    await external.restore("ext-1", file);
+    // This cluster's pg_hba (samerole) lets a TCP login reach only the database of a role it is
+    // in; an external server usually lets its admin reach any: a role of the staged database's
+    // name stands for that here.
+    await withClient(pg.adminConnection, async (c) => {
+      await c.query('create role "r_ext-1" nologin');
+      await c.query('grant "r_ext-1" to acc_admin');
+    });
+    await external.stageRestore("ext-1", file);
+    await external.commitRestore("ext-1");
     assert.deepEqual(await query(made.url, "select x from t"), [{ x: 7 }]);
+    // A restore staged and never committed (a crash): the drop takes its database too.
+    await external.stageRestore("ext-1", file);
     assert.deepEqual(await external.dropInstanceDatabase("ext-1"), { database: true, role: true });
   });
 

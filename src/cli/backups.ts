@@ -70,7 +70,9 @@ export const restoreCommand: Command = {
     "Restore a backup into an instance (stopped meanwhile, started again if it was running), or with --as-new create a new instance NAME from it.",
   usage: "NAME BACKUP [--as-new] [--json]",
   help: [
-    "--as-new            create NAME from the backup (same model, parameters, data and database)",
+    "--as-new            create NAME from the backup: rendered for NAME (port, hosts, new database",
+    "                    credentials) from the backup's model version if this home has it, else the",
+    "                    current one; data, database and parameters from the backup",
   ],
   options: { "as-new": { type: "boolean" } },
   positionals: { min: 2, max: 2, names: "NAME BACKUP" },
@@ -82,7 +84,15 @@ export const restoreCommand: Command = {
     if (flag(args, "as-new")) {
       const created = await restoreAsNew(ctx, name, backup);
       const view = instanceJson(ctx, created.instance);
-      return { data: view, text: `${name} created from ${backup}: ${view.url}` };
+      const { model } = created;
+      const rendered =
+        model.from === "backup"
+          ? `rendered from the backup's model version, ${model.name} ${model.version}`
+          : `rendered from the current model, ${model.name} ${model.version} (the backup's version ${model.backupVersion} is no longer in this home)`;
+      return {
+        data: { ...view, model_from: model.from },
+        text: `${name} created from ${backup}, ${rendered}: ${view.url}`,
+      };
     }
     const view = instanceJson(ctx, await restoreInstance(ctx, name, backup));
     return { data: view, text: `${name} restored from ${backup} (${view.state})` };

@@ -8,6 +8,8 @@ export interface HomePaths {
   code: string;
   instances: string;
   backups: string;
+  /** Restores under way: their journal and staged data/, beside instances/ (same filesystem). */
+  restores: string;
   /** Instances' logs, one root-only folder each: nothing an instance can write (see instancePaths). */
   logs: string;
   run: string;
@@ -49,6 +51,7 @@ export function homePaths(home: string): HomePaths {
     code: p("code"),
     instances: p("instances"),
     backups: p("backups"),
+    restores: p("restores"),
     logs: p("logs"),
     run: p("run"),
     supervisor: p("supervisor"),

@@ -14,22 +14,14 @@ import {
 import path from "node:path";
 import { parseEnvFile } from "../core/instance-env.js";
 import { instancePaths } from "../core/paths.js";
-import { showValue, validateInstanceName } from "../core/validate.js";
+import { showValue } from "../core/validate.js";
 import { AccError, hasErrno } from "../lib/errors.js";
 import { ExecError } from "../lib/exec.js";
 import { readDirIfExists, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { pgAdmin } from "./databases.js";
-import {
-  archiveData,
-  dataOwner,
-  extractData,
-  removeAsOwner,
-  removeRestoreLeftovers,
-  replaceData,
-  type DataOwner,
-} from "./instance-data.js";
+import { archiveData, dataOwner } from "./instance-data.js";
 
 export interface BackupManifest {
   /**
@@ -329,37 +321,12 @@ export async function backupEnv(
   }
 }
 
-/**
- * Puts a backup's data/ and its database into an instance (stopped by the caller). data/ is
- * extracted by tar run as the instance's user into a staging folder, swapped in by renames in
- * the instance's (root's) folder; the old data is removed as the user. The instance keeps its
- * own env file (its database password and secrets stay valid) and its config (acc's rendering).
- */
-export async function restoreInto(
-  ctx: AccContext,
-  instance: InstanceRecord,
-  backup: { dir: string; manifest: BackupManifest },
-  owner: DataOwner,
-): Promise<void> {
-  validateInstanceName(instance.name);
-  await removeRestoreLeftovers(ctx, instance.name, owner);
-  const archive = backup.manifest.format === 2 ? DATA_ARCHIVE : LEGACY_ARCHIVE;
-  const staging = await extractData(ctx, instance.name, owner, path.join(backup.dir, archive));
-  try {
-    if (backup.manifest.files[DUMP] !== undefined) {
-      if (instance.database === null) {
-        throw new AccError(
-          "ACC_FAILED",
-          `backup has a database but instance ${instance.name} has none`,
-        );
-      }
-      ctx.progress.step(`restoring ${instance.name}'s database`);
-      await (await pgAdmin(ctx)).restore(instance.name, path.join(backup.dir, DUMP));
-    }
-  } catch (error) {
-    await removeAsOwner(ctx, staging, owner);
-    throw error;
-  }
-  // Swap folders only once everything above worked.
-  await replaceData(ctx, instance.name, owner, staging);
+/** The archive of a backup that holds data/. */
+export function backupDataArchive(backup: { dir: string; manifest: BackupManifest }): string {
+  return path.join(backup.dir, backup.manifest.format === 2 ? DATA_ARCHIVE : LEGACY_ARCHIVE);
+}
+
+/** The backup's database dump, or undefined when it has none. */
+export function backupDump(backup: { dir: string; manifest: BackupManifest }): string | undefined {
+  return backup.manifest.files[DUMP] !== undefined ? path.join(backup.dir, DUMP) : undefined;
 }

@@ -1,4 +1,4 @@
-import { rename, mkdir } from "node:fs/promises";
+import { rename, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { instancePaths } from "../core/paths.js";
 import { isAccError } from "../lib/errors.js";
@@ -15,6 +15,8 @@ import { instanceManifest, siteOf } from "./model-code.js";
 import { withLease } from "./leases.js";
 import { instanceCgroups, killCgroup, stopProcesses } from "./cgroups.js";
 import { processName } from "../lib/processes.js";
+import { dataOwner, legacyRestoreLeftovers, removeAsOwner } from "./instance-data.js";
+import { restoresInProgress, restoreUnderWay, settleRestore } from "./restores.js";
 
 export interface Finding {
   /** What is wrong, in words. */
@@ -58,6 +60,9 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
     );
   }
 
+  await checkRestores(ctx, busy, add);
+  await checkPartialBackups(ctx, busy, add);
+
   const supervisorUp = await ctx.processes.isRunning();
   const programs = supervisorUp
     ? await ctx.processes.allProgramStates()
@@ -97,6 +102,7 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
         continue;
       case "starting":
       case "stopping":
+        await checkLegacyLeftovers(ctx, instance.name, add);
         await add(
           `${instance.name}: a ${instance.state === "starting" ? "start" : "stop"} was interrupted`,
           "stop it and mark it stopped (it wakes on demand)",
@@ -104,6 +110,7 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
         );
         continue;
       case "running":
+        await checkLegacyLeftovers(ctx, instance.name, add);
         if (!alive && !orphaned.has(instance.name)) {
           await add(
             `${instance.name}: recorded running but its process is ${program?.state ?? "not loaded"}`,
@@ -113,6 +120,7 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
         }
         break;
       default:
+        await checkLegacyLeftovers(ctx, instance.name, add);
         if (alive) {
           await add(
             `${instance.name}: recorded ${instance.state} but its process runs`,
@@ -256,6 +264,101 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
     }
   }
   return findings;
+}
+
+type AddFinding = (problem: string, fix: string, action: () => Promise<void>) => Promise<void>;
+
+/**
+ * Restores killed half-way (restores.ts): finished when they had reached their commit point
+ * (the backup's data/ and database both staged), else undone; never left as a mix.
+ */
+async function checkRestores(
+  ctx: AccContext,
+  busy: ReadonlySet<string>,
+  add: AddFinding,
+): Promise<void> {
+  for (const { name, journal } of await restoresInProgress(ctx)) {
+    if (busy.has(name) || (journal !== undefined && restoreUnderWay(journal))) continue;
+    const where = `${ctx.paths.restores}/${name}`;
+    const from = journal ? ` from ${journal.backup}` : "";
+    const exists = (await ctx.store.getInstance(name)) !== undefined;
+    if (journal?.phase === "prepared" && exists) {
+      await add(
+        `${name}: a restore${from} was interrupted after its commit point (the backup's data/ and database were both ready)`,
+        `finish it: put the backup's database and data/ in place together, remove ${where}`,
+        () => settleLocked(ctx, name),
+      );
+    } else if (journal?.asNew === true && exists) {
+      await add(
+        `${name}: acc restore --as-new${from} was interrupted before its commit point`,
+        `undo it: remove ${name}, which it was making, and the staged copy in ${where}`,
+        async () => {
+          await settleLocked(ctx, name);
+          await removeEverywhere(ctx, name);
+        },
+      );
+    } else {
+      await add(
+        `${name}: a restore${from} was interrupted before its commit point`,
+        `undo it: ${exists ? `${name} keeps its own data/ and database; ` : ""}remove the staged copy in ${where} and its staged database`,
+        () => settleLocked(ctx, name),
+      );
+    }
+  }
+}
+
+/** Settles a restore under the instance's lease: no start or restore of it meanwhile. */
+async function settleLocked(ctx: AccContext, name: string): Promise<void> {
+  await withLease(ctx.store, name, "doctor", async () => void (await settleRestore(ctx, name)), {
+    waitMs: 1000,
+    what: `instance ${name}`,
+  });
+}
+
+/**
+ * Backups killed before they were complete (a backup's folder gets its name only once its
+ * manifest is written): removed, since the instance they copy is unchanged (a destroy removes
+ * nothing before its final backup is complete) and a half archive is no backup.
+ */
+async function checkPartialBackups(
+  ctx: AccContext,
+  busy: ReadonlySet<string>,
+  add: AddFinding,
+): Promise<void> {
+  for (const name of await readDirIfExists(ctx.paths.backups)) {
+    if (busy.has(name)) continue; // a backup (or destroy) under way
+    const dir = path.join(ctx.paths.backups, name);
+    const entries = await readDirIfExists(dir).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return [];
+      throw error;
+    });
+    for (const entry of entries.filter((e) => e.endsWith(".partial"))) {
+      const partial = path.join(dir, entry);
+      const exists = (await ctx.store.getInstance(name)) !== undefined;
+      await add(
+        `${name}: an incomplete backup ${partial} (a backup or a destroy's final backup was killed)`,
+        `remove it (${exists ? `${name} is unchanged: acc backup ${name} makes a new one` : "it is no backup"})`,
+        () => rm(partial, { recursive: true, force: true }),
+      );
+    }
+  }
+}
+
+/** Staging folders a restore of an older acc left inside the instance's folder. */
+async function checkLegacyLeftovers(ctx: AccContext, name: string, add: AddFinding): Promise<void> {
+  const leftovers = await legacyRestoreLeftovers(ctx, name).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  });
+  if (leftovers.length === 0) return;
+  await add(
+    `${name}: an interrupted restore left ${leftovers.join(", ")} in its folder`,
+    "remove them as its user",
+    async () => {
+      const owner = await dataOwner(ctx, name);
+      for (const dir of leftovers) await removeAsOwner(ctx, dir, owner);
+    },
+  );
 }
 
 /**

@@ -4,13 +4,12 @@
 // run as the instance's user, so the kernel checks what each may touch. Root only creates,
 // renames and removes (once empty) entries of the instance's own folder, which is root's: the
 // instance can put nothing there for root to follow.
-import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { lchown, mkdir, open, readdir, rename, rmdir } from "node:fs/promises";
+import { lchown, mkdir, open, readdir, rmdir } from "node:fs/promises";
 import path from "node:path";
 import { instancePaths } from "../core/paths.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
-import { AccError, hasErrno } from "../lib/errors.js";
+import { AccError } from "../lib/errors.js";
 import { ExecError, type ExecOptions } from "../lib/exec.js";
 import type { AccContext } from "./context.js";
 import { instanceUserName, type UserIds } from "./users.js";
@@ -21,7 +20,7 @@ import { instanceUserName, type UserIds } from "./users.js";
  */
 export type DataOwner = UserIds | undefined;
 
-/** Where a restore extracts, and where the replaced data/ waits for its removal: root makes both. */
+/** Where an older acc's restore staged inside the instance's folder (doctor removes them). */
 const STAGING_PREFIX = ".restore-";
 const OLD_DATA_PREFIX = ".old-data-";
 const TAR_TIMEOUT_MS = 60 * 60_000;
@@ -127,21 +126,18 @@ export async function archiveData(
 }
 
 /**
- * Extracts the data/ of an archive as the owner into a new staging folder of the instance's
- * folder, and returns it: data/x lands in STAGING/x, so the staging folder root made becomes
- * the new data/. Whatever the archive holds (links, then files through them; absolute names)
- * is written with the instance's rights only.
+ * Extracts the data/ of an archive as the owner into `staging`, a new folder made here in a
+ * folder of root's (never one the instance can write): data/x lands in STAGING/x, so the
+ * staging folder becomes the new data/. Whatever the archive holds (links, then files through
+ * them; absolute names) is written with the instance's rights only.
  */
 export async function extractData(
   ctx: AccContext,
   name: string,
   owner: DataOwner,
   archive: string,
-): Promise<string> {
-  const staging = path.join(
-    instancePaths(ctx.home, name).root,
-    `${STAGING_PREFIX}${randomBytes(6).toString("hex")}`,
-  );
+  staging: string,
+): Promise<void> {
   await mkdir(staging, { mode: 0o700 });
   if (owner) await lchown(staging, owner.uid, owner.gid);
   try {
@@ -166,7 +162,7 @@ export async function extractData(
     }
   } catch (error) {
     const failure = ownerCommandFailed(`extracting the backup's data into ${name} failed`, error);
-    // What tar wrote goes too; if that fails, the next restore removes it (removeRestoreLeftovers).
+    // What tar wrote goes too; if that fails, the restore's journal lets doctor remove it.
     await removeAsOwner(ctx, staging, owner).catch((cleanup: unknown) => {
       throw new AccError(
         "ACC_FAILED",
@@ -178,30 +174,6 @@ export async function extractData(
     });
     throw failure;
   }
-  return staging;
-}
-
-/**
- * Puts a staging folder (from extractData) in place of data/ and removes the old data. The
- * renames are root's, within the instance's folder; the removal is the owner's.
- */
-export async function replaceData(
-  ctx: AccContext,
-  name: string,
-  owner: DataOwner,
-  staging: string,
-): Promise<void> {
-  const p = instancePaths(ctx.home, name);
-  const old = path.join(p.root, `${OLD_DATA_PREFIX}${randomBytes(6).toString("hex")}`);
-  let hadData = true;
-  try {
-    await rename(p.data, old);
-  } catch (error) {
-    if (!hasErrno(error, "ENOENT")) throw error;
-    hadData = false;
-  }
-  await rename(staging, p.data);
-  if (hadData) await removeAsOwner(ctx, old, owner);
 }
 
 /**
@@ -223,16 +195,13 @@ export async function removeAsOwner(ctx: AccContext, dir: string, owner: DataOwn
   await rmdir(dir);
 }
 
-/** Removes what a restore that crashed half-way left in the instance's folder. */
-export async function removeRestoreLeftovers(
-  ctx: AccContext,
-  name: string,
-  owner: DataOwner,
-): Promise<void> {
+/**
+ * What a restore of an older acc, killed half-way, left in the instance's folder (it staged
+ * there): the folders' names.
+ */
+export async function legacyRestoreLeftovers(ctx: AccContext, name: string): Promise<string[]> {
   const root = instancePaths(ctx.home, name).root;
-  for (const entry of await readdir(root)) {
-    if (entry.startsWith(STAGING_PREFIX) || entry.startsWith(OLD_DATA_PREFIX)) {
-      await removeAsOwner(ctx, path.join(root, entry), owner);
-    }
-  }
+  return (await readdir(root))
+    .filter((entry) => entry.startsWith(STAGING_PREFIX) || entry.startsWith(OLD_DATA_PREFIX))
+    .map((entry) => path.join(root, entry));
 }

@@ -16,9 +16,10 @@ import {
   createBackup,
   createFinalBackup,
   openBackup,
-  restoreInto,
   type BackupResult,
 } from "./backups.js";
+import { beginRestoreAsNew, pendingRestore, restoreInto, settleRestore } from "./restores.js";
+import type { LoadedModel } from "./models.js";
 import { checkBindAddresses } from "./bind-check.js";
 import { assertMayStart, handleDeadRunning } from "./crashes.js";
 import { readListeners } from "./listeners.js";
@@ -28,7 +29,7 @@ import { withLease } from "./leases.js";
 import { instanceUserName, type UserIds } from "./users.js";
 import { generateSecret } from "./secrets.js";
 import { runSetup, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
-import { ensureSharedCode, instanceManifest, siteOf } from "./model-code.js";
+import { ensureSharedCode, instanceManifest, pinnedModel, siteOf } from "./model-code.js";
 import { checkPortOwner, holdPort, portIntruder, releasePort } from "./ports.js";
 import { pgAdmin } from "./databases.js";
 import { instanceDatabaseEnv } from "../drivers/postgres/index.js";
@@ -55,6 +56,8 @@ export interface CreateOptions {
   /** `memory=512M` style limits (acc create --limit). */
   limits?: string[];
   start: boolean;
+  /** The model already loaded (restore --as-new: a version kept in the home), not by name. */
+  loaded?: LoadedModel;
 }
 
 export interface CreateResult {
@@ -157,7 +160,7 @@ export async function createInstance(
   options: CreateOptions,
 ): Promise<CreateResult> {
   // Everything the user typed is checked before anything is written.
-  const model = await ctx.models.get(options.model);
+  const model = options.loaded ?? (await ctx.models.get(options.model));
   const name =
     options.name === undefined
       ? await defaultName(ctx, model.manifest.name)
@@ -290,6 +293,20 @@ export async function startLocked(
   detail?: string,
 ): Promise<void> {
   const started = Date.now();
+  // A restore killed half-way is finished or undone first: never started on half of one.
+  const settled = await settleRestore(ctx, instance.name);
+  if (settled !== undefined) {
+    await recordEvent(
+      ctx,
+      instance.name,
+      "restore",
+      settled.outcome === "finished" ? "ok" : "failed",
+      {
+        cause,
+        message: `an interrupted restore was ${settled.outcome} before the start`,
+      },
+    );
+  }
   const manifest = await instanceManifest(ctx, instance);
   await assertMayStart(ctx, instance, cause);
   await setState(ctx, instance, "starting", { operation: "start" });
@@ -595,13 +612,15 @@ export async function backupInstance(ctx: AccContext, name: string): Promise<Bac
 }
 
 /**
- * Restores a backup into an existing instance: stops it, puts the backup's files and database
- * in place, and starts it again if it was running. A damaged backup is refused before anything.
+ * Restores a backup into an existing instance: stops it, puts the backup's data/ and database
+ * in place, both or neither (restores.ts), and starts it again if it was running. A damaged
+ * backup is refused before anything.
  */
 export async function restoreInstance(
   ctx: AccContext,
   name: string,
   backupId: string,
+  options: { asNew?: boolean } = {},
 ): Promise<InstanceRecord> {
   await getInstance(ctx, name);
   const backup = await openBackup(ctx, backupId, name);
@@ -611,7 +630,7 @@ export async function restoreInstance(
     const wasRunning = instance.state === "running";
     if (mayBeAlive(instance.state)) await stopLocked(ctx, instance, "restore");
     const ids = await ensureInstanceUser(ctx, name);
-    await restoreInto(ctx, instance, backup, ids);
+    await restoreInto(ctx, instance, backup, ids, options);
     await recordEvent(ctx, name, "restore", "ok", {
       cause: "cli",
       durationMs: elapsed(started),
@@ -622,32 +641,77 @@ export async function restoreInstance(
   });
 }
 
-/** Creates a new instance from a backup: same model, parameters and secrets, its data and database. */
+export interface RestoreAsNewResult extends CreateResult {
+  /** The model the new instance was rendered from: the backup's version, or the current one. */
+  model: { name: string; version: string; from: "backup" | "current"; backupVersion: string };
+}
+
+/**
+ * Creates a new instance from a backup, rendered for itself (its name, port, hosts, data path,
+ * its own database role and password) from the backup's model version when the home still has
+ * it, else from the current model. From the backup come data/, the database, and the
+ * parameters (secret ones from its env copy): the app's data may depend on them (a key that
+ * signs its sessions, an admin password stored hashed).
+ */
 export async function restoreAsNew(
   ctx: AccContext,
   newName: string,
   backupId: string,
-): Promise<CreateResult> {
+): Promise<RestoreAsNewResult> {
   validateInstanceName(newName);
   const backup = await openBackup(ctx, backupId);
   const env = await backupEnv(ctx, backup);
-  const model = await ctx.models.get(backup.manifest.model);
+  const pinned = await pinnedModel(ctx, {
+    model: backup.manifest.model,
+    version: backup.manifest.model_version,
+    hash: backup.manifest.model_hash,
+  });
+  const model = pinned ?? (await ctx.models.get(backup.manifest.model));
   const params = Object.keys(model.manifest.params).flatMap((key) => {
     const value = backup.manifest.params[key] ?? env[`PARAM_${key.toUpperCase()}`];
     return value === undefined || value === "" ? [] : [`${key}=${value}`];
   });
-  const created = await createInstance(ctx, {
-    model: model.manifest.name,
-    name: newName,
-    hosts: [],
-    params,
-    start: false,
-  });
-  const restored = await restoreInstance(
-    ctx,
-    newName,
-    path.relative(ctx.paths.backups, backup.dir),
-  );
+  if (await ctx.store.getInstance(newName)) {
+    throw new AccError("ACC_CONFLICT", `instance ${newName} already exists`, {
+      hint: "restore --as-new makes a new instance: pick another name",
+    });
+  }
+  await beginRestoreAsNew(ctx, newName, backup.dir);
+  let created: CreateResult;
+  try {
+    created = await createInstance(ctx, {
+      model: model.manifest.name,
+      name: newName,
+      hosts: [],
+      params,
+      start: false,
+      loaded: model,
+    });
+  } catch (error) {
+    // createInstance undid itself; its journal goes too.
+    await settleRestore(ctx, newName);
+    throw error;
+  }
+  try {
+    await restoreInstance(ctx, newName, path.relative(ctx.paths.backups, backup.dir), {
+      asNew: true,
+    });
+  } catch (error) {
+    // Not committed (restoreInto undid it): the instance it was making goes too.
+    if ((await pendingRestore(ctx, newName))?.phase !== "prepared") {
+      await destroyInstance(ctx, newName, { backup: false });
+    }
+    throw error;
+  }
   await startInstance(ctx, newName, "restore");
-  return { ...created, instance: (await ctx.store.getInstance(newName)) ?? restored };
+  return {
+    ...created,
+    instance: await getInstance(ctx, newName),
+    model: {
+      name: model.manifest.name,
+      version: model.manifest.version,
+      from: pinned !== undefined ? "backup" : "current",
+      backupVersion: backup.manifest.model_version,
+    },
+  };
 }

@@ -31,6 +31,28 @@ export async function instanceManifest(
   return manifest;
 }
 
+/**
+ * A model version the home still has in its code folders (pinned by an instance, say), loaded
+ * from there: a backup is restored as new from the model version it was made with. Undefined
+ * when that version's folder is gone or incomplete.
+ */
+export async function pinnedModel(
+  ctx: AccContext,
+  pin: { model: string; version: string; hash: string },
+): Promise<LoadedModel | undefined> {
+  const dir = codeDirOf(ctx, pin.model, pin.version, pin.hash);
+  try {
+    await stat(path.join(dir, ".acc-complete"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  const file = path.join(dir, "model.toml");
+  const manifest = parseManifest(await readFile(file, "utf8"), file);
+  if (manifest.name !== pin.model || manifest.version !== pin.version) return undefined;
+  return { manifest, dir, source: "user", hash: pin.hash };
+}
+
 export async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<string> {
   const dir = codeDirOf(ctx, model.manifest.name, model.manifest.version, model.hash);
   try {

@@ -107,14 +107,14 @@ test(
         const trap = await trapFor(t);
         const folder = await trap.folder("folder");
         await trap.seal();
-        // restore extracts into a folder it makes inside the instance's own folder, renames
-        // data/ into place and chowns it: an owner of that folder can swap each for a link.
+        // restore extracts into a folder of its own beside instances/ (HOME/restores/NAME, which
+        // the instance may list) and renames it to data/: the racer tries to swap each for a link.
         const racer = holdNodeAs(
           who,
           `let i = 0;
-         const swap = (name) => {
-           if (name !== "data" && !(name.startsWith(".restore-") && !name.includes(".sx"))) return;
-           const full = path.join(input.root, name);
+         const swap = (dir, name) => {
+           if (name.includes(".sx")) return;
+           const full = path.join(dir, name);
            try {
              if (!fs.lstatSync(full).isDirectory()) return;
              fs.renameSync(full, full + ".sx" + i++);
@@ -122,14 +122,16 @@ test(
            } catch {}
          };
          // inotify tells at once; the poll catches what it missed.
-         try { fs.watch(input.root, (event, name) => { if (name) swap(name); }); } catch {}
+         try { fs.watch(input.root, (event, name) => { if (name) swap(input.root, name); }); } catch {}
          const poll = () => {
-           try { for (const name of fs.readdirSync(input.root)) swap(name); } catch {}
+           for (const dir of [input.root, input.staging]) {
+             try { for (const name of fs.readdirSync(dir)) swap(dir, name); } catch {}
+           }
            setImmediate(poll);
          };
          process.stdout.write("racing\\n");
          poll();`,
-          { root, folder },
+          { root, folder, staging: path.join(acc.home, "restores", "sxr") },
         );
         t.after(() => racer.stop());
         await racer.waitOutput(/racing/);

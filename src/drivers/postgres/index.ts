@@ -32,6 +32,8 @@ import {
   quoteIdent,
   quoteLiteral,
   renderPgHba,
+  replacedDatabaseName,
+  stagedDatabaseName,
   renderPgIdent,
   renderPostgresConf,
   scramVerifier,
@@ -44,6 +46,8 @@ export {
   instanceOfDatabase,
   quoteIdent,
   quoteLiteral,
+  replacedDatabaseName,
+  stagedDatabaseName,
   LOCAL_CONF,
 } from "./render.js";
 export type { ClusterLayout } from "./render.js";
@@ -392,14 +396,26 @@ export interface PgAdmin {
    * password (or a new one). On failure, what this call created is removed again.
    */
   createInstanceDatabase(name: string, options?: { password?: string }): Promise<InstanceDatabase>;
-  /** Ends the database's connections, drops it and its role; idempotent. */
+  /** Ends the database's connections, drops it (and a restore's staged one) and its role; idempotent. */
   dropInstanceDatabase(name: string): Promise<{ database: boolean; role: boolean }>;
   /** Instance names that have a database or a role here (for doctor). */
   listInstanceDatabases(): Promise<{ databases: string[]; roles: string[] }>;
   /** pg_dump --format=custom of the instance's database into file (written whole or not at all). */
   dump(name: string, file: string, options?: { timeoutMs?: number }): Promise<void>;
-  /** Restores a dump into the instance's database, objects owned by its role; all or nothing. */
-  restore(name: string, file: string, options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Restores a dump into a new database beside the instance's (stagedDatabaseName), owned by its
+   * role, with the same grants; one left by an earlier attempt is dropped first. The instance's
+   * own database is not touched.
+   */
+  stageRestore(name: string, file: string, options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Puts the staged database in place of the instance's: both renames in one transaction (the
+   * instance sees the old database or the restored one, never none), then drops the replaced
+   * one. Idempotent: a repeat after a crash at any point finishes it.
+   */
+  commitRestore(name: string): Promise<void>;
+  /** Drops the staged database, if there is one; the instance's is not touched. Idempotent. */
+  abortRestore(name: string): Promise<void>;
 }
 
 interface ResolvedTarget {
@@ -692,6 +708,10 @@ export function createPgAdmin(options: PgAdminOptions): PgAdmin {
         const hadDatabase = await databaseExists(client, db);
         // FORCE ends the instance's own sessions first (a stopped instance can still hold one).
         if (hadDatabase) await client.query(`drop database if exists ${ident} with (force)`);
+        // A restore's staged or replaced database is the role's too: the role cannot go before.
+        for (const other of [stagedDatabaseName(name), replacedDatabaseName(name)]) {
+          await client.query(`drop database if exists ${quoteIdent(other)} with (force)`);
+        }
         const hadRole = await roleExists(client, db);
         if (hadRole) {
           // Grants made to the role in the admin's database would otherwise block the drop.
@@ -734,8 +754,9 @@ export function createPgAdmin(options: PgAdminOptions): PgAdmin {
       }
     },
 
-    async restore(name, file, restoreOptions = {}) {
-      const db = instanceDatabaseName(name);
+    async stageRestore(name, file, restoreOptions = {}) {
+      const role = instanceDatabaseName(name);
+      const staged = stagedDatabaseName(name);
       try {
         await access(file, constants.R_OK);
       } catch (error) {
@@ -744,29 +765,82 @@ export function createPgAdmin(options: PgAdminOptions): PgAdmin {
         }
         throw error;
       }
-      await ping();
+      await withClient(async (client) => {
+        const ident = quoteIdent(staged);
+        const owner = quoteIdent(role);
+        if (!(await roleExists(client, role))) {
+          throw new AccError("ACC_FAILED", `instance ${name} has no Postgres role ${role}`, {
+            hint: "acc doctor says what is half-made",
+          });
+        }
+        await client.query(`drop database if exists ${ident} with (force)`);
+        await client.query(
+          `create database ${ident} owner ${owner} template template0 encoding 'UTF8'`,
+        );
+        await client.query(`revoke all on database ${ident} from public`);
+        await client.query(`grant connect, temporary on database ${ident} to ${owner}`);
+      }, CREATE_DATABASE_TIMEOUT_MS);
       try {
         await options.exec(
           tool("pg_restore"),
           [
-            "--clean",
-            "--if-exists",
             // Objects end up owned by the instance's role whoever owned them in the dump, and
             // grants to roles of another server (or instance) are not replayed.
             "--no-owner",
             "--no-privileges",
-            `--role=${db}`,
+            `--role=${role}`,
             "--exit-on-error",
             "--single-transaction",
             "--no-password",
-            `--dbname=${db}`,
+            `--dbname=${staged}`,
             file,
           ],
           { env: toolEnv(), timeoutMs: restoreOptions.timeoutMs ?? TOOL_TIMEOUT_MS },
         );
       } catch (error) {
-        throw toolFailed(`pg_restore into ${db}`, error);
+        throw toolFailed(`pg_restore into ${staged}`, error);
       }
+    },
+
+    async commitRestore(name) {
+      const current = instanceDatabaseName(name);
+      const staged = stagedDatabaseName(name);
+      const replaced = replacedDatabaseName(name);
+      await withClient(async (client) => {
+        if (await databaseExists(client, staged)) {
+          // Only a replaced database of a finished commit can be here: this commit's is not made yet.
+          await client.query(`drop database if exists ${quoteIdent(replaced)} with (force)`);
+          // A rename needs the databases without sessions (the instance is stopped; a session it
+          // left, or pg_restore's of a killed restore, ends here).
+          await client.query(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = any($1) and pid <> pg_backend_pid()",
+            [[current, staged]],
+          );
+          await client.query("begin");
+          try {
+            if (await databaseExists(client, current)) {
+              await client.query(
+                `alter database ${quoteIdent(current)} rename to ${quoteIdent(replaced)}`,
+              );
+            }
+            await client.query(
+              `alter database ${quoteIdent(staged)} rename to ${quoteIdent(current)}`,
+            );
+            await client.query("commit");
+          } catch (error) {
+            await client.query("rollback");
+            throw error;
+          }
+        }
+        await client.query(`drop database if exists ${quoteIdent(replaced)} with (force)`);
+      }, CREATE_DATABASE_TIMEOUT_MS);
+    },
+
+    async abortRestore(name) {
+      const staged = stagedDatabaseName(name);
+      await withClient(async (client) => {
+        await client.query(`drop database if exists ${quoteIdent(staged)} with (force)`);
+      }, CREATE_DATABASE_TIMEOUT_MS);
     },
   };
 }

@@ -117,6 +117,19 @@ export function instanceDatabaseName(instance: string): string {
   return `i_${instance}`;
 }
 
+/**
+ * Where a restore puts the backup's database before its commit ("r_"), and what the instance's
+ * database is renamed to by the commit until it is dropped ("o_"). Not "i_": they are nobody's
+ * role, and listInstanceDatabases never takes them for an instance.
+ */
+export function stagedDatabaseName(instance: string): string {
+  return `r_${instanceDatabaseName(instance).slice(2)}`;
+}
+
+export function replacedDatabaseName(instance: string): string {
+  return `o_${instanceDatabaseName(instance).slice(2)}`;
+}
+
 /** The instance name back from a role or database name, or undefined when it is not one of acc's. */
 export function instanceOfDatabase(database: string): string | undefined {
   if (!database.startsWith("i_")) return undefined;
