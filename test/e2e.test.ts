@@ -76,10 +76,12 @@ test(
     const running = JSON.parse(await acc.ok(["status", "--json"])) as {
       supervisord: string;
       nginx: string;
+      exits: string;
       total: number;
     };
     assert.equal(running.supervisord, "running");
     assert.equal(running.nginx, "running");
+    assert.equal(running.exits, "running", "the exit listener runs");
     assert.equal(running.total, 1);
 
     const destroyed = JSON.parse(await acc.ok(["destroy", name, "--yes", "--json"])) as {
@@ -126,7 +128,9 @@ test(
     await waitFor("nginx to exit", () => (isAlive(nginxPid) ? undefined : true), 15_000);
     const after = JSON.parse((await acc.run(["status", "--json"])).stdout) as {
       supervisord: string;
+      exits: string;
     };
     assert.equal(after.supervisord, "stopped");
+    assert.equal(after.exits, "stopped");
   },
 );

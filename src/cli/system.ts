@@ -136,6 +136,12 @@ export const statusCommand: Command = {
       ["nginx", `${report.nginx} on ${report.listen_address}:${report.http_port}`],
       ["acc server", `${report.server} on 127.0.0.1:${report.server_port}`],
       [
+        "acc-exits",
+        report.exits === "running"
+          ? "running (records an instance's crash as it happens)"
+          : "stopped: crashes are found only by the next wake, start or acc doctor",
+      ],
+      [
         "postgres",
         `${report.postgres.state} (${report.postgres.mode}) on ${report.postgres.where}`,
       ],
@@ -172,9 +178,13 @@ export const statusCommand: Command = {
       ],
     ];
     const width = Math.max(...rows.map(([key]) => (key ?? "").length));
-    const up = [report.supervisord, report.nginx, report.server, report.ports.state].every(
-      (s) => s === "running",
-    );
+    const up = [
+      report.supervisord,
+      report.nginx,
+      report.server,
+      report.exits,
+      report.ports.state,
+    ].every((s) => s === "running");
     const exitCode = up ? 0 : 1;
     return {
       data: report,

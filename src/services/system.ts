@@ -491,6 +491,8 @@ export interface StatusReport {
   nginx: "running" | "stopped";
   server: "running" | "stopped";
   postgres: { mode: "managed" | "external"; state: "running" | "stopped"; where: string };
+  /** acc-exits, the exit listener that records crashes as they happen. */
+  exits: "running" | "stopped";
   /** acc-ports: how many instance ports it holds, and those another program has taken. */
   ports: { state: "running" | "stopped"; held: number; squatted: number[] };
   /** Processes of this home still running while its supervisord is not (it died). */
@@ -520,6 +522,10 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
   } catch (error) {
     if (!(error instanceof AccError)) throw error;
   }
+  // Without it, crashes are only found by the next wake, start or doctor.
+  const exitsUp = supervisorUp
+    ? (await ctx.processes.serviceState("acc-exits")) === "RUNNING"
+    : orphan("acc");
   let ports: StatusReport["ports"] = { state: "stopped", held: 0, squatted: [] };
   if (supervisorUp || orphan("acc-ports")) {
     try {
@@ -552,6 +558,7 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
     supervisord: supervisorUp ? "running" : "stopped",
     nginx: nginxUp ? "running" : "stopped",
     server: serverUp ? "running" : "stopped",
+    exits: exitsUp ? "running" : "stopped",
     postgres: {
       mode: ctx.config.postgres,
       state: postgresUp ? "running" : "stopped",

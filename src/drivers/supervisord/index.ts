@@ -86,6 +86,8 @@ export interface Supervisor {
   stopService(name: string): Promise<void>;
   /** Starts one of acc's service programs, unless it runs already. */
   startService(name: string): Promise<void>;
+  /** The supervisord state of one of acc's service programs (RUNNING, BACKOFF...); null when not loaded. */
+  serviceState(name: string): Promise<string | null>;
   /** A running supervisord loads acc's service programs as the main config now says. */
   updateServices(): Promise<{ added: string[]; changed: string[]; removed: string[] }>;
   removeProgram(name: string): Promise<void>;
@@ -382,6 +384,18 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         });
       } catch (error) {
         if (!isFault(error, FAULT.ALREADY_STARTED)) throw error;
+      }
+    },
+
+    async serviceState(name) {
+      try {
+        const info = asStruct(
+          await rpc.call("supervisor.getProcessInfo", [`${checkedService(name)}:${name}`]),
+        );
+        return str(info, "statename");
+      } catch (error) {
+        if (isFault(error, FAULT.BAD_NAME)) return null;
+        throw error;
       }
     },
 
