@@ -522,9 +522,11 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
   } catch (error) {
     if (!(error instanceof AccError)) throw error;
   }
-  // Without it, crashes are only found by the next wake, start or doctor.
+  // Without it, crashes are only found by the next wake, start or doctor. STARTING: its first
+  // second after a boot, when it already listens.
+  const exitsState = supervisorUp ? await ctx.processes.serviceState("acc-exits") : null;
   const exitsUp = supervisorUp
-    ? (await ctx.processes.serviceState("acc-exits")) === "RUNNING"
+    ? exitsState === "RUNNING" || exitsState === "STARTING"
     : orphan("acc");
   let ports: StatusReport["ports"] = { state: "stopped", held: 0, squatted: [] };
   if (supervisorUp || orphan("acc-ports")) {
