@@ -150,7 +150,12 @@ test(
       const port = (await show(acc, "lsopen")).port;
       const doctor = await acc.run(["doctor"]);
       assert.equal(doctor.code, 1, doctor.stderr);
-      assert.deepEqual(doctor.stdout.trim().split("\n"), [
+      // Only what is wrong: a note (a port still in TIME_WAIT after lsstrict's refused start) is not.
+      const found = doctor.stdout
+        .trim()
+        .split("\n")
+        .filter((line) => !line.startsWith("note: "));
+      assert.deepEqual(found, [
         `found: lsopen: listens on 0.0.0.0:${port}, beyond 127.0.0.1: other hosts reach it without nginx -> make its app listen on $HOST (127.0.0.1) only, then acc restart lsopen`,
       ]);
       await acc.ok(["stop", "lsopen"]);

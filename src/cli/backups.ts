@@ -3,12 +3,8 @@ import { validateInstanceName } from "../core/validate.js";
 import { AccError } from "../lib/errors.js";
 import { listBackups } from "../services/backups.js";
 import { readEnvSecrets } from "../services/instance-secrets.js";
-import {
-  backupInstance,
-  getInstance,
-  restoreAsNew,
-  restoreInstance,
-} from "../services/instances.js";
+import { backupInstance, restoreAsNew, restoreInstance } from "../services/instance-restore.js";
+import { getInstance } from "../services/instances.js";
 import { flag, positional, type Command } from "./command.js";
 import { instanceJson } from "./instance-view.js";
 import { table } from "./output.js";

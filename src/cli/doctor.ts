@@ -21,7 +21,10 @@ export const doctorCommand: Command = {
       findings.length === 0
         ? "all is well: the store, supervisord, nginx and the files agree"
         : findings
-            .map((f) => `${f.repaired ? "repaired" : "found"}: ${f.problem} -> ${f.repair}`)
+            .map(
+              (f) =>
+                `${f.repaired ? "repaired" : f.advisory === true ? "note" : "found"}: ${f.problem} -> ${f.repair}`,
+            )
             .join("\n");
     return { data: findings, text, exitCode: open.length > 0 ? 1 : 0 };
   },

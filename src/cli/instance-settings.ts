@@ -4,13 +4,11 @@ import { showValue, validateInstanceName } from "../core/validate.js";
 import { AccError } from "../lib/errors.js";
 import {
   effectiveIdleTimeout,
-  getInstance,
-  resumeInstance,
   effectiveLimitsOf,
   setIdleTimeout,
   setLimits,
-  suspendInstance,
-} from "../services/instances.js";
+} from "../services/instance-settings.js";
+import { getInstance, resumeInstance, suspendInstance } from "../services/instances.js";
 import { positional, type Command } from "./command.js";
 import { instanceJson } from "./instance-view.js";
 import { lifecycleCommand } from "./lifecycle.js";

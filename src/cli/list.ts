@@ -1,7 +1,8 @@
 import { validateInstanceName } from "../core/validate.js";
 import { describeExposed, exposedListeners } from "../services/bind-check.js";
 import { restartCheck } from "../services/crashes.js";
-import { effectiveLimitsOf, getInstance, lastLogLines } from "../services/instances.js";
+import { effectiveLimitsOf } from "../services/instance-settings.js";
+import { getInstance, lastLogLines } from "../services/instances.js";
 import { instanceCgroups } from "../services/cgroups.js";
 import { formatLimit, LIMIT_KEYS } from "../core/limits.js";
 import { mayBeAlive } from "../core/states.js";

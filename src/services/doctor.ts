@@ -7,6 +7,7 @@ import { holderAlive, type InstanceRecord } from "../store/store.js";
 import { describeExposed, exposedListeners } from "./bind-check.js";
 import { pruneCode } from "./code-prune.js";
 import { holdPort, portIntruders } from "./ports.js";
+import { readTcpSockets, TCP_TIME_WAIT } from "./listeners.js";
 import { describeHomeProcesses, findHomeProcesses } from "./home-processes.js";
 import type { PortEntry } from "../drivers/ports/index.js";
 import type { AccContext } from "./context.js";
@@ -397,11 +398,26 @@ async function checkPorts(
     return;
   }
   const held = new Map(kept.map((entry) => [entry.port, entry]));
+  let lingering: Set<number> | undefined;
   for (const instance of settled) {
     if (instance.state === "running" || instance.state === "starting") continue;
     if (intruders.has(instance.name)) continue;
     const mode = held.get(instance.port)?.mode;
     if (mode === "held" || mode === "lent") continue;
+    // An app that bound its port itself leaves its closed connections in TIME_WAIT for up to a
+    // minute, which keeps acc-ports' bind out; it retries every second. Only a short wait.
+    lingering ??= new Set(
+      (await readTcpSockets({ state: TCP_TIME_WAIT })).map((socket) => socket.port),
+    );
+    if (mode === "squatted" && lingering.has(instance.port)) {
+      findings.push({
+        problem: `${instance.name}: its port ${instance.port} is not held yet: its last connections linger (TIME_WAIT)`,
+        repair: "none needed: acc-ports holds it again once they are gone, within a minute",
+        repaired: false,
+        advisory: true,
+      });
+      continue;
+    }
     const finding = {
       problem: `${instance.name}: acc-ports does not hold its port ${instance.port}: another user could take it`,
       repair: "hold it",

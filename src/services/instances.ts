@@ -1,5 +1,4 @@
 import { rm } from "node:fs/promises";
-import path from "node:path";
 import { formatDuration, parseDuration } from "../core/duration.js";
 import { instanceUrl } from "../core/instance-env.js";
 import { parseParamArgs, resolveParams } from "../core/model-params.js";
@@ -10,15 +9,9 @@ import { assertTransition, mayBeAlive, type InstanceState } from "../core/states
 import { validateInstanceHost, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
 import { tailFile } from "../lib/files.js";
-import type { InstanceLimits, InstanceRecord } from "../store/store.js";
-import {
-  backupEnv,
-  createBackup,
-  createFinalBackup,
-  openBackup,
-  type BackupResult,
-} from "./backups.js";
-import { beginRestoreAsNew, pendingRestore, restoreInto, settleRestore } from "./restores.js";
+import type { InstanceRecord } from "../store/store.js";
+import { createFinalBackup } from "./backups.js";
+import { settleRestore } from "./restores.js";
 import type { LoadedModel } from "./models.js";
 import { checkBindAddresses } from "./bind-check.js";
 import { assertMayStart, handleDeadRunning } from "./crashes.js";
@@ -29,20 +22,13 @@ import { withLease } from "./leases.js";
 import { instanceUserName, type UserIds } from "./users.js";
 import { generateSecret } from "./secrets.js";
 import { runSetup, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
-import { ensureSharedCode, instanceManifest, pinnedModel, siteOf } from "./model-code.js";
+import { ensureSharedCode, instanceManifest, siteOf } from "./model-code.js";
 import { checkPortOwner, holdPort, portIntruder, releasePort } from "./ports.js";
 import { pgAdmin } from "./databases.js";
 import { instanceDatabaseEnv } from "../drivers/postgres/index.js";
 import { instanceDatabaseName } from "../drivers/postgres/render.js";
-import { formatLimit, parseLimitArgs, type LimitKey, type Limits } from "../core/limits.js";
-import {
-  instanceCgroups,
-  killCgroup,
-  limitsOf,
-  prepareCgroup,
-  removeCgroup,
-  stopProcesses,
-} from "./cgroups.js";
+import { parseLimitArgs } from "../core/limits.js";
+import { killCgroup, prepareCgroup, removeCgroup, stopProcesses } from "./cgroups.js";
 
 /** How long a command waits for another operation on the same instance before it says busy. */
 const LEASE_WAIT_MS = 5_000;
@@ -68,11 +54,11 @@ export interface CreateResult {
   secretsFile: string;
 }
 
-function elapsed(since: number): number {
+export function elapsed(since: number): number {
   return Date.now() - since;
 }
 
-async function recordEvent(
+export async function recordEvent(
   ctx: AccContext,
   instance: string,
   action: string,
@@ -120,7 +106,7 @@ export function urlOf(ctx: AccContext, instance: InstanceRecord): string {
   );
 }
 
-function lease<T>(
+export function lease<T>(
   ctx: AccContext,
   name: string,
   operation: string,
@@ -150,7 +136,10 @@ function timeoutOf(ctx: AccContext, manifest: ModelManifest): number {
 }
 
 /** As root, the instance's own system user, made when missing. */
-async function ensureInstanceUser(ctx: AccContext, name: string): Promise<UserIds | undefined> {
+export async function ensureInstanceUser(
+  ctx: AccContext,
+  name: string,
+): Promise<UserIds | undefined> {
   if (!ctx.isRoot) return undefined;
   return ctx.users.ensure(instanceUserName(name), instancePaths(ctx.home, name).root);
 }
@@ -463,89 +452,6 @@ export async function resumeInstance(ctx: AccContext, name: string): Promise<Ins
   });
 }
 
-/** Sets the instance's own idle timeout: ms, null for never, undefined to inherit again. */
-export async function setIdleTimeout(
-  ctx: AccContext,
-  name: string,
-  idleTimeout: number | null | undefined,
-): Promise<InstanceRecord> {
-  await getInstance(ctx, name);
-  return lease(ctx, name, "set", async () => {
-    await ctx.store.updateInstance(name, { idleTimeout }, ctx.now().toISOString());
-    await recordEvent(ctx, name, "set", "ok", {
-      cause: "cli",
-      message: `idle-timeout=${idleTimeout === undefined ? "default" : formatDuration(idleTimeout)}`,
-    });
-    return getInstance(ctx, name);
-  });
-}
-
-/** The limits in force for an instance (its own, else its model's, else acc.toml's). */
-export async function effectiveLimitsOf(
-  ctx: AccContext,
-  instance: InstanceRecord,
-): Promise<Limits> {
-  return limitsOf(ctx, instance, await instanceManifest(ctx, instance));
-}
-
-/**
- * Changes the instance's own limits (a value, null for none, undefined to inherit again); a
- * running instance gets them at once, before they are recorded: a limit the kernel refuses
- * (memory below what it uses now, on cgroup v1) changes nothing.
- */
-export async function setLimits(
-  ctx: AccContext,
-  name: string,
-  changes: Partial<Record<LimitKey, number | null | undefined>>,
-): Promise<InstanceRecord> {
-  await getInstance(ctx, name);
-  return lease(ctx, name, "set", async () => {
-    const instance = await getInstance(ctx, name);
-    const own: InstanceLimits = { ...(instance.limits ?? {}) };
-    for (const [key, value] of Object.entries(changes) as [LimitKey, number | null | undefined][]) {
-      if (value === undefined) delete own[key];
-      else own[key] = value;
-    }
-    const updated = { ...instance, limits: own };
-    const cgroups = await instanceCgroups(ctx);
-    if (cgroups && mayBeAlive(instance.state) && (await cgroups.pids(name)).length > 0) {
-      const manifest = await instanceManifest(ctx, instance);
-      try {
-        await cgroups.applyLimits(name, limitsOf(ctx, updated, manifest));
-      } catch (error) {
-        if (!(error instanceof Error && "code" in error)) throw error;
-        await cgroups.applyLimits(name, limitsOf(ctx, instance, manifest));
-        throw new AccError(
-          "ACC_FAILED",
-          `the kernel refused the limits of ${name}: ${error.message}`,
-          {
-            cause: error,
-            hint: "a memory limit below what the instance uses now is refused while it runs: stop it first",
-          },
-        );
-      }
-    }
-    await ctx.store.updateInstance(name, { limits: own }, ctx.now().toISOString());
-    await recordEvent(ctx, name, "set", "ok", {
-      cause: "cli",
-      message: (Object.keys(changes) as LimitKey[])
-        .map((key) => `${key}=${key in own ? formatLimit(key, own[key]) : "default"}`)
-        .join(" "),
-    });
-    return getInstance(ctx, name);
-  });
-}
-
-/** The idle timeout in force: the instance's own, else its model's, else the config's; null is never. */
-export async function effectiveIdleTimeout(
-  ctx: AccContext,
-  instance: InstanceRecord,
-): Promise<number | null> {
-  if (instance.idleTimeout !== undefined) return instance.idleTimeout;
-  const manifest = await instanceManifest(ctx, instance);
-  return manifest.idle_timeout !== undefined ? manifest.idle_timeout : ctx.config.idle_timeout;
-}
-
 export async function restartInstance(
   ctx: AccContext,
   name: string,
@@ -598,120 +504,4 @@ export async function destroyInstance(
     });
     return { name, backup };
   });
-}
-
-/** Names a setting of `acc create --idle-timeout` would accept, for help texts. */
-export const IDLE_TIMEOUT_EXAMPLES = "30s, 15m, 2h or never";
-
-/** A backup of an instance, awake or asleep, without waking it. */
-export async function backupInstance(ctx: AccContext, name: string): Promise<BackupResult> {
-  await getInstance(ctx, name);
-  return lease(ctx, name, "backup", async () =>
-    createBackup(ctx, await getInstance(ctx, name), "acc backup"),
-  );
-}
-
-/**
- * Restores a backup into an existing instance: stops it, puts the backup's data/ and database
- * in place, both or neither (restores.ts), and starts it again if it was running. A damaged
- * backup is refused before anything.
- */
-export async function restoreInstance(
-  ctx: AccContext,
-  name: string,
-  backupId: string,
-  options: { asNew?: boolean } = {},
-): Promise<InstanceRecord> {
-  await getInstance(ctx, name);
-  const backup = await openBackup(ctx, backupId, name);
-  return lease(ctx, name, "restore", async () => {
-    const started = Date.now();
-    const instance = await getInstance(ctx, name);
-    const wasRunning = instance.state === "running";
-    if (mayBeAlive(instance.state)) await stopLocked(ctx, instance, "restore");
-    const ids = await ensureInstanceUser(ctx, name);
-    await restoreInto(ctx, instance, backup, ids, options);
-    await recordEvent(ctx, name, "restore", "ok", {
-      cause: "cli",
-      durationMs: elapsed(started),
-      message: backup.dir,
-    });
-    if (wasRunning) await startLocked(ctx, instance, "restore");
-    return getInstance(ctx, name);
-  });
-}
-
-export interface RestoreAsNewResult extends CreateResult {
-  /** The model the new instance was rendered from: the backup's version, or the current one. */
-  model: { name: string; version: string; from: "backup" | "current"; backupVersion: string };
-}
-
-/**
- * Creates a new instance from a backup, rendered for itself (its name, port, hosts, data path,
- * its own database role and password) from the backup's model version when the home still has
- * it, else from the current model. From the backup come data/, the database, and the
- * parameters (secret ones from its env copy): the app's data may depend on them (a key that
- * signs its sessions, an admin password stored hashed).
- */
-export async function restoreAsNew(
-  ctx: AccContext,
-  newName: string,
-  backupId: string,
-): Promise<RestoreAsNewResult> {
-  validateInstanceName(newName);
-  const backup = await openBackup(ctx, backupId);
-  const env = await backupEnv(ctx, backup);
-  const pinned = await pinnedModel(ctx, {
-    model: backup.manifest.model,
-    version: backup.manifest.model_version,
-    hash: backup.manifest.model_hash,
-  });
-  const model = pinned ?? (await ctx.models.get(backup.manifest.model));
-  const params = Object.keys(model.manifest.params).flatMap((key) => {
-    const value = backup.manifest.params[key] ?? env[`PARAM_${key.toUpperCase()}`];
-    return value === undefined || value === "" ? [] : [`${key}=${value}`];
-  });
-  if (await ctx.store.getInstance(newName)) {
-    throw new AccError("ACC_CONFLICT", `instance ${newName} already exists`, {
-      hint: "restore --as-new makes a new instance: pick another name",
-    });
-  }
-  await beginRestoreAsNew(ctx, newName, backup.dir);
-  let created: CreateResult;
-  try {
-    created = await createInstance(ctx, {
-      model: model.manifest.name,
-      name: newName,
-      hosts: [],
-      params,
-      start: false,
-      loaded: model,
-    });
-  } catch (error) {
-    // createInstance undid itself; its journal goes too.
-    await settleRestore(ctx, newName);
-    throw error;
-  }
-  try {
-    await restoreInstance(ctx, newName, path.relative(ctx.paths.backups, backup.dir), {
-      asNew: true,
-    });
-  } catch (error) {
-    // Not committed (restoreInto undid it): the instance it was making goes too.
-    if ((await pendingRestore(ctx, newName))?.phase !== "prepared") {
-      await destroyInstance(ctx, newName, { backup: false });
-    }
-    throw error;
-  }
-  await startInstance(ctx, newName, "restore");
-  return {
-    ...created,
-    instance: await getInstance(ctx, newName),
-    model: {
-      name: model.manifest.name,
-      version: model.manifest.version,
-      from: pinned !== undefined ? "backup" : "current",
-      backupVersion: backup.manifest.model_version,
-    },
-  };
 }

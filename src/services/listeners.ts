@@ -12,6 +12,8 @@ import { userNamesOf } from "./users.js";
 /** The `st` field of /proc/net/tcp: include/net/tcp_states.h. */
 export const TCP_ESTABLISHED = 0x01;
 export const TCP_LISTEN = 0x0a;
+/** A closed connection the kernel keeps for up to a minute. */
+export const TCP_TIME_WAIT = 0x06;
 
 export type AddressFamily = "ipv4" | "ipv6";
 

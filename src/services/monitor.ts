@@ -11,7 +11,8 @@ import {
   scanAccessLog,
 } from "./activity.js";
 import type { AccContext } from "./context.js";
-import { effectiveIdleTimeout, stopInstance } from "./instances.js";
+import { effectiveIdleTimeout } from "./instance-settings.js";
+import { stopInstance } from "./instances.js";
 import { withLease } from "./leases.js";
 import { rotateNginxLogs } from "./nginx-logs.js";
 

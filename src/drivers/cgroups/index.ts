@@ -5,7 +5,7 @@
 // cgroupfs is kernel memory, never a disk: a synchronous call on it takes microseconds, where
 // an asynchronous one costs a thread-pool round trip (~0.1 ms each on a busy machine), and a
 // start makes about ten of them.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import type { Limits } from "../../core/limits.js";
 import { hasErrno } from "../../lib/errors.js";
@@ -226,6 +226,24 @@ export function createCgroups(layout: CgroupLayout): Cgroups {
     return true;
   }
 
+  /**
+   * Removes a cgroup whose processes are gone. The kernel may still count a task that has just
+   * exited (it leaves the group a moment after cgroup.procs stops listing it): EBUSY is retried.
+   */
+  async function removeEmptied(folder: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await rmdir(folder);
+        return;
+      } catch (error) {
+        if (hasErrno(error, "ENOENT")) return;
+        if (!hasErrno(error, "EBUSY") || Date.now() > deadline) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+
   return {
     layout,
     dirs: (name) => instanceDirs(layout, name),
@@ -243,7 +261,7 @@ export function createCgroups(layout: CgroupLayout): Cgroups {
       }
       await killAll(name);
       if (memoryGroup && (await oomKills(name)) > 0) {
-        rmdirSync(dir(memoryGroup, name));
+        await removeEmptied(dir(memoryGroup, name));
         mkdirSyncIfMissing(dir(memoryGroup, name));
       }
       await applyLimits(name, limits);
@@ -253,13 +271,7 @@ export function createCgroups(layout: CgroupLayout): Cgroups {
     killAll,
     async remove(name) {
       await killAll(name);
-      for (const group of layout.groups) {
-        try {
-          await rmdir(dir(group, name));
-        } catch (error) {
-          if (!hasErrno(error, "ENOENT")) throw error;
-        }
-      }
+      for (const group of layout.groups) await removeEmptied(dir(group, name));
     },
     async memoryBytes(name) {
       if (!memoryGroup) return undefined;
