@@ -8,13 +8,19 @@
 // by renames. Before it, whoever finds the journal undoes it: the staged copies go, the
 // instance keeps its own. Each step of either is idempotent, so a crash during a repair is
 // repaired by the next one.
-import { lstat, mkdir, readFile, rename, rm, rmdir } from "node:fs/promises";
+import { lstat, mkdir, rename, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import { instancePaths } from "../core/paths.js";
 import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { stagedDatabaseName } from "../drivers/postgres/render.js";
 import { AccError, hasErrno } from "../lib/errors.js";
-import { ensureDirMode, ensureOwnedDir, readDirIfExists, writeFileAtomic } from "../lib/files.js";
+import {
+  ensureDirMode,
+  ensureOwnedDir,
+  readDirIfExists,
+  readFileIfExists,
+  writeFileAtomic,
+} from "../lib/files.js";
 import { holderAlive, processIdentity, type InstanceRecord } from "../store/store.js";
 import { backupDataArchive, backupDump, type BackupManifest } from "./backups.js";
 import type { AccContext } from "./context.js";
@@ -75,14 +81,8 @@ async function present(file: string): Promise<boolean> {
 }
 
 async function readJournal(file: string): Promise<RestoreJournal | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    if (hasErrno(error, "ENOENT")) return undefined;
-    throw error;
-  }
-  return JSON.parse(text) as RestoreJournal;
+  const text = await readFileIfExists(file);
+  return text === undefined ? undefined : (JSON.parse(text) as RestoreJournal);
 }
 
 async function writeJournal(file: string, journal: RestoreJournal): Promise<void> {
