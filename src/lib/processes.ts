@@ -34,6 +34,35 @@ export function isGoneOrClosed(error: unknown): boolean {
   );
 }
 
+/** /proc/<pid>/<file>; undefined when the process is gone or closed to us. */
+export async function readProcFile(pid: number, file: string): Promise<string | undefined> {
+  try {
+    return await readFile(`/proc/${pid}/${file}`, "utf8");
+  } catch (error) {
+    if (isGoneOrClosed(error)) return undefined;
+    throw error;
+  }
+}
+
+/** The real uid of a process (/proc/<pid>/status); undefined when gone or closed to us. */
+export async function realUid(pid: number): Promise<number | undefined> {
+  const status = await readProcFile(pid, "status");
+  const uid = status === undefined ? undefined : /^Uid:\s+(\d+)/m.exec(status)?.[1];
+  return uid === undefined ? undefined : Number(uid);
+}
+
+/** A process's environment as it started; undefined when gone or closed to us. */
+export async function processEnviron(pid: number): Promise<Map<string, string> | undefined> {
+  const raw = await readProcFile(pid, "environ");
+  if (raw === undefined) return undefined;
+  const env = new Map<string, string>();
+  for (const entry of raw.split("\0")) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  return env;
+}
+
 /** The pids of every process we can see. */
 export async function allPids(): Promise<number[]> {
   return (await readdir("/proc")).filter((e) => DECIMAL_RE.test(e)).map(Number);

@@ -16,8 +16,11 @@ import { readFileIfExists } from "../lib/files.js";
 import {
   allPids,
   isGoneOrClosed,
+  processEnviron,
   processName,
   processTrees,
+  readProcFile,
+  realUid,
   signalProcess,
 } from "../lib/processes.js";
 import { instanceCgroups } from "./cgroups.js";
@@ -46,44 +49,13 @@ interface Stat {
 }
 
 async function readStat(pid: number): Promise<Stat | undefined> {
-  let text: string;
-  try {
-    text = await readFile(`/proc/${pid}/stat`, "utf8");
-  } catch (error) {
-    if (isGoneOrClosed(error)) return undefined;
-    throw error;
-  }
+  const text = await readProcFile(pid, "stat");
+  if (text === undefined) return undefined;
   // The command, in parentheses, may hold spaces and ")": the fields follow the last ")".
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   const [state, ppid, started] = [fields[0], fields[1], fields[19]];
   if (state === undefined || ppid === undefined || started === undefined) return undefined;
   return { ppid: Number(ppid), started, zombie: state === "Z" || state === "X" };
-}
-
-async function readProc(pid: number, file: string): Promise<string | undefined> {
-  try {
-    return await readFile(`/proc/${pid}/${file}`, "utf8");
-  } catch (error) {
-    if (isGoneOrClosed(error)) return undefined;
-    throw error;
-  }
-}
-
-async function realUid(pid: number): Promise<number | undefined> {
-  const status = await readProc(pid, "status");
-  const uid = status === undefined ? undefined : /^Uid:\s+(\d+)/m.exec(status)?.[1];
-  return uid === undefined ? undefined : Number(uid);
-}
-
-async function environOf(pid: number): Promise<Map<string, string> | undefined> {
-  const raw = await readProc(pid, "environ");
-  if (raw === undefined) return undefined;
-  const env = new Map<string, string>();
-  for (const entry of raw.split("\0")) {
-    const eq = entry.indexOf("=");
-    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
-  }
-  return env;
 }
 
 async function pidIn(file: string): Promise<number | undefined> {
@@ -148,7 +120,7 @@ export async function findHomeProcesses(ctx: AccContext): Promise<HomeProcess[]>
 
   const supervisord = await pidIn(paths.supervisorPid);
   if (supervisord !== undefined) {
-    const cmdline = (await readProc(supervisord, "cmdline"))?.split("\0") ?? [];
+    const cmdline = (await readProcFile(supervisord, "cmdline"))?.split("\0") ?? [];
     if (cmdline.includes(paths.supervisorConf))
       add(supervisord, { kind: "supervisord", leader: true });
   }
@@ -188,7 +160,7 @@ export async function findHomeProcesses(ctx: AccContext): Promise<HomeProcess[]>
     // Only acc's own user's processes prove anything by their environment: any other user
     // (an instance's, say) could write whatever it likes there.
     if (uid !== myUid) continue;
-    const env = await environOf(pid);
+    const env = await processEnviron(pid);
     if (env === undefined) continue;
     if (env.get("SUPERVISOR_SERVER_URL") === supervisorUrl) {
       const program = env.get("SUPERVISOR_PROCESS_NAME") ?? "";

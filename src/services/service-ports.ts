@@ -1,9 +1,8 @@
 // The ports of acc's own services (nginx's http_port, acc server's server_port, the managed
 // Postgres's postgres_port): free or not, and who holds one, another acc home included.
-import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { AccError, hasErrno } from "../lib/errors.js";
-import { isGoneOrClosed } from "../lib/processes.js";
+import { processEnviron, readProcFile } from "../lib/processes.js";
 import { describePortHolders, portHolders } from "./listeners.js";
 
 export type ServicePortKey = "http_port" | "server_port" | "postgres_port";
@@ -38,13 +37,9 @@ export function portFree(port: number, host: string): Promise<boolean> {
  * supervisord socket in its environment; undefined when it is not acc's.
  */
 export async function accHomeOf(pid: number): Promise<string | undefined> {
-  let args: string[];
-  try {
-    args = (await readFile(`/proc/${pid}/cmdline`, "utf8")).replace(/\0+$/, "").split("\0");
-  } catch (error) {
-    if (isGoneOrClosed(error)) return undefined;
-    throw error;
-  }
+  const cmdline = await readProcFile(pid, "cmdline");
+  if (cmdline === undefined) return undefined;
+  const args = cmdline.replace(/\0+$/, "").split("\0");
   const at = args.indexOf("--home");
   if (at !== -1 && args[at + 1] !== undefined && args.some((a) => a.endsWith("acc.mjs")))
     return args[at + 1];
@@ -53,17 +48,8 @@ export async function accHomeOf(pid: number): Promise<string | undefined> {
   if (nginx?.[1] !== undefined && text.startsWith("nginx: master")) return nginx[1];
   const postgres = / -D (\S+)\/postgres\/data\b/.exec(text);
   if (postgres?.[1] !== undefined) return postgres[1];
-  let environ: string;
-  try {
-    environ = await readFile(`/proc/${pid}/environ`, "utf8");
-  } catch (error) {
-    if (isGoneOrClosed(error)) return undefined;
-    throw error;
-  }
-  const url = /(?:^|\0)SUPERVISOR_SERVER_URL=unix:\/\/([^\0]+)\/run\/supervisor\.sock(?:\0|$)/.exec(
-    environ,
-  );
-  return url?.[1];
+  const url = (await processEnviron(pid))?.get("SUPERVISOR_SERVER_URL");
+  return url === undefined ? undefined : /^unix:\/\/(.+)\/run\/supervisor\.sock$/.exec(url)?.[1];
 }
 
 /** One line: the port, the config key, who holds it (pid, command) and the acc home it is of. */
