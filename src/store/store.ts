@@ -94,7 +94,8 @@ export interface Store {
   /** The instance that uses a host, if any. */
   hostOwner(host: string): Promise<string | undefined>;
   addEvent(event: NewEvent, now: string): Promise<void>;
-  listEvents(options: { instance?: string; limit: number }): Promise<EventRecord[]>;
+  /** The latest `limit` events (after the event `afterId` when given), oldest first. */
+  listEvents(options: { instance?: string; limit: number; afterId?: number }): Promise<EventRecord[]>;
   /** Takes a lease, or returns the live holder when it is taken. */
   tryLease(resource: string, operation: string, now: string): Promise<Lease | LeaseHolder>;
   listLeases(): Promise<LeaseHolder[]>;
@@ -355,9 +356,10 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
       await db.insertInto("events").values(row).execute();
     },
 
-    async listEvents({ instance, limit }) {
+    async listEvents({ instance, limit, afterId }) {
       let query = db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit);
       if (instance !== undefined) query = query.where("instance", "=", instance);
+      if (afterId !== undefined) query = query.where("id", ">", afterId);
       const rows = await query.execute();
       return rows.reverse().map((row) => ({
         id: Number(row.id),
