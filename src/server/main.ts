@@ -13,7 +13,7 @@ import { createWaker } from "../services/wake.js";
 
 /** acc server: the waker, the API (local socket and nginx's admin socket), the idle monitor. */
 export async function runServer(ctx: AccContext): Promise<void> {
-    const log = (line: string): void => {
+  const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
   const waker = createWaker(ctx);
