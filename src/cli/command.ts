@@ -53,8 +53,6 @@ export interface Command {
   json: boolean;
   /** The operation it runs (src/operations), when it is one: the API can run it too. */
   operation?: string;
-  /** Works on this machine only (init, boot...): refused with --url. */
-  localOnly?: boolean;
   run(args: ParsedArgs, cli: CliEnv): Promise<CommandResult>;
 }
 

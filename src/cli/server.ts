@@ -3,7 +3,7 @@ import type { Command } from "./command.js";
 export const serverCommand: Command = {
   name: "server",
   summary:
-    "Run acc server: the waker (starts a stopped instance for the request nginx hands it, on a unix socket only nginx and root can open) and the idle monitor; 127.0.0.1:<server_port> answers its health only. acc boot runs it under supervisord.",
+    "Run acc server: the waker (starts a stopped instance for the request nginx hands it, on a unix socket only nginx and root can open), the API (HOME/run/api.sock for root; the admin host through nginx, with tokens) and the idle monitor; 127.0.0.1:<server_port> answers its health only. acc boot runs it under supervisord.",
   usage: "",
   help: [],
   options: {},

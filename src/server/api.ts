@@ -354,8 +354,10 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
   await app.ready();
   const h = handler;
   if (!h) throw new Error("fastify did not call serverFactory");
+  // requestTimeout 0: a restore of a big instance or a long setup may take more than Node's
+  // default 300 s, and the answer comes when it is done.
   const listener = (origin: Origin) =>
-    http.createServer((req, res) => {
+    http.createServer({ requestTimeout: 0 }, (req, res) => {
       (req as MarkedRequest)[ORIGIN] = origin;
       h(req, res);
     });
