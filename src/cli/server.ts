@@ -1,9 +1,12 @@
 import { once } from "node:events";
+import type http from "node:http";
 import { createServerApp, createStatusApp } from "../server/app.js";
 import { listenOnSocket } from "../server/listen.js";
 import type { AccContext } from "../services/context.js";
+import { createMetrics, type Metrics } from "../services/metrics.js";
 import { idleMessage, startMonitorLoop } from "../services/monitor.js";
-import { createWaker } from "../services/wake.js";
+import { observeEvents } from "../services/observe-events.js";
+import { createWaker, type Waker } from "../services/wake.js";
 import type { Command } from "./command.js";
 
 export const serverCommand: Command = {
@@ -20,8 +23,7 @@ export const serverCommand: Command = {
     const log = (line: string): void => {
       process.stderr.write(`${new Date().toISOString()} ${line}\n`);
     };
-    const waker = createWaker(ctx);
-    const server = createServerApp({ ctx, waker, log });
+    const { server } = assembleServer(ctx, log);
     const status = createStatusApp();
     const stop = new AbortController();
     // A herd of held requests arrives at once: Node's default backlog (511) drops some.
@@ -49,6 +51,26 @@ export const serverCommand: Command = {
     return { data: null, text: "" };
   },
 };
+
+export interface AssembledServer {
+  waker: Waker;
+  /** The waker's HTTP app (it does not listen). */
+  server: http.Server;
+  /** Fed by every event this process records and by the waker; the /metrics route renders it. */
+  metrics: Metrics;
+}
+
+/**
+ * The parts of acc server, wired: the metrics observe every event recorded through ctx (so
+ * call this before anything else takes ctx), the waker and its app feed and share them.
+ */
+export function assembleServer(ctx: AccContext, log: (line: string) => void): AssembledServer {
+  const metrics = createMetrics(ctx, { instanceMemory: ctx.config.metrics_instance_memory });
+  observeEvents(ctx, metrics.onEvent);
+  const waker = createWaker(ctx);
+  const server = createServerApp({ ctx, waker, log, metrics });
+  return { waker, server, metrics };
+}
 
 /** The idle monitor, every monitor_interval, until the server stops. */
 function startMonitor(

@@ -94,7 +94,13 @@ export interface Store {
   /** The instance that uses a host, if any. */
   hostOwner(host: string): Promise<string | undefined>;
   addEvent(event: NewEvent, now: string): Promise<void>;
-  listEvents(options: { instance?: string; limit: number }): Promise<EventRecord[]>;
+  /** The newest `limit` events (oldest first), of one instance, action or outcome when given. */
+  listEvents(options: {
+    instance?: string;
+    action?: string;
+    outcome?: string;
+    limit: number;
+  }): Promise<EventRecord[]>;
   /** Takes a lease, or returns the live holder when it is taken. */
   tryLease(resource: string, operation: string, now: string): Promise<Lease | LeaseHolder>;
   listLeases(): Promise<LeaseHolder[]>;
@@ -355,9 +361,11 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
       await db.insertInto("events").values(row).execute();
     },
 
-    async listEvents({ instance, limit }) {
+    async listEvents({ instance, action, outcome, limit }) {
       let query = db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit);
       if (instance !== undefined) query = query.where("instance", "=", instance);
+      if (action !== undefined) query = query.where("action", "=", action);
+      if (outcome !== undefined) query = query.where("outcome", "=", outcome);
       const rows = await query.execute();
       return rows.reverse().map((row) => ({
         id: Number(row.id),
