@@ -122,6 +122,9 @@ export async function storeContract(
       [2, 3, 4],
     );
     assert.equal((await store.listEvents({ limit: 100 })).length, 6);
+    const [stop] = await store.listEvents({ action: "stop", outcome: "ok", limit: 1 });
+    assert.equal(stop?.message, "m", "the newest event of one action and outcome");
+    assert.deepEqual(await store.listEvents({ action: "stop", outcome: "failed", limit: 1 }), []);
   });
 
   await t.test("leases: one holder at a time in a process", async () => {
