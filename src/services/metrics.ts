@@ -84,10 +84,8 @@ export function createMetrics(ctx: AccContext, options: MetricsOptions): Metrics
     labelNames: ["state"],
     registers,
     async collect() {
-      const counts = new Map<string, number>(INSTANCE_STATES.map((state) => [state, 0]));
-      for (const instance of await ctx.store.listInstances())
-        counts.set(instance.state, (counts.get(instance.state) ?? 0) + 1);
-      for (const [state, count] of counts) this.set({ state }, count);
+      const counts = await ctx.store.countByState();
+      for (const state of INSTANCE_STATES) this.set({ state }, counts.get(state) ?? 0);
     },
   });
 

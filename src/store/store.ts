@@ -84,6 +84,8 @@ export interface Store {
   readonly dialect: "sqlite" | "postgres";
   migrate(): Promise<void>;
   listInstances(): Promise<InstanceRecord[]>;
+  /** How many instances are in each state (states without any are left out). */
+  countByState(): Promise<Map<string, number>>;
   getInstance(name: string): Promise<InstanceRecord | undefined>;
   /** Inserts the instance in state `creating` with a free port from the range. */
   insertInstance(instance: NewInstance, now: string): Promise<InstanceRecord>;
@@ -215,6 +217,15 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
     async listInstances() {
       const rows = await db.selectFrom("instances").selectAll().orderBy("name").execute();
       return rows.map(toRecord);
+    },
+
+    async countByState() {
+      const rows = await db
+        .selectFrom("instances")
+        .select(["state", (eb) => eb.fn.countAll().as("count")])
+        .groupBy("state")
+        .execute();
+      return new Map(rows.map((row) => [row.state, Number(row.count)]));
     },
 
     async getInstance(name) {
