@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { assembleServer } from "../src/cli/server.js";
+import { assembleServer } from "../src/server/main.js";
 import { listenOnSocket } from "../src/server/listen.js";
 import { stopInstance } from "../src/services/instances.js";
 import { openContext } from "../src/services/open.js";

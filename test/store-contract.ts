@@ -131,6 +131,69 @@ export async function storeContract(
     assert.deepEqual(await store.listEvents({ action: "stop", outcome: "failed", limit: 1 }), []);
   });
 
+  await t.test("tokens: add, read, names unique among tokens not revoked", async () => {
+    const token = (id: string, name: string) => ({
+      id,
+      name,
+      scope: "instance:c",
+      secretHash: "ab".repeat(32),
+      createdAt: NOW,
+      expiresAt: null,
+    });
+    assert.deepEqual(await store.listTokens(), []);
+    await store.addToken({ ...token("aaaaaaaaaaaa", "ci"), expiresAt: "2026-12-26T10:00:00.000Z" });
+    await store.addToken({ ...token("bbbbbbbbbbbb", "deploy"), scope: "admin" });
+    assert.deepEqual(await store.getTokenById("aaaaaaaaaaaa"), {
+      id: "aaaaaaaaaaaa",
+      name: "ci",
+      scope: "instance:c",
+      secretHash: "ab".repeat(32),
+      createdAt: NOW,
+      expiresAt: "2026-12-26T10:00:00.000Z",
+      lastUsedAt: null,
+      revokedAt: null,
+    });
+    assert.equal(await store.getTokenById("zzzzzzzzzzzz"), undefined);
+    await assert.rejects(
+      store.addToken(token("cccccccccccc", "ci")),
+      (e: unknown) =>
+        e instanceof AccError &&
+        e.code === "ACC_CONFLICT" &&
+        e.message === 'a token named "ci" already exists',
+    );
+    assert.equal(await store.getTokenById("cccccccccccc"), undefined, "nothing inserted");
+
+    assert.equal(await store.revokeToken("aaaaaaaaaaaa", "2026-11-26T11:00:00.000Z"), true);
+    assert.equal(
+      await store.revokeToken("aaaaaaaaaaaa", "2026-11-26T12:00:00.000Z"),
+      false,
+      "revoked once",
+    );
+    assert.equal(await store.revokeToken("zzzzzzzzzzzz", NOW), false);
+    assert.equal((await store.getTokenById("aaaaaaaaaaaa"))?.revokedAt, "2026-11-26T11:00:00.000Z");
+    // The name of a revoked token is free again.
+    await store.addToken(token("cccccccccccc", "ci"));
+    assert.deepEqual(
+      (await store.listTokens()).map((k) => [k.id, k.name, k.revokedAt === null]),
+      [
+        ["aaaaaaaaaaaa", "ci", false],
+        ["bbbbbbbbbbbb", "deploy", true],
+        ["cccccccccccc", "ci", true],
+      ],
+    );
+  });
+
+  await t.test("tokens: last use only moves forward", async () => {
+    await store.touchToken("bbbbbbbbbbbb", "2026-11-26T12:00:00.000Z");
+    await store.touchToken("bbbbbbbbbbbb", "2026-11-26T11:00:00.000Z");
+    await store.touchToken("zzzzzzzzzzzz", "2026-11-26T11:00:00.000Z");
+    assert.equal(
+      (await store.getTokenById("bbbbbbbbbbbb"))?.lastUsedAt,
+      "2026-11-26T12:00:00.000Z",
+    );
+    assert.equal((await store.getTokenById("cccccccccccc"))?.lastUsedAt, null);
+  });
+
   await t.test("leases: one holder at a time in a process", async () => {
     const order: string[] = [];
     const slow = withLease(

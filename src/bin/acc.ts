@@ -9,7 +9,9 @@ import { makeStyle, useColor } from "../cli/output.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
 import { AccError, exitCodeFor } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
-import { openContext, resolveHome } from "../services/open.js";
+import { homePaths } from "../core/paths.js";
+import { resolveHome } from "../lib/home.js";
+import { apiClient, type ApiClient } from "../cli/client.js";
 
 /** The package root, where models/ and package.json live: above dist/acc.mjs or dist/src/bin/acc.js. */
 function findAccRoot(start: string): string {
@@ -24,13 +26,22 @@ const accRoot = findAccRoot(path.dirname(fileURLToPath(import.meta.url)));
 
 interface Global {
   home: string | undefined;
+  url: string | undefined;
+  token: string | undefined;
   rest: string[];
   version: boolean;
   help: boolean;
 }
 
 function parseGlobal(argv: string[]): Global {
-  const global: Global = { home: undefined, rest: [], version: false, help: false };
+  const global: Global = {
+    home: undefined,
+    url: undefined,
+    token: undefined,
+    rest: [],
+    version: false,
+    help: false,
+  };
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i] ?? "";
@@ -39,6 +50,12 @@ function parseGlobal(argv: string[]): Global {
       if (value === undefined) throw new AccError("ACC_USAGE", "--home needs a folder");
       global.home = value;
     } else if (arg.startsWith("--home=")) global.home = arg.slice(7);
+    else if (arg === "--url" || arg === "--token") {
+      const value = argv[++i];
+      if (value === undefined) throw new AccError("ACC_USAGE", `${arg} needs a value`);
+      global[arg === "--url" ? "url" : "token"] = value;
+    } else if (arg.startsWith("--url=")) global.url = arg.slice(6);
+    else if (arg.startsWith("--token=")) global.token = arg.slice(8);
     else if (arg === "--version") global.version = true;
     else if (arg === "-h" || arg === "--help") global.help = true;
     else if (arg.startsWith("-"))
@@ -103,6 +120,15 @@ async function main(argv: string[]): Promise<number> {
     }
     const json = parsed.values.json === true;
     const home = resolveHome(global.home, process.env);
+    // ACC_URL is an instance's own public URL (instances get it): the API's is ACC_API_URL.
+    const url = global.url ?? (process.env.ACC_API_URL || undefined);
+    const token = global.token ?? (process.env.ACC_API_TOKEN || undefined);
+    if (url !== undefined && command.operation === undefined) {
+      throw new AccError("ACC_USAGE", `acc ${command.name} works on this machine only, not through --url`, {
+        hint: "run it on the server, without --url and ACC_API_URL",
+      });
+    }
+    let api: ApiClient | undefined;
     const progressOn = process.stderr.isTTY === true && !json;
     const style = makeStyle(color);
     const cli: CliEnv = {
@@ -120,9 +146,13 @@ async function main(argv: string[]): Promise<number> {
           undefined,
       },
       open: async () => {
+        // Loaded on demand: a command answered through the API never loads services/.
+        const { openContext } = await import("../services/open.js");
         ctx ??= await openContext({ home, env: process.env, accRoot, progress: cli.progress });
         return ctx;
       },
+      api: () => (api ??= apiClient({ url, token, socketPath: homePaths(home).apiSocket })),
+      remote: url !== undefined,
       confirm: async (question) => {
         const rl = createInterface({ input: process.stdin, output: process.stdout });
         try {
@@ -137,7 +167,10 @@ async function main(argv: string[]): Promise<number> {
     // Indented for a person at a terminal; compact for scripts (10,000 instances: ~40% faster).
     if (json) {
       const indent = process.stdout.isTTY === true ? 2 : undefined;
-      process.stdout.write(`${JSON.stringify(result.data, null, indent)}\n`);
+      // The API's answer is this very JSON already: printed as it came (10,000 instances).
+      process.stdout.write(
+        `${result.raw !== undefined && indent === undefined ? result.raw : JSON.stringify(result.data, null, indent)}\n`,
+      );
     } else {
       const text = typeof result.text === "function" ? result.text() : result.text;
       if (text) process.stdout.write(`${text}\n`);

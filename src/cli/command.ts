@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { AccError } from "../lib/errors.js";
 import type { AccContext, Progress } from "../services/context.js";
+import type { ApiClient } from "./client.js";
 
 export type OptionSpecs = NonNullable<ParseArgsConfig["options"]>;
 
@@ -16,11 +17,17 @@ export interface CliEnv {
   confirm(question: string): Promise<boolean>;
   /** Writes a line as it happens (logs -f), for commands that stream. */
   write(text: string): void;
+  /** acc server's API: its local socket, or --url / ACC_API_URL. */
+  api(): ApiClient;
+  /** --url or ACC_API_URL: only the API, nothing of this machine's home. */
+  remote: boolean;
 }
 
 export interface CommandResult {
   /** What --json prints. */
   data: unknown;
+  /** data as JSON already (the API's answer), printed as is by --json when not on a terminal. */
+  raw?: string;
   /** What a person sees; a function when it costs something to make and --json does not need it. */
   text: string | (() => string);
   exitCode?: number;
@@ -42,6 +49,10 @@ export interface Command {
   positionals: { min: number; max: number; names: string };
   /** Whether --json is accepted. */
   json: boolean;
+  /** The operation it runs (src/operations), when it is one: the API can run it too. */
+  operation?: string;
+  /** Works on this machine only (init, boot...): refused with --url. */
+  localOnly?: boolean;
   run(args: ParsedArgs, cli: CliEnv): Promise<CommandResult>;
 }
 

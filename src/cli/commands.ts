@@ -1,47 +1,54 @@
 import type { Command } from "./command.js";
-import { createCommand } from "./create.js";
-import { doctorCommand } from "./doctor.js";
+import { dbCommand } from "./db.js";
 import { exitListenerCommand } from "./exit-listener.js";
 import { serverCommand } from "./server.js";
-import { backupCommand, backupsCommand, dbCommand, restoreCommand } from "./backups.js";
-import { eventsCommand } from "./events.js";
-import { monitorCommand } from "./monitor.js";
-import { resumeCommand, setCommand, suspendCommand } from "./instance-settings.js";
-import { destroyCommand, restartCommand, startCommand, stopCommand } from "./lifecycle.js";
-import { listCommand, showCommand } from "./list.js";
-import { logsCommand } from "./logs.js";
-import { modelsCommand } from "./models.js";
-import { bootCommand, initCommand, shutdownCommand, statusCommand } from "./system.js";
+import { bootCommand, initCommand, shutdownCommand } from "./system.js";
+import { commandFromOperation } from "../operations/cli.js";
+import { backupOperation, backupsOperation, restoreOperation } from "../operations/backups.js";
+import { eventsOperation } from "../operations/events.js";
+import { createOperation } from "../operations/instance-create.js";
+import {
+  destroyOperation,
+  restartOperation,
+  resumeOperation,
+  startOperation,
+  stopOperation,
+  suspendOperation,
+} from "../operations/instance-lifecycle.js";
+import { listOperation, showOperation } from "../operations/instance-read.js";
+import { setOperation } from "../operations/instance-set.js";
+import { logsOperation } from "../operations/logs.js";
+import { modelsCommand } from "../operations/models.js";
+import { doctorOperation, monitorOperation, statusOperation } from "../operations/system.js";
 
 /** Every command, in the order `acc help` lists them. */
 export const COMMANDS: readonly Command[] = [
   initCommand,
   bootCommand,
   shutdownCommand,
-  statusCommand,
+  commandFromOperation(statusOperation),
   modelsCommand,
-  createCommand,
-  listCommand,
-  showCommand,
-  startCommand,
-  stopCommand,
-  restartCommand,
-  destroyCommand,
-  logsCommand,
-  setCommand,
-  suspendCommand,
-  resumeCommand,
-  eventsCommand,
-  monitorCommand,
-  backupCommand,
-  backupsCommand,
-  restoreCommand,
+  commandFromOperation(createOperation),
+  commandFromOperation(listOperation),
+  commandFromOperation(showOperation),
+  commandFromOperation(startOperation),
+  commandFromOperation(stopOperation),
+  commandFromOperation(restartOperation),
+  commandFromOperation(destroyOperation),
+  commandFromOperation(logsOperation),
+  commandFromOperation(setOperation),
+  commandFromOperation(suspendOperation),
+  commandFromOperation(resumeOperation),
+  commandFromOperation(eventsOperation),
+  commandFromOperation(monitorOperation),
+  commandFromOperation(backupOperation),
+  commandFromOperation(backupsOperation),
+  commandFromOperation(restoreOperation),
   dbCommand,
-  doctorCommand,
+  commandFromOperation(doctorOperation),
   serverCommand,
   exitListenerCommand,
 ];
-
 export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((command) => command.name === name);
 }

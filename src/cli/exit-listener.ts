@@ -1,5 +1,4 @@
 import { appendFileSync } from "node:fs";
-import { createExitRecorder, listenForExits } from "../services/exit-listener.js";
 import { stringOption, type Command } from "./command.js";
 
 /**
@@ -29,6 +28,7 @@ export const exitListenerCommand: Command = {
     };
     const heartbeat =
       file === undefined ? undefined : setInterval(() => process.stderr.write("."), HEARTBEAT_MS);
+    const { createExitRecorder, listenForExits } = await import("../services/exit-listener.js");
     const recorder = createExitRecorder(ctx, log);
     log("acc exit-listener: listening");
     try {

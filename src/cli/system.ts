@@ -1,15 +1,9 @@
 import { validateHostname, validatePort } from "../core/validate.js";
-import { describeHomeProcesses } from "../services/home-processes.js";
-import { stopInstance } from "../services/instances.js";
-import {
-  boot,
-  initHome,
-  reloadServices,
-  shutdown,
-  status,
-  writeServiceConfigs,
-} from "../services/system.js";
+import { describeHomeProcesses } from "../core/home-processes.js";
 import { flag, stringOption, type Command } from "./command.js";
+
+// Loaded on demand: the CLI client (acc list through the API) never loads services/.
+const system = (): Promise<typeof import("../services/system.js")> => import("../services/system.js");
 
 export const initCommand: Command = {
   name: "init",
@@ -31,7 +25,7 @@ export const initCommand: Command = {
   async run(args, cli) {
     const domain = stringOption(args, "domain");
     const port = stringOption(args, "http-port");
-    const result = await initHome({
+    const result = await (await system()).initHome({
       home: cli.home,
       ...(domain !== undefined ? { domain: validateHostname(domain) } : {}),
       ...(port !== undefined ? { httpPort: validatePort(port, "HTTP port") } : {}),
@@ -40,9 +34,9 @@ export const initCommand: Command = {
     });
     // The store and the nginx and supervisord configs exist from now on: creates work before boot.
     const ctx = await cli.open();
-    await writeServiceConfigs(ctx);
+    await (await system()).writeServiceConfigs(ctx);
     // On a booted home the changes (a port, the users of an older acc) apply now.
-    if (await ctx.processes.isRunning()) await reloadServices(ctx);
+    if (await ctx.processes.isRunning()) await (await system()).reloadServices(ctx);
     const lines = [
       `${result.created ? "created" : "kept"} ${result.config}`,
       ...(result.installed.length > 0 ? [`installed ${result.installed.join(", ")}`] : []),
@@ -65,7 +59,7 @@ export const bootCommand: Command = {
   json: true,
   async run(_args, cli) {
     const ctx = await cli.open();
-    const result = await boot(ctx);
+    const result = await (await system()).boot(ctx);
     const lines = [];
     if (result.orphans.length > 0)
       lines.push(
@@ -108,7 +102,10 @@ export const shutdownCommand: Command = {
   json: true,
   async run(_args, cli) {
     const ctx = await cli.open();
-    const result = await shutdown(ctx, (name) => stopInstance(ctx, name, { cause: "shutdown" }));
+    const { stopInstance } = await import("../services/instances.js");
+    const result = await (await system()).shutdown(ctx, (name) =>
+      stopInstance(ctx, name, { cause: "shutdown" }),
+    );
     const text = result.wasRunning
       ? `stopped ${result.stopped.length} instance(s), nginx and supervisord`
       : "acc was not running";
@@ -116,80 +113,3 @@ export const shutdownCommand: Command = {
   },
 };
 
-export const statusCommand: Command = {
-  name: "status",
-  summary: "Show what runs and where: processes, ports, home, versions, instance counts.",
-  usage: "",
-  help: [],
-  options: {},
-  positionals: { min: 0, max: 0, names: "" },
-  json: true,
-  async run(_args, cli) {
-    const ctx = await cli.open();
-    const report = await status(ctx);
-    const counts = Object.entries(report.instances)
-      .map(([state, n]) => `${n} ${state}`)
-      .join(", ");
-    const rows = [
-      ["home", report.home],
-      ["supervisord", report.supervisord],
-      ["nginx", `${report.nginx} on ${report.listen_address}:${report.http_port}`],
-      ["acc server", `${report.server} on 127.0.0.1:${report.server_port}`],
-      [
-        "acc-exits",
-        report.exits === "running"
-          ? "running (records an instance's crash as it happens)"
-          : "stopped: crashes are found only by the next wake, start or acc doctor",
-      ],
-      [
-        "postgres",
-        `${report.postgres.state} (${report.postgres.mode}) on ${report.postgres.where}`,
-      ],
-      [
-        "acc-ports",
-        `${report.ports.state}, holding ${report.ports.held} instance ports${report.ports.squatted.length > 0 ? `; taken by another program: ${report.ports.squatted.join(", ")}` : ""}`,
-      ],
-      ...(report.orphans.length > 0
-        ? [
-            [
-              "orphans",
-              `supervisord is not running but ${report.orphans.length} of this home's processes are: ${describeHomeProcesses(report.orphans)}; acc boot stops them and starts everything again`,
-            ],
-          ]
-        : []),
-      [
-        "sandbox",
-        report.sandbox.enabled
-          ? `bubblewrap (own mount, PID, IPC namespaces); ${report.sandbox.isolation}`
-          : `off: ${report.sandbox.reason ?? "unknown"}; ${report.sandbox.isolation}`,
-      ],
-      [
-        "cgroups",
-        report.cgroups.enabled
-          ? `one per instance (${report.cgroups.layout ?? "?"}: ${report.cgroups.where ?? "?"}); a stop kills all of its processes, limits are enforced`
-          : `off: ${report.cgroups.reason ?? "unknown"}; NOT contained: an instance's detached processes can outlive its stop, and memory, cpu and pids limits are not enforced`,
-      ],
-      ["domain", `${report.domain} (instance NAME answers at NAME.${report.domain})`],
-      ["instance ports", report.instance_ports],
-      ["instances", report.total === 0 ? "none" : `${report.total}: ${counts}`],
-      [
-        "versions",
-        `acc ${report.versions.acc}, node ${report.versions.node}, nginx ${report.versions.nginx}, supervisord ${report.versions.supervisord}`,
-      ],
-    ];
-    const width = Math.max(...rows.map(([key]) => (key ?? "").length));
-    const up = [
-      report.supervisord,
-      report.nginx,
-      report.server,
-      report.exits,
-      report.ports.state,
-    ].every((s) => s === "running");
-    const exitCode = up ? 0 : 1;
-    return {
-      data: report,
-      text: rows.map(([k, v]) => `${(k ?? "").padEnd(width)}  ${v}`).join("\n"),
-      exitCode,
-    };
-  },
-};

@@ -36,3 +36,8 @@ export function formatDuration(ms: number | null): string {
   }
   return out;
 }
+
+/** Why the monitor stops an instance: "idle for 16m12s (timeout 15m)". */
+export function idleMessage(stop: { idle_ms: number; timeout_ms: number }): string {
+  return `idle for ${formatDuration(stop.idle_ms)} (timeout ${formatDuration(stop.timeout_ms)})`;
+}

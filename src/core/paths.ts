@@ -39,6 +39,10 @@ export interface HomePaths {
   waker: string;
   /** Where nginx hands acc server the requests of instances that are not running. */
   wakerSocket: string;
+  /** acc server's API for this machine: root (or the user acc runs as) only, mode 0600. */
+  apiSocket: string;
+  /** Where nginx hands acc server the admin host's requests (API with a token, admin UI). */
+  adminSocket: string;
 }
 
 export function homePaths(home: string): HomePaths {
@@ -75,6 +79,8 @@ export function homePaths(home: string): HomePaths {
     portsState: p("run", "ports.state"),
     waker: p("waker"),
     wakerSocket: p("waker", "waker.sock"),
+    apiSocket: p("run", "api.sock"),
+    adminSocket: p("waker", "admin.sock"),
   };
 }
 

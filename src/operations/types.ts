@@ -11,7 +11,7 @@
  */
 import type { AccErrorCode } from "../lib/errors.js";
 import type { AccContext, Progress } from "../services/context.js";
-import type { CommandResult, OptionSpecs, ParsedArgs } from "../cli/command.js";
+import type { CliEnv, CommandResult, OptionSpecs, ParsedArgs } from "../cli/command.js";
 
 /** A JSON Schema (2020-12, as OpenAPI 3.1 takes it): plain data. */
 export type JsonSchema = { readonly [key: string]: unknown };
@@ -70,6 +70,12 @@ export interface CliSpec<I, O> {
   input(args: ParsedArgs): I;
   /** What a person reads (and the exit code, when the answer itself says the command failed). */
   render(output: O, input: I, env: RenderEnv): Omit<CommandResult, "data">;
+  /** Asked before the call (destroy's confirmation): a result ends the command there. */
+  before?(input: I, cli: CliEnv): Promise<CommandResult | undefined>;
+  /** For streams (`follow` in the input): one event as a person reads it. */
+  renderEvent?(event: unknown): string;
+  /** For streams: where following starts, from the first answer (a log's size, an event id). */
+  followFrom?(output: O): Partial<I>;
 }
 
 export interface Operation<I = any, O = any> {

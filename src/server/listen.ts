@@ -12,12 +12,14 @@ export async function listenOnSocket(
   server: Server,
   socketPath: string,
   backlog: number,
+  /** 0o600: the owner alone (the local API); 0o660 by default: the folder's group too. */
+  mode = 0o660,
 ): Promise<void> {
   const folder = await lstat(path.dirname(socketPath));
   // A socket left by a server that was killed would make listen fail with EADDRINUSE.
   await rm(socketPath, { force: true });
   server.listen({ path: socketPath, backlog });
   await once(server, "listening");
-  await chmod(socketPath, 0o660);
+  await chmod(socketPath, mode);
   if (process.getuid?.() === 0) await chown(socketPath, 0, folder.gid);
 }

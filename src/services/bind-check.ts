@@ -1,3 +1,4 @@
+import { describeExposedEndpoints } from "../core/exposure.js";
 // Instances listen on 127.0.0.1 only: nginx is their one way in (host routing, the waker, the
 // idle clock). An app that listens on 0.0.0.0, :: or a public address is reachable from other
 // hosts without any of that, so acc says so, and refuses the start when the model asks it to.
@@ -117,7 +118,7 @@ export function describeEndpoints(sockets: readonly TcpSocket[]): string {
 
 /** What is wrong, in words: "listens on 0.0.0.0:20001, beyond 127.0.0.1: ...". */
 export function describeExposed(sockets: readonly TcpSocket[]): string {
-  return `listens on ${describeEndpoints(sockets)}, beyond 127.0.0.1: other hosts reach it without nginx`;
+  return describeExposedEndpoints(sockets.map(formatEndpoint));
 }
 
 /**

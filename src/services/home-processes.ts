@@ -1,3 +1,5 @@
+import { describeHomeProcesses, type HomeProcessKind, type HomeProcessSummary } from "../core/home-processes.js";
+export { describeHomeProcesses, type HomeProcessKind, type HomeProcessSummary } from "../core/home-processes.js";
 // What of this home runs, read from pid files and /proc rather than asked of acc's supervisord:
 // when that supervisord dies (kill -9, the OOM killer), what it ran goes on as orphans. Another
 // acc home may run on the same machine, so a process counts as this home's only when proven:
@@ -28,8 +30,6 @@ import type { AccContext } from "./context.js";
 import { instanceUserName } from "./users.js";
 import { createSemaphore } from "./wake.js";
 
-export type HomeProcessKind =
-  "supervisord" | "nginx" | "postgres" | "acc server" | "acc-ports" | "acc" | "instance";
 
 export interface HomeProcess {
   pid: number;
@@ -322,31 +322,7 @@ export async function stopHomeProcesses(
   }
 }
 
-/** "nginx (pid 12 and 2 more), instance shop (pids 40, 41)": one group per kind or instance. */
-export function describeHomeProcesses(
-  procs: readonly (HomeProcessSummary & { leader?: boolean })[],
-): string {
-  const groups = new Map<string, (HomeProcessSummary & { leader?: boolean })[]>();
-  for (const p of procs) {
-    const label = p.kind === "instance" ? `instance ${p.instance ?? "?"}` : p.kind;
-    groups.set(label, [...(groups.get(label) ?? []), p]);
-  }
-  return [...groups]
-    .map(([label, members]) => {
-      const first = members.find((m) => m.leader === true) ?? members[0];
-      const more = members.length - 1;
-      return `${label} (pid ${first?.pid ?? "?"}${more > 0 ? ` and ${more} more` : ""})`;
-    })
-    .join(", ");
-}
-
 /** What reports show of a process found: pid, kind, instance. */
-export interface HomeProcessSummary {
-  pid: number;
-  kind: HomeProcessKind;
-  instance?: string;
-}
-
 export function summarizeHomeProcess(p: HomeProcess): HomeProcessSummary {
   return {
     pid: p.pid,

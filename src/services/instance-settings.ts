@@ -3,6 +3,7 @@ import { formatDuration } from "../core/duration.js";
 import { formatLimit, type LimitKey, type Limits } from "../core/limits.js";
 import { mayBeAlive } from "../core/states.js";
 import { AccError } from "../lib/errors.js";
+import type { Settings } from "../core/settings.js";
 import type { InstanceLimits, InstanceRecord } from "../store/store.js";
 import { instanceCgroups, limitsOf } from "./cgroups.js";
 import type { AccContext } from "./context.js";
@@ -90,4 +91,30 @@ export async function effectiveIdleTimeout(
   if (instance.idleTimeout !== undefined) return instance.idleTimeout;
   const manifest = await instanceManifest(ctx, instance);
   return manifest.idle_timeout !== undefined ? manifest.idle_timeout : ctx.config.idle_timeout;
+}
+
+/** `acc set`: the settings applied in order, each said as NAME: key=effective value. */
+export async function applySettings(
+  ctx: AccContext,
+  name: string,
+  settings: Settings,
+): Promise<{ instance: InstanceRecord; changed: string[] }> {
+  let instance = await getInstance(ctx, name);
+  const changed: string[] = [];
+  if (settings.idleTimeout) {
+    instance = await setIdleTimeout(ctx, name, settings.idleTimeout.value);
+    const effective = formatDuration(await effectiveIdleTimeout(ctx, instance));
+    changed.push(
+      settings.idleTimeout.value === undefined
+        ? `${name}: idle-timeout=default (${effective})`
+        : `${name}: idle-timeout=${effective}`,
+    );
+  }
+  if (settings.limits) {
+    instance = await setLimits(ctx, name, settings.limits);
+    const limits = await effectiveLimitsOf(ctx, instance);
+    for (const key of Object.keys(settings.limits) as LimitKey[])
+      changed.push(`${name}: ${key}=${formatLimit(key, limits[key])}`);
+  }
+  return { instance, changed };
 }

@@ -12,7 +12,7 @@ import type { InstanceRecord, Store } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { codeDirOf } from "./model-code.js";
 import {
-  idleMessage,
+
   idleMs,
   isDue,
   mergeActivity,

@@ -1,7 +1,7 @@
+import { idleMessage } from "../core/duration.js";
 // The monitor (design.md, "Idle clock"): stops running instances idle for longer than their
 // idle timeout. One pass reads the store once and the activity sources once, whatever the
 // number of instances; only the instances it stops cost more.
-import { formatDuration } from "../core/duration.js";
 import { isAccError } from "../lib/errors.js";
 import { holderAlive, type InstanceRecord } from "../store/store.js";
 import {
@@ -72,9 +72,6 @@ export function isDue(idle: number, timeout: number | null): boolean {
   return timeout !== null && idle > timeout;
 }
 
-export function idleMessage(stop: Pick<IdleStop, "idle_ms" | "timeout_ms">): string {
-  return `idle for ${formatDuration(stop.idle_ms)} (timeout ${formatDuration(stop.timeout_ms)})`;
-}
 
 /**
  * Latest activity per instance (ms since the epoch): the stored one, the access log's, and

@@ -1,31 +1,19 @@
 import { readFile } from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { resolveConfig, type AccConfig } from "../core/config.js";
 import { homePaths } from "../core/paths.js";
-import { validateHomePath } from "../core/validate.js";
 import { createNginx } from "../drivers/nginx/index.js";
 import { createPortKeeper } from "../drivers/ports/index.js";
 import { createSupervisor } from "../drivers/supervisord/index.js";
 import { AccError, hasErrno } from "../lib/errors.js";
 import { exec } from "../lib/exec.js";
+import { isRootUser } from "../lib/home.js";
 import { openSqliteStore } from "../store/open.js";
 import type { AccContext, Progress } from "./context.js";
 import { storeMutex } from "./leases.js";
 import { createModelRegistry } from "./models.js";
 import { createUsers } from "./users.js";
-
-export function isRootUser(): boolean {
-  return typeof process.getuid === "function" && process.getuid() === 0;
-}
-
-/** --home, then ACC_HOME, then /var/lib/acc as root or ~/.acc otherwise. */
-export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  const chosen =
-    flag ?? env.ACC_HOME ?? (isRootUser() ? "/var/lib/acc" : path.join(os.homedir(), ".acc"));
-  return validateHomePath(path.resolve(chosen));
-}
 
 export async function loadConfig(home: string, env: NodeJS.ProcessEnv): Promise<AccConfig> {
   const file = homePaths(home).config;

@@ -29,7 +29,7 @@ import {
 } from "./service-ports.js";
 import { createSemaphore } from "./wake.js";
 import { ensureServiceUsers, restrictHome } from "./home-access.js";
-import { isRootUser } from "./open.js";
+import { isRootUser } from "../lib/home.js";
 import { portKeeperProgram } from "../drivers/ports/index.js";
 import { migrateInstances, type MigrationReport } from "./migrate.js";
 import { holdPorts } from "./ports.js";

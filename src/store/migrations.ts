@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider } from "kysely";
+import { sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
 
 /**
  * Versioned migrations, in order. The same code runs on SQLite and Postgres: only
@@ -74,7 +74,31 @@ export function migrations(dialect: "sqlite" | "postgres"): Record<string, Migra
         await db.schema.alterTable("instances").addColumn("limits", "text").execute();
       },
     },
-    "0004_events_action_id": {
+    "0004_tokens": {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // API tokens: the secret itself is never stored, only its SHA-256.
+        await db.schema
+          .createTable("tokens")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("scope", "text", (c) => c.notNull())
+          .addColumn("secret_hash", "text", (c) => c.notNull())
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .addColumn("expires_at", "text")
+          .addColumn("last_used_at", "text")
+          .addColumn("revoked_at", "text")
+          .execute();
+        // A name is unique among tokens not revoked: a revoked token's name can be used again.
+        await db.schema
+          .createIndex("tokens_name_active")
+          .on("tokens")
+          .column("name")
+          .unique()
+          .where(sql.ref("revoked_at"), "is", null)
+          .execute();
+      },
+    },
+    "0005_events_action_id": {
       async up(db: Kysely<unknown>): Promise<void> {
         // The newest event of one action (the last backup, which /metrics reads at each scrape)
         // without scanning every event: a home without backups has millions of other ones.

@@ -53,9 +53,24 @@ export interface LeasesTable {
   acquired_at: string;
 }
 
+export interface TokensTable {
+  /** Public id, also the secret's prefix (acc_<id>_...), so a secret finds its row in one read. */
+  id: string;
+  name: string;
+  /** admin, read or instance:NAME. */
+  scope: string;
+  /** SHA-256 of the whole secret, hex. */
+  secret_hash: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
 export interface Database {
   instances: InstancesTable;
   hosts: HostsTable;
   events: EventsTable;
   leases: LeasesTable;
+  tokens: TokensTable;
 }

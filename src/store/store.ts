@@ -4,7 +4,7 @@ import { Migrator, sql, type Kysely, type Transaction } from "kysely";
 import { AccError } from "../lib/errors.js";
 import type { InstanceState } from "../core/states.js";
 import { migrationProvider, migrations } from "./migrations.js";
-import type { Database, EventsTable, InstancesTable } from "./schema.js";
+import type { Database, EventsTable, InstancesTable, TokensTable } from "./schema.js";
 
 export interface InstanceRecord {
   name: string;
@@ -80,6 +80,22 @@ export interface LeaseHolder {
   acquiredAt: string;
 }
 
+/** An API token as stored: never its secret, only the secret's hash. */
+export interface TokenRecord {
+  id: string;
+  name: string;
+  /** admin, read or instance:NAME (core/scopes.ts parses it). */
+  scope: string;
+  /** SHA-256 of the secret, hex. */
+  secretHash: string;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export type NewToken = Omit<TokenRecord, "lastUsedAt" | "revokedAt">;
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   migrate(): Promise<void>;
@@ -96,16 +112,29 @@ export interface Store {
   /** The instance that uses a host, if any. */
   hostOwner(host: string): Promise<string | undefined>;
   addEvent(event: NewEvent, now: string): Promise<void>;
-  /** The newest `limit` events (oldest first), of one instance, action or outcome when given. */
+  /**
+   * The latest `limit` events, oldest first: of one instance, action or outcome when given, and
+   * after the event `afterId` when given.
+   */
   listEvents(options: {
     instance?: string;
     action?: string;
     outcome?: string;
     limit: number;
+    afterId?: number;
   }): Promise<EventRecord[]>;
   /** Takes a lease, or returns the live holder when it is taken. */
   tryLease(resource: string, operation: string, now: string): Promise<Lease | LeaseHolder>;
   listLeases(): Promise<LeaseHolder[]>;
+  /** Adds a token; ACC_CONFLICT when a token not revoked has the same name. */
+  addToken(token: NewToken): Promise<void>;
+  /** Every token, revoked ones too, oldest first. */
+  listTokens(): Promise<TokenRecord[]>;
+  getTokenById(id: string): Promise<TokenRecord | undefined>;
+  /** Marks a token revoked; false when there is none by that id or it was revoked already. */
+  revokeToken(id: string, now: string): Promise<boolean>;
+  /** Moves the token's last use forward (never back). */
+  touchToken(id: string, now: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -151,6 +180,19 @@ function toRecord(row: InstancesTable): InstanceRecord {
     lastError: row.last_error,
     database: row.database ?? null,
     limits: row.limits ? (JSON.parse(row.limits) as InstanceLimits) : {},
+  };
+}
+
+function toTokenRecord(row: TokensTable): TokenRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    scope: row.scope,
+    secretHash: row.secret_hash,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
   };
 }
 
@@ -372,11 +414,12 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
       await db.insertInto("events").values(row).execute();
     },
 
-    async listEvents({ instance, action, outcome, limit }) {
+    async listEvents({ instance, action, outcome, limit, afterId }) {
       let query = db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit);
       if (instance !== undefined) query = query.where("instance", "=", instance);
       if (action !== undefined) query = query.where("action", "=", action);
       if (outcome !== undefined) query = query.where("outcome", "=", outcome);
+      if (afterId !== undefined) query = query.where("id", ">", afterId);
       const rows = await query.execute();
       return rows.reverse().map((row) => ({
         id: Number(row.id),
@@ -443,6 +486,75 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
         operation: r.operation,
         acquiredAt: r.acquired_at,
       }));
+    },
+
+    async addToken(token) {
+      const conflict = new AccError(
+        "ACC_CONFLICT",
+        `a token named ${JSON.stringify(token.name)} already exists`,
+        { hint: "choose another name, or revoke that token first" },
+      );
+      try {
+        await writeTransaction(async (trx) => {
+          const taken = await trx
+            .selectFrom("tokens")
+            .select("id")
+            .where("name", "=", token.name)
+            .where("revoked_at", "is", null)
+            .executeTakeFirst();
+          if (taken) throw conflict;
+          const row: TokensTable = {
+            id: token.id,
+            name: token.name,
+            scope: token.scope,
+            secret_hash: token.secretHash,
+            created_at: token.createdAt,
+            expires_at: token.expiresAt,
+            last_used_at: null,
+            revoked_at: null,
+          };
+          await trx.insertInto("tokens").values(row).execute();
+        });
+      } catch (error) {
+        // The partial unique index on active names, should a writer slip past the check.
+        if (isUniqueViolation(error) && String((error as Error).message).includes("name"))
+          throw conflict;
+        throw error;
+      }
+    },
+
+    async listTokens() {
+      const rows = await db
+        .selectFrom("tokens")
+        .selectAll()
+        .orderBy("created_at")
+        .orderBy("id")
+        .execute();
+      return rows.map(toTokenRecord);
+    },
+
+    async getTokenById(id) {
+      const row = await db.selectFrom("tokens").selectAll().where("id", "=", id).executeTakeFirst();
+      return row ? toTokenRecord(row) : undefined;
+    },
+
+    async revokeToken(id, now) {
+      const result = await db
+        .updateTable("tokens")
+        .set({ revoked_at: now })
+        .where("id", "=", id)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async touchToken(id, now) {
+      await db
+        .updateTable("tokens")
+        .set({ last_used_at: now })
+        .where("id", "=", id)
+        .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", now)]))
+        .execute();
     },
 
     async close() {

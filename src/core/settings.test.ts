@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { exitCodeFor, isAccError } from "../lib/errors.js";
-import { parseIdleTimeoutSetting, parseSettings } from "./instance-settings.js";
+import { parseIdleTimeoutSetting, parseSettings } from "./settings.js";
 
 test("idle-timeout values: a duration, never, default", () => {
   assert.equal(parseIdleTimeoutSetting("15m"), 15 * 60_000);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { renderMonitorReport } from "./monitor.js";
+import { renderMonitorReport } from "./system.js";
 
 const empty = { checked: 3, stopped: [], would_stop: [], skipped: [], errors: [], duration_ms: 4 };
 

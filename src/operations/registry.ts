@@ -1,0 +1,45 @@
+import { backupOperation, backupsOperation, restoreOperation } from "./backups.js";
+import { eventsOperation } from "./events.js";
+import { createOperation } from "./instance-create.js";
+import {
+  destroyOperation,
+  restartOperation,
+  resumeOperation,
+  startOperation,
+  stopOperation,
+  suspendOperation,
+} from "./instance-lifecycle.js";
+import { listOperation, showOperation } from "./instance-read.js";
+import { setOperation } from "./instance-set.js";
+import { logsOperation } from "./logs.js";
+import { modelListOperation, modelPruneOperation } from "./models.js";
+import { doctorOperation, monitorOperation, statusOperation } from "./system.js";
+import type { Operation } from "./types.js";
+
+/** Every operation of the API, in the order the OpenAPI document lists them. */
+export const OPERATIONS: readonly Operation[] = [
+  listOperation,
+  showOperation,
+  createOperation,
+  startOperation,
+  stopOperation,
+  restartOperation,
+  suspendOperation,
+  resumeOperation,
+  setOperation,
+  destroyOperation,
+  logsOperation,
+  backupOperation,
+  backupsOperation,
+  restoreOperation,
+  eventsOperation,
+  modelListOperation,
+  modelPruneOperation,
+  statusOperation,
+  monitorOperation,
+  doctorOperation,
+];
+
+export function findOperation(id: string): Operation | undefined {
+  return OPERATIONS.find((op) => op.id === id);
+}

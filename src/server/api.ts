@@ -1,0 +1,299 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { allows } from "../core/scopes.js";
+import { AccError, httpStatusFor, isAccError } from "../lib/errors.js";
+import type { AccContext } from "../services/context.js";
+import type { Caller, Operation, OperationCall, Permission } from "../operations/types.js";
+import { buildOpenApi } from "./openapi.js";
+
+/** Where a request came in: the local socket (root or acc's user) or nginx's admin host. */
+export type Origin = "local" | "nginx";
+
+const ORIGIN = Symbol("acc.origin");
+type MarkedRequest = IncomingMessage & { [ORIGIN]?: Origin };
+
+declare module "fastify" {
+  interface FastifyRequest {
+    caller?: Caller;
+  }
+}
+
+export interface ApiDeps {
+  ctx: AccContext;
+  operations: readonly Operation[];
+  version: string;
+  log(line: string): void;
+  /**
+   * Who calls through nginx (a bearer token; the admin UI's session cookie): a Caller, or an
+   * ACC_UNAUTHORIZED / ACC_RATE_LIMITED error. The local socket needs none: its mode says who.
+   */
+  authenticate(request: FastifyRequest): Promise<Caller>;
+  /** More routes on the same app (the admin UI, /metrics): registered before it is ready. */
+  extend?(app: FastifyInstance): void | Promise<void>;
+}
+
+export interface Api {
+  app: FastifyInstance;
+  /** Handlers for the two listeners: the local socket and nginx's admin socket. */
+  local: http.Server;
+  nginx: http.Server;
+}
+
+export function originOf(request: FastifyRequest): Origin {
+  return (request.raw as MarkedRequest)[ORIGIN] ?? "nginx";
+}
+
+/** The caller of a request: local is root's own; anything else is authenticated. */
+export async function callerOf(request: FastifyRequest, deps: ApiDeps): Promise<Caller> {
+  request.caller ??=
+    originOf(request) === "local" ? { kind: "local" } : await deps.authenticate(request);
+  return request.caller;
+}
+
+export function permissionOf(op: Operation, input: object): Permission {
+  return typeof op.permission === "function" ? op.permission(input) : op.permission;
+}
+
+/** Refuses (ACC_FORBIDDEN) an operation that the caller's scope does not allow. */
+export function checkAllowed(caller: Caller, op: Operation, input: object): void {
+  if (caller.kind === "local") return;
+  const name = (input as { name?: unknown }).name;
+  const permission = permissionOf(op, input);
+  if (
+    !allows(
+      caller.scope,
+      permission,
+      op.instanceToken === true,
+      typeof name === "string" ? name : undefined,
+    )
+  ) {
+    throw new AccError("ACC_FORBIDDEN", `token ${caller.name} may not ${op.id}`, {
+      hint: "an admin token can; acc token list shows the scopes",
+    });
+  }
+}
+
+/** The error body, the same words as the CLI's one line. */
+export function errorBody(error: AccError): {
+  error: { code: string; message: string; hint?: string; details?: string };
+} {
+  return {
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.hint !== undefined ? { hint: error.hint } : {}),
+      ...(error.details !== undefined ? { details: error.details } : {}),
+    },
+  };
+}
+
+function splitSchema(op: Operation): {
+  params?: object;
+  querystring?: object;
+  body?: object;
+} {
+  const pathKeys = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] ?? "");
+  const pick = (keys: string[]): object => ({
+    type: "object",
+    properties: Object.fromEntries(keys.map((key) => [key, op.input.properties[key]])),
+    required: (op.input.required ?? []).filter((key) => keys.includes(key)),
+    additionalProperties: false,
+  });
+  const restKeys = Object.keys(op.input.properties).filter((key) => !pathKeys.includes(key));
+  const schema: { params?: object; querystring?: object; body?: object } = {};
+  if (pathKeys.length > 0) schema.params = pick(pathKeys);
+  if (op.method === "GET" || op.method === "DELETE") schema.querystring = pick(restKeys);
+  else if (restKeys.length > 0) schema.body = pick(restKeys);
+  return schema;
+}
+
+/** Ajv's complaint as acc's one line: the field and the value. */
+function validationError(error: {
+  validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[];
+  validationContext?: string;
+}): AccError {
+  const first = error.validation?.[0];
+  const field =
+    (first?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") ||
+    String(first?.params?.additionalProperty ?? first?.params?.missingProperty ?? "input");
+  return new AccError(
+    "ACC_INVALID",
+    `invalid ${error.validationContext ?? "input"} ${field}: ${first?.message ?? "not valid"}`,
+    { hint: "GET /api/v1/openapi.json describes every operation's input" },
+  );
+}
+
+async function sendStream(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  op: Operation,
+  call: OperationCall,
+  input: object,
+  abort: AbortController,
+): Promise<void> {
+  if (!op.follow) throw new Error(`${op.id} has no stream`);
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-store",
+    "x-accel-buffering": "no",
+  });
+  request.raw.on("close", () => abort.abort());
+  const send = (event: unknown): void => {
+    res.write(`data: ${JSON.stringify(event)}\n\n`);
+  };
+  // A comment line now and then: proxies keep the stream open, and a gone client is seen.
+  const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
+  try {
+    await op.follow(call, input, send);
+  } catch (error) {
+    if (!abort.signal.aborted) {
+      const accError = isAccError(error) ? error : new AccError("ACC_FAILED", String(error));
+      res.write(`event: error\ndata: ${JSON.stringify(errorBody(accError))}\n\n`);
+    }
+  } finally {
+    clearInterval(keepAlive);
+    res.end();
+  }
+}
+
+/** Every change made with a token is an event naming the token (the local socket is root). */
+async function auditChange(
+  ctx: AccContext,
+  caller: Caller,
+  op: Operation,
+  input: object,
+  outcome: "ok" | "failed",
+  message: string,
+): Promise<void> {
+  if (caller.kind !== "token") return;
+  const name = (input as { name?: unknown }).name;
+  await ctx.store.addEvent(
+    {
+      instance: typeof name === "string" && op.path.includes("{name}") ? name : null,
+      action: "api",
+      outcome,
+      cause: `token ${caller.name}`,
+      durationMs: null,
+      message: `${op.id} by token ${caller.name} (${caller.id})${message ? `: ${message}` : ""}`,
+    },
+    ctx.now().toISOString(),
+  );
+}
+
+function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): void {
+  app.route({
+    method: op.method,
+    url: `/api/v1${op.path.replace(/\{(\w+)\}/g, ":$1")}`,
+    schema: splitSchema(op),
+    handler: async (request, reply) => {
+      const input = {
+        ...(request.params as object),
+        ...(request.query as object),
+        ...(request.body as object | undefined),
+      };
+      const caller = await callerOf(request, deps);
+      checkAllowed(caller, op, input);
+      const abort = new AbortController();
+      const call: OperationCall = {
+        ctx: deps.ctx,
+        caller,
+        signal: abort.signal,
+        progress: { step: () => undefined },
+      };
+      if (op.stream && (input as { follow?: boolean }).follow === true) {
+        await sendStream(request, reply, op, call, input, abort);
+        return reply;
+      }
+      const change = permissionOf(op, input) !== "read";
+      try {
+        const output = await op.run(call, input);
+        if (change) await auditChange(deps.ctx, caller, op, input, "ok", "");
+        return reply.code(200).type("application/json").send(JSON.stringify(output));
+      } catch (error) {
+        if (change)
+          await auditChange(
+            deps.ctx,
+            caller,
+            op,
+            input,
+            "failed",
+            error instanceof Error ? error.message : String(error),
+          );
+        throw error;
+      }
+    },
+  });
+}
+
+/**
+ * The API (and whatever `extend` adds) as one Fastify app, served by two listeners that the
+ * caller binds: `local` (HOME/run/api.sock) and `nginx` (the admin host's socket).
+ */
+export async function createApi(deps: ApiDeps): Promise<Api> {
+  let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  const app = Fastify({
+    logger: false,
+    // Unknown fields are refused, never dropped without a word.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true } },
+    serverFactory: (h) => {
+      handler = h;
+      return http.createServer();
+    },
+  });
+  app.setErrorHandler((error, _request, reply) => {
+    const candidate = error as unknown as {
+      validation?: [];
+      validationContext?: string;
+      statusCode?: number;
+      message?: string;
+    };
+    const accError = isAccError(error)
+      ? error
+      : candidate.validation
+        ? validationError(candidate)
+        : candidate.statusCode !== undefined && candidate.statusCode < 500
+          ? new AccError("ACC_INVALID", candidate.message ?? "bad request")
+          : undefined;
+    if (!accError) {
+      deps.log(
+        `api: internal error (this is a bug): ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+      return reply.code(500).send({
+        error: {
+          code: "ACC_FAILED",
+          message: `internal error (this is a bug): ${error instanceof Error ? error.message : String(error)}`,
+        },
+      });
+    }
+    if (accError.code === "ACC_RATE_LIMITED") reply.header("retry-after", "60");
+    if (accError.code === "ACC_UNAUTHORIZED") reply.header("www-authenticate", "Bearer");
+    return reply.code(httpStatusFor(accError.code)).send(errorBody(accError));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(
+      errorBody(
+        new AccError("ACC_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`, {
+          hint: "GET /api/v1/openapi.json lists the routes",
+        }),
+      ),
+    ),
+  );
+  for (const op of deps.operations) registerOperation(app, op, deps);
+  const document = buildOpenApi(deps.operations, deps.version);
+  app.get("/api/v1/openapi.json", async (request, reply) => {
+    await callerOf(request, deps);
+    return reply.type("application/json").send(document);
+  });
+  await deps.extend?.(app);
+  await app.ready();
+  const h = handler;
+  if (!h) throw new Error("fastify did not call serverFactory");
+  const listener = (origin: Origin) =>
+    http.createServer((req, res) => {
+      (req as MarkedRequest)[ORIGIN] = origin;
+      h(req, res);
+    });
+  return { app, local: listener("local"), nginx: listener("nginx") };
+}
