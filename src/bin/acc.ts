@@ -124,9 +124,13 @@ async function main(argv: string[]): Promise<number> {
     const url = global.url ?? (process.env.ACC_API_URL || undefined);
     const token = global.token ?? (process.env.ACC_API_TOKEN || undefined);
     if (url !== undefined && command.operation === undefined) {
-      throw new AccError("ACC_USAGE", `acc ${command.name} works on this machine only, not through --url`, {
-        hint: "run it on the server, without --url and ACC_API_URL",
-      });
+      throw new AccError(
+        "ACC_USAGE",
+        `acc ${command.name} works on this machine only, not through --url`,
+        {
+          hint: "run it on the server, without --url and ACC_API_URL",
+        },
+      );
     }
     let api: ApiClient | undefined;
     const progressOn = process.stderr.isTTY === true && !json;

@@ -85,7 +85,10 @@ const lookupLocalhost: LookupFunction = (hostname, options, callback) => {
 
 interface Transport {
   target: string;
-  request(options: http.RequestOptions, onResponse: (res: IncomingMessage) => void): http.ClientRequest;
+  request(
+    options: http.RequestOptions,
+    onResponse: (res: IncomingMessage) => void,
+  ): http.ClientRequest;
   headers: http.OutgoingHttpHeaders;
   /** Errors that mean nobody listens: the server is down, so the CLI works directly. */
   down(error: unknown): boolean;
@@ -161,9 +164,13 @@ function send(
       else if (!req.reusedSocket && transport.down(error)) resolve(undefined);
       else
         reject(
-          new AccError("ACC_FAILED", `cannot reach acc's API at ${transport.target}: ${error.message}`, {
-            hint: "is acc server running? acc status",
-          }),
+          new AccError(
+            "ACC_FAILED",
+            `cannot reach acc's API at ${transport.target}: ${error.message}`,
+            {
+              hint: "is acc server running? acc status",
+            },
+          ),
         );
     });
     req.end(request.body);
@@ -190,7 +197,8 @@ function makeClient(transport: Transport): ApiClient {
       const request = apiRequest(op, { ...input, follow: true });
       const res = await send(transport, request, "text/event-stream", signal);
       if (res === undefined) return signal.aborted;
-      if ((res.statusCode ?? 500) >= 400) throw errorFromBody(res.statusCode ?? 500, await readBody(res));
+      if ((res.statusCode ?? 500) >= 400)
+        throw errorFromBody(res.statusCode ?? 500, await readBody(res));
       let buffer = "";
       try {
         for await (const chunk of res) {

@@ -19,6 +19,7 @@ import { listOperation, showOperation } from "../operations/instance-read.js";
 import { setOperation } from "../operations/instance-set.js";
 import { logsOperation } from "../operations/logs.js";
 import { modelsCommand } from "../operations/models.js";
+import { tokenCommand } from "../operations/tokens.js";
 import { doctorOperation, monitorOperation, statusOperation } from "../operations/system.js";
 
 /** Every command, in the order `acc help` lists them. */
@@ -46,6 +47,7 @@ export const COMMANDS: readonly Command[] = [
   commandFromOperation(restoreOperation),
   dbCommand,
   commandFromOperation(doctorOperation),
+  tokenCommand,
   serverCommand,
   exitListenerCommand,
 ];

@@ -3,7 +3,8 @@ import { describeHomeProcesses } from "../core/home-processes.js";
 import { flag, stringOption, type Command } from "./command.js";
 
 // Loaded on demand: the CLI client (acc list through the API) never loads services/.
-const system = (): Promise<typeof import("../services/system.js")> => import("../services/system.js");
+const system = (): Promise<typeof import("../services/system.js")> =>
+  import("../services/system.js");
 
 export const initCommand: Command = {
   name: "init",
@@ -25,7 +26,9 @@ export const initCommand: Command = {
   async run(args, cli) {
     const domain = stringOption(args, "domain");
     const port = stringOption(args, "http-port");
-    const result = await (await system()).initHome({
+    const result = await (
+      await system()
+    ).initHome({
       home: cli.home,
       ...(domain !== undefined ? { domain: validateHostname(domain) } : {}),
       ...(port !== undefined ? { httpPort: validatePort(port, "HTTP port") } : {}),
@@ -103,13 +106,12 @@ export const shutdownCommand: Command = {
   async run(_args, cli) {
     const ctx = await cli.open();
     const { stopInstance } = await import("../services/instances.js");
-    const result = await (await system()).shutdown(ctx, (name) =>
-      stopInstance(ctx, name, { cause: "shutdown" }),
-    );
+    const result = await (
+      await system()
+    ).shutdown(ctx, (name) => stopInstance(ctx, name, { cause: "shutdown" }));
     const text = result.wasRunning
       ? `stopped ${result.stopped.length} instance(s), nginx and supervisord`
       : "acc was not running";
     return { data: result, text };
   },
 };
-

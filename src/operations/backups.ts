@@ -139,7 +139,10 @@ export const restoreOperation: Operation<RestoreInput, RestoreOutput> = {
   output: {
     allOf: [
       INSTANCE,
-      { type: "object", properties: { model_from: { type: "string", enum: ["backup", "current"] } } },
+      {
+        type: "object",
+        properties: { model_from: { type: "string", enum: ["backup", "current"] } },
+      },
     ],
   },
   errors: ["ACC_NOT_FOUND", "ACC_BUSY", "ACC_CONFLICT", "ACC_START_FAILED", "ACC_MODEL"],
@@ -155,7 +158,11 @@ export const restoreOperation: Operation<RestoreInput, RestoreOutput> = {
       return {
         ...instanceJson(call.ctx, created.instance),
         model_from: model.from,
-        rendered_from: { name: model.name, version: model.version, backup_version: model.backupVersion },
+        rendered_from: {
+          name: model.name,
+          version: model.version,
+          backup_version: model.backupVersion,
+        },
       };
     }
     return instanceJson(call.ctx, await restoreInstance(call.ctx, name, input.backup));

@@ -32,12 +32,12 @@ export async function callOperation(
 
 /** A stream (logs -f, events -f): each event rendered as it comes, until Ctrl-C. */
 async function followOperation(cli: CliEnv, op: Operation, input: object): Promise<void> {
-  const render = op.cli?.renderEvent;
-  if (!render || !op.follow) throw new Error(`${op.id} has no stream`);
+  const spec = op.cli;
+  if (!spec?.renderEvent || !op.follow) throw new Error(`${op.id} has no stream`);
   const abort = new AbortController();
   process.once("SIGINT", () => abort.abort());
   const write = (event: unknown): void => {
-    const text = render(event);
+    const text = spec.renderEvent?.(event);
     if (text) cli.write(text);
   };
   if (await cli.api().follow(op, input, write, abort.signal)) return;
@@ -64,7 +64,8 @@ export function commandFromOperation(op: Operation): Command {
         const cancelled = await spec.before(input, cli);
         if (cancelled) return cancelled;
       }
-      const following = spec.renderEvent !== undefined && (input as { follow?: boolean }).follow === true;
+      const following =
+        spec.renderEvent !== undefined && (input as { follow?: boolean }).follow === true;
       // The first answer is a plain one; the stream comes after it.
       const { output, raw } = await callOperation(
         cli,

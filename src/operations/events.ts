@@ -99,7 +99,8 @@ export const eventsOperation: Operation<EventsInput, EventJson[]> = {
       },
       follow: {
         type: "boolean",
-        description: "server-sent events: each new event as it is recorded, until the client leaves",
+        description:
+          "server-sent events: each new event as it is recorded, until the client leaves",
       },
       after: { type: "integer", minimum: 0, description: "with follow: the events after this id" },
     },

@@ -36,7 +36,10 @@ export const createOperation: Operation<CreateInput, CreateOutput> = {
       },
       hosts: strings("extra host names it answers to; NAME.<domain> is always one"),
       params: strings("model parameters as KEY=VALUE; secrets not given are generated"),
-      idle_timeout: { type: "string", description: "stop after this long without requests (30s, 15m, 2h, never)" },
+      idle_timeout: {
+        type: "string",
+        description: "stop after this long without requests (30s, 15m, 2h, never)",
+      },
       limits: strings("limits of its cgroup as KEY=VALUE: memory=512M, cpu=0.5, pids=200"),
       start: { type: "boolean", default: true, description: "start it (default true)" },
     },
@@ -59,7 +62,15 @@ export const createOperation: Operation<CreateInput, CreateOutput> = {
       },
     ],
   },
-  errors: ["ACC_NOT_FOUND", "ACC_CONFLICT", "ACC_MODEL", "ACC_START_FAILED", "ACC_NGINX", "ACC_NOT_BOOTED", "ACC_ENV"],
+  errors: [
+    "ACC_NOT_FOUND",
+    "ACC_CONFLICT",
+    "ACC_MODEL",
+    "ACC_START_FAILED",
+    "ACC_NGINX",
+    "ACC_NOT_BOOTED",
+    "ACC_ENV",
+  ],
   permission: "change",
   long: true,
   async run(call, input) {

@@ -9,10 +9,15 @@ import { INSTANCE, NAME, NAME_INPUT } from "./schemas.js";
 import type { Operation } from "./types.js";
 import { showOperation } from "./instance-read.js";
 import { callOperation } from "./cli.js";
+import { causeOf } from "./tokens.js";
 
 type InstanceAction = "start" | "stop" | "restart" | "suspend" | "resume";
 
-async function runAction(ctx: AccContext, action: InstanceAction, name: string): Promise<InstanceJson> {
+async function runAction(
+  ctx: AccContext,
+  action: InstanceAction,
+  name: string,
+): Promise<InstanceJson> {
   const services = await import("../services/instances.js");
   const { instanceJson } = await import("../services/instance-view.js");
   const act: Record<InstanceAction, (ctx: AccContext, name: string) => Promise<InstanceRecord>> = {
@@ -156,6 +161,9 @@ export const destroyOperation: Operation<DestroyInput, DestroyOutput> = {
     const { destroyInstance } = await import("../services/instances.js");
     const name = validateInstanceName(input.name);
     const result = await destroyInstance(call.ctx, name, { backup: input.backup !== false });
+    // A later instance of the same name must not be reachable with this one's tokens.
+    const { revokeInstanceTokens } = await import("../services/tokens.js");
+    await revokeInstanceTokens(call.ctx, name, { cause: causeOf(call.caller) });
     return { name, destroyed: true, backup: result.backup };
   },
   cli: {
@@ -187,7 +195,8 @@ export const destroyOperation: Operation<DestroyInput, DestroyOutput> = {
           hint: "pass --yes when not on a terminal",
         });
       }
-      const backupWords = input.backup === false ? "WITHOUT a final backup" : "after a final backup";
+      const backupWords =
+        input.backup === false ? "WITHOUT a final backup" : "after a final backup";
       if (
         !(await cli.confirm(
           `Destroy instance ${input.name} (${instance.state}) ${backupWords}? [y/N] `,

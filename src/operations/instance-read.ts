@@ -16,7 +16,10 @@ export const listOperation: Operation<Record<string, never>, ListedInstance[]> =
   output: {
     type: "array",
     items: {
-      allOf: [INSTANCE, { type: "object", properties: { memory_mb: { type: ["integer", "null"] } } }],
+      allOf: [
+        INSTANCE,
+        { type: "object", properties: { memory_mb: { type: ["integer", "null"] } } },
+      ],
     },
   },
   errors: [],

@@ -47,7 +47,11 @@ export const setOperation: Operation<SetInput, SetOutput> = {
     const { applySettings } = await import("../services/instance-settings.js");
     const { instanceJson } = await import("../services/instance-view.js");
     const name = validateInstanceName(input.name);
-    const { instance, changed } = await applySettings(call.ctx, name, parseSettings(input.settings));
+    const { instance, changed } = await applySettings(
+      call.ctx,
+      name,
+      parseSettings(input.settings),
+    );
     return { ...instanceJson(call.ctx, instance), changed };
   },
   cli: {

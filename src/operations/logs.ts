@@ -28,12 +28,23 @@ export const logsOperation: Operation<LogsInput, LogsOutput> = {
     type: "object",
     properties: {
       name: NAME,
-      lines: { type: "integer", minimum: 0, maximum: 9_999_999, default: 50, description: "how many lines" },
+      lines: {
+        type: "integer",
+        minimum: 0,
+        maximum: 9_999_999,
+        default: 50,
+        description: "how many lines",
+      },
       follow: {
         type: "boolean",
-        description: "server-sent events: each new piece of the log as { text }, until the client leaves",
+        description:
+          "server-sent events: each new piece of the log as { text }, until the client leaves",
       },
-      from: { type: "integer", minimum: 0, description: "with follow: the byte offset to start from (the size of a previous answer)" },
+      from: {
+        type: "integer",
+        minimum: 0,
+        description: "with follow: the byte offset to start from (the size of a previous answer)",
+      },
     },
     required: ["name"],
     additionalProperties: false,
@@ -42,7 +53,10 @@ export const logsOperation: Operation<LogsInput, LogsOutput> = {
     type: "object",
     required: ["text", "size"],
     properties: {
-      text: { type: "string", description: "as the app wrote it: untrusted, escape it before showing it" },
+      text: {
+        type: "string",
+        description: "as the app wrote it: untrusted, escape it before showing it",
+      },
       size: { type: "integer", description: "the log's size: follow from here" },
     },
   },
@@ -76,9 +90,13 @@ export const logsOperation: Operation<LogsInput, LogsOutput> = {
       const name = validateInstanceName(positional(args, 0));
       const linesText = stringOption(args, "lines") ?? "50";
       if (!/^\d{1,7}$/.test(linesText)) {
-        throw new AccError("ACC_USAGE", `acc logs: invalid line count ${JSON.stringify(linesText)}`, {
-          hint: "use a whole number",
-        });
+        throw new AccError(
+          "ACC_USAGE",
+          `acc logs: invalid line count ${JSON.stringify(linesText)}`,
+          {
+            hint: "use a whole number",
+          },
+        );
       }
       return { name, lines: Number(linesText), ...(flag(args, "follow") ? { follow: true } : {}) };
     },

@@ -69,7 +69,9 @@ export const modelPruneOperation: Operation<{ dry_run?: boolean }, PruneResult> 
   path: "/models/prune",
   input: {
     type: "object",
-    properties: { dry_run: { type: "boolean", description: "say what would be removed, remove nothing" } },
+    properties: {
+      dry_run: { type: "boolean", description: "say what would be removed, remove nothing" },
+    },
     additionalProperties: false,
   },
   output: {
@@ -120,7 +122,11 @@ export const modelsCommand: Command = {
       const input = flag(args, "dry-run") ? { dry_run: true } : {};
       const { output, raw } = await callOperation(cli, modelPruneOperation, input);
       const result = output as PruneResult;
-      return { data: result, ...(raw !== undefined ? { raw } : {}), text: () => renderPrune(result) };
+      return {
+        data: result,
+        ...(raw !== undefined ? { raw } : {}),
+        text: () => renderPrune(result),
+      };
     }
     const { output, raw } = await callOperation(cli, modelListOperation, {});
     const models = output as ModelInfo[];

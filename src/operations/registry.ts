@@ -14,6 +14,7 @@ import { setOperation } from "./instance-set.js";
 import { logsOperation } from "./logs.js";
 import { modelListOperation, modelPruneOperation } from "./models.js";
 import { doctorOperation, monitorOperation, statusOperation } from "./system.js";
+import { tokenCreateOperation, tokenListOperation, tokenRevokeOperation } from "./tokens.js";
 import type { Operation } from "./types.js";
 
 /** Every operation of the API, in the order the OpenAPI document lists them. */
@@ -38,6 +39,9 @@ export const OPERATIONS: readonly Operation[] = [
   statusOperation,
   monitorOperation,
   doctorOperation,
+  tokenCreateOperation,
+  tokenListOperation,
+  tokenRevokeOperation,
 ];
 
 export function findOperation(id: string): Operation | undefined {

@@ -16,7 +16,11 @@ export const NAME_INPUT: ObjectSchema = {
   additionalProperties: false,
 };
 
-export const NO_INPUT: ObjectSchema = { type: "object", properties: {}, additionalProperties: false };
+export const NO_INPUT: ObjectSchema = {
+  type: "object",
+  properties: {},
+  additionalProperties: false,
+};
 
 /** An instance as scripts see it (`acc show --json`, `acc list --json`). */
 export const INSTANCE: JsonSchema = {
@@ -28,7 +32,16 @@ export const INSTANCE: JsonSchema = {
     model_version: { type: "string" },
     state: {
       type: "string",
-      enum: ["creating", "stopped", "starting", "running", "stopping", "failed", "suspended", "destroying"],
+      enum: [
+        "creating",
+        "stopped",
+        "starting",
+        "running",
+        "stopping",
+        "failed",
+        "suspended",
+        "destroying",
+      ],
     },
     url: { type: "string" },
     hosts: { type: "array", items: { type: "string" } },

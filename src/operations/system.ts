@@ -29,7 +29,9 @@ export const monitorOperation: Operation<{ dry_run?: boolean }, MonitorReport> =
   path: "/monitor",
   input: {
     type: "object",
-    properties: { dry_run: { type: "boolean", description: "say what would be stopped, stop nothing" } },
+    properties: {
+      dry_run: { type: "boolean", description: "say what would be stopped, stop nothing" },
+    },
     additionalProperties: false,
   },
   output: {
@@ -222,9 +224,13 @@ export const statusOperation: Operation<Record<string, never>, StatusReport> = {
     render(report) {
       const rows = statusRows(report);
       const width = Math.max(...rows.map(([key]) => (key ?? "").length));
-      const up = [report.supervisord, report.nginx, report.server, report.exits, report.ports.state].every(
-        (s) => s === "running",
-      );
+      const up = [
+        report.supervisord,
+        report.nginx,
+        report.server,
+        report.exits,
+        report.ports.state,
+      ].every((s) => s === "running");
       return {
         text: rows.map(([k, v]) => `${(k ?? "").padEnd(width)}  ${v}`).join("\n"),
         exitCode: up ? 0 : 1,

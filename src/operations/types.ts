@@ -33,8 +33,7 @@ export type Permission = "read" | "change" | "secret";
 
 /** Who calls: the local socket (root or acc's service user) or a token through nginx. */
 export type Caller =
-  | { kind: "local" }
-  | { kind: "token"; id: string; name: string; scope: TokenScope };
+  { kind: "local" } | { kind: "token"; id: string; name: string; scope: TokenScope };
 
 export type TokenScope = { kind: "admin" } | { kind: "read" } | { kind: "instance"; name: string };
 
@@ -78,6 +77,9 @@ export interface CliSpec<I, O> {
   followFrom?(output: O): Partial<I>;
 }
 
+// The registry holds operations of every input and output type: `any` here only, where a list
+// of them meets one generic signature (unknown would refuse each operation's own run()).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export interface Operation<I = any, O = any> {
   /** "instance.start": a noun and a verb. */
   id: string;

@@ -115,7 +115,7 @@ function validationError(error: {
   const first = error.validation?.[0];
   const field =
     (first?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") ||
-    String(first?.params?.additionalProperty ?? first?.params?.missingProperty ?? "input");
+    JSON.stringify(first?.params?.additionalProperty ?? first?.params?.missingProperty ?? "input");
   return new AccError(
     "ACC_INVALID",
     `invalid ${error.validationContext ?? "input"} ${field}: ${first?.message ?? "not valid"}`,
@@ -182,6 +182,36 @@ async function auditChange(
   );
 }
 
+/**
+ * Runs an operation for a caller: its scope checked first, and a change made with a token
+ * recorded as an event naming it. The API routes and the admin UI both call this.
+ */
+export async function invokeOperation(
+  ctx: AccContext,
+  op: Operation,
+  call: OperationCall,
+  input: object,
+): Promise<unknown> {
+  checkAllowed(call.caller, op, input);
+  const change = permissionOf(op, input) !== "read";
+  try {
+    const output: unknown = await op.run(call, input);
+    if (change) await auditChange(ctx, call.caller, op, input, "ok", "");
+    return output;
+  } catch (error) {
+    if (change)
+      await auditChange(
+        ctx,
+        call.caller,
+        op,
+        input,
+        "failed",
+        error instanceof Error ? error.message : String(error),
+      );
+    throw error;
+  }
+}
+
 function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): void {
   app.route({
     method: op.method,
@@ -206,23 +236,8 @@ function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): 
         await sendStream(request, reply, op, call, input, abort);
         return reply;
       }
-      const change = permissionOf(op, input) !== "read";
-      try {
-        const output = await op.run(call, input);
-        if (change) await auditChange(deps.ctx, caller, op, input, "ok", "");
-        return reply.code(200).type("application/json").send(JSON.stringify(output));
-      } catch (error) {
-        if (change)
-          await auditChange(
-            deps.ctx,
-            caller,
-            op,
-            input,
-            "failed",
-            error instanceof Error ? error.message : String(error),
-          );
-        throw error;
-      }
+      const output = await invokeOperation(deps.ctx, op, call, input);
+      return reply.code(200).type("application/json").send(JSON.stringify(output));
     },
   });
 }
@@ -243,7 +258,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
     },
   });
   app.setErrorHandler((error, _request, reply) => {
-    const candidate = error as unknown as {
+    const candidate = error as {
       validation?: [];
       validationContext?: string;
       statusCode?: number;

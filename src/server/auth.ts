@@ -44,7 +44,12 @@ export function bearerAuthenticator(
       });
     }
     throttle.succeed(source);
-    return { kind: "token", id: result.token.id, name: result.token.name, scope: result.token.scope };
+    return {
+      kind: "token",
+      id: result.token.id,
+      name: result.token.name,
+      scope: result.token.scope,
+    };
   };
   return {
     verify,

@@ -44,7 +44,9 @@ function operationObject(op: Operation): Record<string, unknown> {
       schema,
       ...(typeof schema.description === "string" ? { description: schema.description } : {}),
     }));
-  const bodyKeys = inQuery ? [] : Object.keys(op.input.properties).filter((k) => !inPath.includes(k));
+  const bodyKeys = inQuery
+    ? []
+    : Object.keys(op.input.properties).filter((k) => !inPath.includes(k));
   const byStatus = new Map<number, AccErrorCode[]>();
   for (const code of [...new Set([...op.errors, ...COMMON_ERRORS])]) {
     const status = httpStatusFor(code);
@@ -107,7 +109,7 @@ export function buildOpenApi(operations: readonly Operation[], version: string):
   for (const op of operations) {
     const key = `/api/v1${op.path}`;
     paths[key] ??= {};
-    (paths[key] as Record<string, unknown>)[op.method.toLowerCase()] = operationObject(op);
+    paths[key][op.method.toLowerCase()] = operationObject(op);
   }
   paths["/api/v1/openapi.json"] = {
     get: {

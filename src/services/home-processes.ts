@@ -1,5 +1,13 @@
-import { describeHomeProcesses, type HomeProcessKind, type HomeProcessSummary } from "../core/home-processes.js";
-export { describeHomeProcesses, type HomeProcessKind, type HomeProcessSummary } from "../core/home-processes.js";
+import {
+  describeHomeProcesses,
+  type HomeProcessKind,
+  type HomeProcessSummary,
+} from "../core/home-processes.js";
+export {
+  describeHomeProcesses,
+  type HomeProcessKind,
+  type HomeProcessSummary,
+} from "../core/home-processes.js";
 // What of this home runs, read from pid files and /proc rather than asked of acc's supervisord:
 // when that supervisord dies (kill -9, the OOM killer), what it ran goes on as orphans. Another
 // acc home may run on the same machine, so a process counts as this home's only when proven:
@@ -29,7 +37,6 @@ import { instanceCgroups } from "./cgroups.js";
 import type { AccContext } from "./context.js";
 import { instanceUserName } from "./users.js";
 import { createSemaphore } from "./wake.js";
-
 
 export interface HomeProcess {
   pid: number;

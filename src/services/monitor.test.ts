@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
 import type { AccConfig } from "../core/config.js";
+import { idleMessage } from "../core/duration.js";
 import type { ModelManifest } from "../core/model.js";
 import { homePaths } from "../core/paths.js";
 import type { InstanceState } from "../core/states.js";
@@ -12,7 +13,6 @@ import type { InstanceRecord, Store } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { codeDirOf } from "./model-code.js";
 import {
-
   idleMs,
   isDue,
   mergeActivity,

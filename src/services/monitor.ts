@@ -72,7 +72,6 @@ export function isDue(idle: number, timeout: number | null): boolean {
   return timeout !== null && idle > timeout;
 }
 
-
 /**
  * Latest activity per instance (ms since the epoch): the stored one, the access log's, and
  * `now` for a running instance with an open connection to its port. toRecord: what moved
