@@ -39,8 +39,9 @@ export async function runServer(ctx: AccContext): Promise<void> {
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
-  // metrics: for the /metrics route (GET, read scope, or the local socket).
-  const { server, metrics: _metrics } = assembleServer(ctx, log);
+  // assembled.metrics is what the /metrics route renders (GET, read scope, or the local socket).
+  const assembled = assembleServer(ctx, log);
+  const { server } = assembled;
   const status = createStatusApp();
   const stop = new AbortController();
   // A herd of held requests arrives at once: Node's default backlog (511) drops some.
