@@ -84,9 +84,9 @@ function sample(text: string, series: string): number | undefined {
 }
 
 test("labels come from fixed sets: anything else is other, a detail after ':' is dropped", () => {
-  const known = ["cli", "api", "wake"];
+  const known = ["cli", "token", "wake"];
   assert.equal(boundedLabel("wake", known), "wake");
-  assert.equal(boundedLabel("api:deploy-bot", known), "api");
+  assert.equal(boundedLabel("token:deploy-bot", known), "token");
   assert.equal(boundedLabel("acc backup", known), "other");
   assert.equal(boundedLabel(null, known), "other");
   assert.equal(boundedLabel('x"}\n', known), "other");
@@ -144,7 +144,7 @@ test("recorded events move the counters; a wake is a start with cause wake", asy
     durationMs: 65_000,
   });
   await h.record({ action: "start", cause: "cli", outcome: "ok", durationMs: 900 });
-  await h.record({ action: "start", cause: "api:ci-token", outcome: "ok", durationMs: 900 });
+  await h.record({ action: "start", cause: "token:ci-bot", outcome: "ok", durationMs: 900 });
   await h.record({ action: "start", cause: "something new", outcome: "odd", durationMs: 1 });
   await h.record({ action: "stop", cause: "idle" });
   await h.record({ action: "stop", cause: "evict" });
@@ -177,12 +177,12 @@ test("recorded events move the counters; a wake is a start with cause wake", asy
   assert.equal(sample(text, 'acc_starts_total{cause="wake",outcome="ok"}'), 2);
   assert.equal(sample(text, 'acc_starts_total{cause="wake",outcome="failed"}'), 1);
   assert.equal(sample(text, 'acc_starts_total{cause="cli",outcome="ok"}'), 1);
-  assert.equal(sample(text, 'acc_starts_total{cause="api",outcome="ok"}'), 1);
+  assert.equal(sample(text, 'acc_starts_total{cause="token",outcome="ok"}'), 1);
   assert.equal(sample(text, 'acc_starts_total{cause="other",outcome="other"}'), 1);
   assert.equal(sample(text, 'acc_stops_total{cause="idle"}'), 1);
   assert.equal(sample(text, 'acc_stops_total{cause="evict"}'), 2);
   assert.equal(sample(text, 'acc_crashes_total{cause="oom"}'), 1);
-  assert.doesNotMatch(text, /something new|ci-token|odd/, "no unbounded label value");
+  assert.doesNotMatch(text, /something new|ci-bot|odd/, "no unbounded label value");
 });
 
 test("the last successful backup's time comes from the store's events", async (t) => {

@@ -9,10 +9,12 @@ import type { ObservedEvent } from "./observe-events.js";
 
 // Every label value comes from a fixed set (or the models, which the sysadmin installs), so the
 // number of series stays bounded whatever the events say: anything else is counted as "other".
-const START_CAUSES = ["cli", "api", "wake", "create", "restore", "boot"] as const;
+// "token": made through the API with a token (the event's cause is token:NAME).
+const START_CAUSES = ["cli", "api", "token", "wake", "create", "restore", "boot"] as const;
 const STOP_CAUSES = [
   "cli",
   "api",
+  "token",
   "idle",
   "evict",
   "suspend",
@@ -29,8 +31,8 @@ const OTHER = "other";
 export const WAKE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
 
 /**
- * One of `known`, else "other". A cause may carry a detail after a colon (an API token's name,
- * say): only the part before it is a label value.
+ * One of `known`, else "other". A cause may carry a detail after a colon (token:NAME, the API
+ * token that asked): only the part before it is a label value.
  */
 export function boundedLabel(value: string | null, known: readonly string[]): string {
   const head = (value ?? "").split(":")[0] ?? "";
