@@ -141,6 +141,7 @@ async function main(argv: string[]): Promise<number> {
       accRoot,
       json,
       interactive: process.stdin.isTTY === true && process.stdout.isTTY === true,
+      showsProgress: progressOn,
       progress: {
         step: (text) =>
           progressOn && process.stderr.write(`${style.dim(`… ${text}`)}\n`) && undefined,

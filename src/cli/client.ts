@@ -3,6 +3,7 @@ import https from "node:https";
 import type { LookupFunction } from "node:net";
 import { AccError, hasErrno, isAccErrorCode } from "../lib/errors.js";
 import type { Operation } from "../operations/types.js";
+import type { Progress } from "../services/context.js";
 
 /** The API as the CLI sees it: an operation in, its answer (or its AccError) out. */
 export interface ApiClient {
@@ -12,7 +13,7 @@ export interface ApiClient {
    * The answer's JSON as it came (the CLI prints it as is with --json), or undefined when
    * nothing was listening (the server is down: the CLI then runs the operation itself).
    */
-  call(op: Operation, input: object): Promise<string | undefined>;
+  call(op: Operation, input: object, progress?: Progress): Promise<string | undefined>;
   /** A stream's events, one by one, until the server ends it or the signal aborts. */
   follow(
     op: Operation,
@@ -183,12 +184,51 @@ async function readBody(res: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** Lines of a long operation's progress (server/api.ts sendWithProgress), then its result. */
+async function readProgress(res: IncomingMessage, progress: Progress): Promise<string> {
+  let buffer = "";
+  let last: { result?: unknown; error?: unknown; status?: number } | undefined;
+  const handle = (text: string): void => {
+    if (!text) return;
+    const line = JSON.parse(text) as {
+      step?: string;
+      output?: string;
+      result?: unknown;
+      error?: unknown;
+      status?: number;
+    };
+    if (typeof line.step === "string") progress.step(line.step);
+    else if (typeof line.output === "string") progress.output?.(line.output);
+    else last = line;
+  };
+  for await (const chunk of res) {
+    buffer += (chunk as Buffer).toString("utf8");
+    let end;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      handle(buffer.slice(0, end));
+      buffer = buffer.slice(end + 1);
+    }
+  }
+  handle(buffer);
+  if (last === undefined)
+    throw new AccError("ACC_FAILED", "acc server ended the answer before its result", {
+      hint: "see HOME/supervisor/logs/acc-server.log",
+    });
+  if ("result" in last) return JSON.stringify(last.result);
+  throw errorFromBody(last.status ?? 500, JSON.stringify({ error: last.error }));
+}
+
 function makeClient(transport: Transport): ApiClient {
   return {
     target: transport.target,
-    async call(op, input) {
-      const res = await send(transport, apiRequest(op, input), "application/json");
+    async call(op, input, progress) {
+      // A long operation on a terminal: its steps and its programs' output as they come.
+      const stream = progress !== undefined && op.long === true;
+      const accept = stream ? "application/x-ndjson, application/json" : "application/json";
+      const res = await send(transport, apiRequest(op, input), accept);
       if (res === undefined) return undefined;
+      if (stream && (res.headers["content-type"] ?? "").startsWith("application/x-ndjson"))
+        return readProgress(res, progress);
       const text = await readBody(res);
       if ((res.statusCode ?? 500) >= 400) throw errorFromBody(res.statusCode ?? 500, text);
       return text;

@@ -12,6 +12,8 @@ export interface CliEnv {
   json: boolean;
   interactive: boolean;
   progress: Progress;
+  /** Progress is shown (stderr is a terminal and no --json): long API calls stream it. */
+  showsProgress: boolean;
   /** Opens the home's services (config, store, drivers); closed by bin/ after the command. */
   open(): Promise<AccContext>;
   confirm(question: string): Promise<boolean>;

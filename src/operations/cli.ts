@@ -25,7 +25,9 @@ export async function callOperation(
   input: object,
 ): Promise<{ output: unknown; raw?: string }> {
   const local = op.cli?.mode === "direct" && !cli.remote;
-  const raw = local ? undefined : await cli.api().call(op, input);
+  const raw = local
+    ? undefined
+    : await cli.api().call(op, input, cli.showsProgress ? cli.progress : undefined);
   if (raw !== undefined) return { output: JSON.parse(raw) as unknown, raw };
   return { output: await runHere(cli, op, input) };
 }

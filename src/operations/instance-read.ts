@@ -7,12 +7,29 @@ import type { ListedInstance, ShownInstance } from "../services/instance-view.js
 import { INSTANCE, NAME } from "./schemas.js";
 import type { Operation } from "./types.js";
 
-export const listOperation: Operation<Record<string, never>, ListedInstance[]> = {
+interface ListInput {
+  limit?: number;
+  offset?: number;
+}
+
+export const listOperation: Operation<ListInput, ListedInstance[]> = {
   id: "instance.list",
   summary: "List the instances: name, state, URL, last activity.",
   method: "GET",
   path: "/instances",
-  input: { type: "object", properties: {}, additionalProperties: false },
+  input: {
+    type: "object",
+    properties: {
+      limit: {
+        type: "integer",
+        minimum: 1,
+        maximum: 100_000,
+        description: "at most this many, in name order (default: all)",
+      },
+      offset: { type: "integer", minimum: 0, description: "skip this many first" },
+    },
+    additionalProperties: false,
+  },
   output: {
     type: "array",
     items: {
@@ -24,9 +41,13 @@ export const listOperation: Operation<Record<string, never>, ListedInstance[]> =
   },
   errors: [],
   permission: "read",
-  async run(call) {
+  async run(call, input) {
     const { listInstancesView } = await import("../services/instance-view.js");
-    return listInstancesView(call.ctx);
+    const all = await listInstancesView(call.ctx);
+    const start = input.offset ?? 0;
+    return input.limit === undefined && start === 0
+      ? all
+      : all.slice(start, start + (input.limit ?? all.length));
   },
   cli: {
     name: "list",

@@ -182,6 +182,51 @@ async function auditChange(
   );
 }
 
+/** A long operation's caller that asks to see it under way (the CLI on a terminal). */
+function wantsProgress(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? "").includes("application/x-ndjson");
+}
+
+/**
+ * A long operation answered as it goes: one JSON line per step ({"step"}) or piece of a
+ * program's output ({"output"}), then {"result"} or {"error", "status"}. The status line is
+ * 200 from the start, so the outcome is in the last line.
+ */
+async function sendWithProgress(
+  reply: FastifyReply,
+  ctx: AccContext,
+  op: Operation,
+  call: OperationCall,
+  input: object,
+): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    "content-type": "application/x-ndjson; charset=utf-8",
+    "cache-control": "no-store",
+    "x-accel-buffering": "no",
+  });
+  const line = (value: unknown): void => {
+    res.write(`${JSON.stringify(value)}\n`);
+  };
+  const progress = {
+    step: (text: string) => line({ step: text }),
+    output: (text: string) => line({ output: text }),
+  };
+  try {
+    // Services report through their context's progress: this call's own, for this call only.
+    const scoped = { ...call, ctx: { ...call.ctx, progress }, progress };
+    line({ result: await invokeOperation(ctx, op, scoped, input) });
+  } catch (error) {
+    const accError = isAccError(error)
+      ? error
+      : new AccError("ACC_FAILED", `internal error (this is a bug): ${String(error)}`);
+    line({ ...errorBody(accError), status: httpStatusFor(accError.code) });
+  } finally {
+    res.end();
+  }
+}
+
 /**
  * Runs an operation for a caller: its scope checked first, and a change made with a token
  * recorded as an event naming it. The API routes and the admin UI both call this.
@@ -234,6 +279,10 @@ function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): 
       };
       if (op.stream && (input as { follow?: boolean }).follow === true) {
         await sendStream(request, reply, op, call, input, abort);
+        return reply;
+      }
+      if (op.long && wantsProgress(request)) {
+        await sendWithProgress(reply, deps.ctx, op, call, input);
         return reply;
       }
       const output = await invokeOperation(deps.ctx, op, call, input);

@@ -27,6 +27,17 @@ const ERROR_SCHEMA: JsonSchema = {
   },
 };
 
+const PROGRESS_LINE: JsonSchema = {
+  type: "object",
+  properties: {
+    step: { type: "string" },
+    output: { type: "string" },
+    result: {},
+    error: { type: "object" },
+    status: { type: "integer" },
+  },
+};
+
 function pathKeys(path: string): string[] {
   return [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] ?? "");
 }
@@ -61,7 +72,16 @@ function operationObject(op: Operation): Record<string, unknown> {
             "text/event-stream": { schema: op.stream.event },
           },
         }
-      : { description: "the answer", content: { "application/json": { schema: op.output } } },
+      : op.long
+        ? {
+            description:
+              "the answer, when done; with Accept: application/x-ndjson, one JSON line per step ({step} or {output}) as it goes, then {result} or {error, status}",
+            content: {
+              "application/json": { schema: op.output },
+              "application/x-ndjson": { schema: PROGRESS_LINE },
+            },
+          }
+        : { description: "the answer", content: { "application/json": { schema: op.output } } },
   };
   for (const [status, codes] of [...byStatus].sort((a, b) => a[0] - b[0])) {
     responses[String(status)] = {
