@@ -122,6 +122,13 @@ export async function storeContract(
       [2, 3, 4],
     );
     assert.equal((await store.listEvents({ limit: 100 })).length, 6);
+    const byState = new Map<string, number>();
+    for (const { state } of await store.listInstances())
+      byState.set(state, (byState.get(state) ?? 0) + 1);
+    assert.deepEqual(await store.countByState(), byState);
+    const [stop] = await store.listEvents({ action: "stop", outcome: "ok", limit: 1 });
+    assert.equal(stop?.message, "m", "the newest event of one action and outcome");
+    assert.deepEqual(await store.listEvents({ action: "stop", outcome: "failed", limit: 1 }), []);
   });
 
   await t.test("tokens: add, read, names unique among tokens not revoked", async () => {

@@ -65,6 +65,8 @@ export interface AccConfig {
   memory_limit: number | undefined;
   cpu_limit: number | undefined;
   pids_limit: number | undefined;
+  /** acc server's /metrics adds acc_instance_memory_bytes{instance}: one series per running instance. */
+  metrics_instance_memory: boolean;
 }
 
 interface KeySpec {
@@ -82,9 +84,10 @@ interface KeySpec {
     | "postgres-mode"
     | "postgres-url"
     | "sandbox"
-    | "limit";
+    | "limit"
+    | "bool";
   /** Default for root, then for a normal user. */
-  defaults: [string | number | string[], string | number | string[]];
+  defaults: [string | number | boolean | string[], string | number | boolean | string[]];
 }
 
 /** Uptime checkers and crawlers: they must not keep every instance awake. */
@@ -256,6 +259,11 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     kind: "limit",
     defaults: ["0", "0"],
   },
+  metrics_instance_memory: {
+    doc: "acc server's /metrics adds each running instance's memory (acc_instance_memory_bytes{instance}): one series per instance, so off by default.",
+    kind: "bool",
+    defaults: [false, false],
+  },
 };
 
 export function envKey(key: string): string {
@@ -274,6 +282,14 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
       .filter((item) => item !== "");
     if (list.some(hasControlCharacter)) throw bad("control characters are not allowed");
     return list;
+  }
+  if (spec.kind === "bool") {
+    // TOML gives a boolean; the environment gives text.
+    if (typeof raw === "boolean") return raw;
+    const word = typeof raw === "string" ? raw.trim().toLowerCase() : "";
+    if (word === "true" || word === "1" || word === "yes") return true;
+    if (word === "false" || word === "0" || word === "no") return false;
+    throw bad("expected true or false");
   }
   const text = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : null;
   if (text === null) throw bad(`expected a ${spec.kind}`);

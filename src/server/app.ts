@@ -6,6 +6,7 @@ import { isAccError } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { codeDirOf, instanceManifest, requestTimeoutOf } from "../services/model-code.js";
 import { restartCheck } from "../services/crashes.js";
+import type { Metrics } from "../services/metrics.js";
 import type { Waker } from "../services/wake.js";
 import type { InstanceRecord } from "../store/store.js";
 import { decideBeforeWake, type BeforeWake, type Refusal } from "./before-wake.js";
@@ -19,6 +20,8 @@ export interface ServerDeps {
   waker: Waker;
   /** One line per notable thing (a failed wake); the server's log is supervisord's. */
   log(line: string): void;
+  /** acc server's metrics (its /metrics route renders them); absent: nothing is counted. */
+  metrics?: Metrics;
 }
 
 // Hop-by-hop headers (RFC 9110 7.6.1) and acc's own: never passed on to the instance.
@@ -115,6 +118,24 @@ export function createStatusApp(): http.Server {
  */
 export function createServerApp(deps: ServerDeps): http.Server {
   const { ctx, waker } = deps;
+
+  /**
+   * Counts a request as held (acc_requests_held) until its instance's start ends or the client
+   * has its answer or leaves (the waiting page, an early answer), whichever comes first.
+   */
+  function countHeld(started: Promise<unknown>, closed: NodeJS.EventEmitter): void {
+    const held = deps.metrics?.heldRequests;
+    if (held === undefined) return;
+    held.inc();
+    let done = false;
+    const release = (): void => {
+      if (done) return;
+      done = true;
+      held.dec();
+    };
+    started.then(release, release);
+    closed.once("close", release);
+  }
 
   async function page(
     res: ServerResponse,
@@ -306,6 +327,7 @@ export function createServerApp(deps: ServerDeps): http.Server {
     const { instance } = decision;
 
     const started = waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
+    countHeld(started, res);
     // A client that leaves does not cancel the start: others may share it.
     started.catch(() => undefined);
     // A few requests go early; a herd waits for the health check, as the backlog is finite.
@@ -377,7 +399,9 @@ export function createServerApp(deps: ServerDeps): http.Server {
     if (decision.action === "refuse") return refuseUpgrade(socket, decision);
     let running: InstanceRecord;
     try {
-      running = await waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
+      const started = waker.ensureRunning(name, { cause: "wake", detail: describe(req) });
+      countHeld(started, socket);
+      running = await started;
     } catch (error) {
       if (!isAccError(error)) throw error;
       deps.log(`wake of ${name} failed: ${error.message}`);

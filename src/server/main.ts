@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
+import type http from "node:http";
 import path from "node:path";
 import { OPERATIONS } from "../operations/registry.js";
 import { createApi } from "./api.js";
@@ -9,15 +10,38 @@ import { listenOnSocket } from "./listen.js";
 import type { AccContext } from "../services/context.js";
 import { idleMessage } from "../core/duration.js";
 import { startMonitorLoop } from "../services/monitor.js";
-import { createWaker } from "../services/wake.js";
+import { createMetrics, type Metrics } from "../services/metrics.js";
+import { observeEvents } from "../services/observe-events.js";
+import { createWaker, type Waker } from "../services/wake.js";
+
+export interface AssembledServer {
+  waker: Waker;
+  /** The waker's HTTP app (it does not listen). */
+  server: http.Server;
+  /** Fed by every event this process records and by the waker; the /metrics route renders it. */
+  metrics: Metrics;
+}
+
+/**
+ * The parts of acc server, wired: the metrics observe every event recorded through ctx (so
+ * call this before anything else takes ctx), the waker and its app feed and share them.
+ */
+export function assembleServer(ctx: AccContext, log: (line: string) => void): AssembledServer {
+  const metrics = createMetrics(ctx, { instanceMemory: ctx.config.metrics_instance_memory });
+  observeEvents(ctx, metrics.onEvent);
+  const waker = createWaker(ctx);
+  const server = createServerApp({ ctx, waker, log, metrics });
+  return { waker, server, metrics };
+}
 
 /** acc server: the waker, the API (local socket and nginx's admin socket), the idle monitor. */
 export async function runServer(ctx: AccContext): Promise<void> {
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
-  const waker = createWaker(ctx);
-  const server = createServerApp({ ctx, waker, log });
+  // assembled.metrics is what the /metrics route renders (GET, read scope, or the local socket).
+  const assembled = assembleServer(ctx, log);
+  const { server } = assembled;
   const status = createStatusApp();
   const stop = new AbortController();
   // A herd of held requests arrives at once: Node's default backlog (511) drops some.

@@ -98,6 +98,17 @@ export function migrations(dialect: "sqlite" | "postgres"): Record<string, Migra
           .execute();
       },
     },
+    "0005_events_action_id": {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // The newest event of one action (the last backup, which /metrics reads at each scrape)
+        // without scanning every event: a home without backups has millions of other ones.
+        await db.schema
+          .createIndex("events_action_id")
+          .on("events")
+          .columns(["action", "id"])
+          .execute();
+      },
+    },
   };
 }
 

@@ -100,6 +100,8 @@ export interface Store {
   readonly dialect: "sqlite" | "postgres";
   migrate(): Promise<void>;
   listInstances(): Promise<InstanceRecord[]>;
+  /** How many instances are in each state (states without any are left out). */
+  countByState(): Promise<Map<string, number>>;
   getInstance(name: string): Promise<InstanceRecord | undefined>;
   /** Inserts the instance in state `creating` with a free port from the range. */
   insertInstance(instance: NewInstance, now: string): Promise<InstanceRecord>;
@@ -110,8 +112,17 @@ export interface Store {
   /** The instance that uses a host, if any. */
   hostOwner(host: string): Promise<string | undefined>;
   addEvent(event: NewEvent, now: string): Promise<void>;
-  /** The latest `limit` events (after the event `afterId` when given), oldest first. */
-  listEvents(options: { instance?: string; limit: number; afterId?: number }): Promise<EventRecord[]>;
+  /**
+   * The latest `limit` events, oldest first: of one instance, action or outcome when given, and
+   * after the event `afterId` when given.
+   */
+  listEvents(options: {
+    instance?: string;
+    action?: string;
+    outcome?: string;
+    limit: number;
+    afterId?: number;
+  }): Promise<EventRecord[]>;
   /** Takes a lease, or returns the live holder when it is taken. */
   tryLease(resource: string, operation: string, now: string): Promise<Lease | LeaseHolder>;
   listLeases(): Promise<LeaseHolder[]>;
@@ -248,6 +259,15 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
     async listInstances() {
       const rows = await db.selectFrom("instances").selectAll().orderBy("name").execute();
       return rows.map(toRecord);
+    },
+
+    async countByState() {
+      const rows = await db
+        .selectFrom("instances")
+        .select(["state", (eb) => eb.fn.countAll().as("count")])
+        .groupBy("state")
+        .execute();
+      return new Map(rows.map((row) => [row.state, Number(row.count)]));
     },
 
     async getInstance(name) {
@@ -394,9 +414,11 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
       await db.insertInto("events").values(row).execute();
     },
 
-    async listEvents({ instance, limit, afterId }) {
+    async listEvents({ instance, action, outcome, limit, afterId }) {
       let query = db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit);
       if (instance !== undefined) query = query.where("instance", "=", instance);
+      if (action !== undefined) query = query.where("action", "=", action);
+      if (outcome !== undefined) query = query.where("outcome", "=", outcome);
       if (afterId !== undefined) query = query.where("id", ">", afterId);
       const rows = await query.execute();
       return rows.reverse().map((row) => ({
