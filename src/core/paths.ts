@@ -39,6 +39,10 @@ export interface HomePaths {
   waker: string;
   /** Where nginx hands acc server the requests of instances that are not running. */
   wakerSocket: string;
+  /** Where nginx passes the admin host's requests (API and admin UI): beside the waker's. */
+  adminSocket: string;
+  /** The local API of acc server, for root and acc's own user: in run/ (0700). */
+  apiSocket: string;
 }
 
 export function homePaths(home: string): HomePaths {
@@ -75,6 +79,8 @@ export function homePaths(home: string): HomePaths {
     portsState: p("run", "ports.state"),
     waker: p("waker"),
     wakerSocket: p("waker", "waker.sock"),
+    adminSocket: p("waker", "admin.sock"),
+    apiSocket: p("run", "api.sock"),
   };
 }
 
