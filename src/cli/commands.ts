@@ -1,3 +1,4 @@
+import { AccError } from "../lib/errors.js";
 import type { Command } from "./command.js";
 import { createCommand } from "./create.js";
 import { doctorCommand } from "./doctor.js";
@@ -11,6 +12,7 @@ import { destroyCommand, restartCommand, startCommand, stopCommand } from "./lif
 import { listCommand, showCommand } from "./list.js";
 import { logsCommand } from "./logs.js";
 import { modelsCommand } from "./models.js";
+import { didYouMean } from "./suggest.js";
 import { bootCommand, initCommand, shutdownCommand, statusCommand } from "./system.js";
 
 /** Every command, in the order `acc help` lists them. */
@@ -46,6 +48,14 @@ export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((command) => command.name === name);
 }
 
+/** An unknown command: a usage error that names it and, when one is close, what was meant. */
+export function unknownCommand(name: string): AccError {
+  const known = [...COMMANDS.filter((c) => c.hidden !== true).map((c) => c.name), "help"];
+  return new AccError("ACC_USAGE", `unknown command ${JSON.stringify(name)}`, {
+    hint: didYouMean(name, known) ?? "acc help lists them",
+  });
+}
+
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
@@ -55,7 +65,7 @@ export function mainHelp(): string {
     "supervisord, stopped when idle and started again by their next request.",
     "",
     "commands:",
-    ...COMMANDS.map(
+    ...COMMANDS.filter((c) => c.hidden !== true).map(
       (c) => `  ${c.name.padEnd(width)}  ${c.summary.split(". ")[0]?.replace(/\.$/, "") ?? ""}`,
     ),
     `  ${"help".padEnd(width)}  Show help for a command: acc help COMMAND`,
