@@ -1,5 +1,6 @@
 import { AccError } from "../lib/errors.js";
 import type { Command } from "./command.js";
+import { completeCommand, completionCommand } from "./completion.js";
 import { createCommand } from "./create.js";
 import { doctorCommand } from "./doctor.js";
 import { exitListenerCommand } from "./exit-listener.js";
@@ -40,8 +41,10 @@ export const COMMANDS: readonly Command[] = [
   restoreCommand,
   dbCommand,
   doctorCommand,
+  completionCommand,
   serverCommand,
   exitListenerCommand,
+  completeCommand,
 ];
 
 export function findCommand(name: string): Command | undefined {
