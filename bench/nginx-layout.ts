@@ -114,6 +114,7 @@ async function main(): Promise<void> {
     config: {
       listenAddress: "127.0.0.1",
       httpPort: await freePort(),
+      adminHost: "acc.localhost",
       isRoot,
       nginxUser: isRoot ? await workerUser() : "acc_nginx",
       instancePorts: PORTS,

@@ -253,6 +253,7 @@ try {
     config: {
       listenAddress: acc.env.ACC_LISTEN_ADDRESS ?? "127.0.0.1",
       httpPort: acc.httpPort,
+      adminHost: "acc.localhost",
       isRoot: process.getuid?.() === 0,
       nginxUser: "acc_nginx",
       instancePorts: ports,

@@ -89,6 +89,7 @@ try {
     config: {
       listenAddress: acc.env.ACC_LISTEN_ADDRESS ?? "127.0.0.1",
       httpPort: Number(acc.env.ACC_HTTP_PORT),
+      adminHost: "acc.localhost",
       isRoot: process.getuid?.() === 0,
       nginxUser: "acc_nginx",
       instancePorts: {

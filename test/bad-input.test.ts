@@ -89,6 +89,10 @@ test(
     // hz: were one accepted, the instance's system user must not clash with other tests'.
     for (const host of UNROUTABLE_HOSTS)
       cases.push(["create", "hello", "--name", "hzbad", "--host", host, "--no-start"]);
+    // acc's admin host (admin_host, acc.localhost here) and its first label are acc's.
+    cases.push(["create", "hello", "--name", "acc", "--no-start"]);
+    cases.push(["create", "hello", "--name", "hzbad", "--host", "acc.localhost", "--no-start"]);
+    cases.push(["restore", "acc", "nosuchbackup", "--as-new"]);
     cases.push(["create", "hello", "--name", "okname", "--param", "nosuchparam=1", "--no-start"]);
     cases.push(["create", "hello", "--name", "okname", "--param", "noequals", "--no-start"]);
     cases.push(["create", "hello", "--name", "Upper", "--no-start"]);
@@ -123,6 +127,18 @@ test(
       if (host !== undefined && UNROUTABLE_HOSTS.includes(host))
         assert.ok(lines[0]!.includes(JSON.stringify(host)), `${label}: names the host`);
     }
+    const reserved = await acc.run(["create", "hello", "--name", "acc", "--no-start"]);
+    assert.match(reserved.stderr, /"acc": reserved for acc's admin host acc\.localhost/);
+    const adminHost = await acc.run([
+      "create",
+      "hello",
+      "--name",
+      "hzbad",
+      "--host",
+      "Acc.Localhost",
+      "--no-start",
+    ]);
+    assert.match(adminHost.stderr, /"Acc.Localhost": it is acc's admin host/);
     // A bad value is named in the error (shortened when long).
     const named = await acc.run(["create", "hello", "--name", "foo;bar"]);
     assert.match(named.stderr, /"foo;bar"/);

@@ -103,6 +103,7 @@ async function setUp(t: TestContext): Promise<Fixture> {
     config: {
       listenAddress: "127.0.0.1",
       httpPort,
+      adminHost: "acc.localhost",
       isRoot,
       nginxUser: user.name,
       instancePorts: { min: 32768, max: 60999 },
@@ -452,6 +453,93 @@ test(
     // "-": the instance never accepted the connection, so the request never reached it.
     assert.equal(request_!.headers["x-acc-connect-time"], "-");
     assert.equal(request_!.headers.host, `foo.localhost:${fx.httpPort}`);
+  },
+);
+
+test(
+  "the admin host reaches acc server's admin socket, before any instance, with the client's own address",
+  { skip },
+  async (t) => {
+    const fx = await setUp(t);
+    const foo = await startBackend(fx, "foo");
+    // An instance that holds the admin host (an older home): the admin server still wins.
+    await fx.nginx.applySite({
+      name: "foo",
+      port: foo.port,
+      hosts: ["foo.localhost", "acc.localhost"],
+    });
+    const received: { url?: string; headers: IncomingHttpHeaders; body: number }[] = [];
+    const admin = createServer((req, res) => {
+      let body = 0;
+      req.on("data", (chunk: Buffer) => (body += chunk.length));
+      req.on("end", () => {
+        received.push({ url: req.url, headers: req.headers, body });
+        if (req.url === "/events") {
+          // A stream: the first event must reach the client while the answer is still open.
+          res.writeHead(200, { "content-type": "text/event-stream" });
+          res.write("data: first\n\n");
+          return;
+        }
+        res.end("admin");
+      });
+    });
+    await listenOnSocket(admin, fx.paths.adminSocket, 511);
+    fx.cleanup(async () => {
+      admin.closeAllConnections();
+      await new Promise<void>((resolve) => admin.close(() => resolve()));
+    });
+    await fx.start();
+
+    const answer = await get(fx, "ACC.localhost.", {
+      path: "/api/v1/instances?x=1",
+      headers: {
+        "x-real-ip": "192.0.2.1",
+        "x-forwarded-for": "192.0.2.2",
+        "x-acc-instance": "foo",
+      },
+    });
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal(answer.body, "admin");
+    const seen = received.at(-1)!;
+    assert.equal(seen.url, "/api/v1/instances?x=1");
+    assert.equal(seen.headers.host, "acc.localhost");
+    assert.equal(seen.headers["x-real-ip"], "127.0.0.1");
+    assert.equal(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert.equal(seen.headers["x-forwarded-proto"], "http");
+    assert.equal(seen.headers["x-acc-instance"], undefined);
+    assert.equal(foo.connections, 0, "the admin host reached the instance");
+
+    // Other hosts go to the instances as before.
+    assert.equal(backendOf(await get(fx, "foo.localhost")).backend, "foo");
+    assert.equal((await get(fx, "nothing.localhost")).status, 404);
+
+    // Forms and JSON only: a large body is refused by nginx itself.
+    const big = await get(fx, "acc.localhost", { method: "POST", body: "x".repeat(2 << 20) });
+    assert.equal(big.status, 413);
+
+    // Server-sent events are passed on as they come (no buffering).
+    const first = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port: fx.httpPort,
+          path: "/events",
+          headers: { host: "acc.localhost" },
+          agent: false,
+          timeout: 5_000,
+        },
+        (res) => {
+          res.setEncoding("utf8").once("data", (chunk: string) => {
+            req.destroy();
+            resolve(chunk);
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("the first event did not come within 5 s")));
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(first, "data: first\n\n");
   },
 );
 

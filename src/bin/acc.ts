@@ -4,7 +4,8 @@ import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { fileURLToPath } from "node:url";
 import { commandHelp, parseCommandArgs, type CliEnv } from "../cli/command.js";
-import { findCommand, mainHelp } from "../cli/commands.js";
+import { findCommand, mainHelp, unknownCommand } from "../cli/commands.js";
+import { didYouMean } from "../cli/suggest.js";
 import { makeStyle, useColor } from "../cli/output.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
 import { AccError, exitCodeFor } from "../lib/errors.js";
@@ -23,6 +24,8 @@ function findAccRoot(start: string): string {
 }
 
 const accRoot = findAccRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+const GLOBAL_OPTIONS = ["home", "url", "token", "version", "help"];
 
 interface Global {
   home: string | undefined;
@@ -60,7 +63,7 @@ function parseGlobal(argv: string[]): Global {
     else if (arg === "-h" || arg === "--help") global.help = true;
     else if (arg.startsWith("-"))
       throw new AccError("ACC_USAGE", `unknown option ${JSON.stringify(arg)}`, {
-        hint: "acc help",
+        hint: didYouMean(arg.replace(/=.*$/, ""), GLOBAL_OPTIONS, "--") ?? "acc help",
       });
     else break;
   }
@@ -100,19 +103,12 @@ async function main(argv: string[]): Promise<number> {
     if (name === undefined || global.help || name === "help") {
       const topic = name === "help" ? args[0] : undefined;
       const command = topic === undefined ? undefined : findCommand(topic);
-      if (topic !== undefined && !command) {
-        throw new AccError("ACC_USAGE", `unknown command ${JSON.stringify(topic)}`, {
-          hint: "acc help lists them",
-        });
-      }
+      if (topic !== undefined && !command) throw unknownCommand(topic);
       process.stdout.write(`${command ? commandHelp(command) : mainHelp()}\n`);
       return name === undefined && !global.help ? 2 : 0;
     }
     const command = findCommand(name);
-    if (!command)
-      throw new AccError("ACC_USAGE", `unknown command ${JSON.stringify(name)}`, {
-        hint: "acc help lists them",
-      });
+    if (!command) throw unknownCommand(name);
     const parsed = parseCommandArgs(command, args);
     if (parsed.values.help === true) {
       process.stdout.write(`${commandHelp(command)}\n`);

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { AccError } from "../lib/errors.js";
+import { didYouMean } from "./suggest.js";
 import type { AccContext, Progress } from "../services/context.js";
 import type { ApiClient } from "./client.js";
 
@@ -53,6 +54,8 @@ export interface Command {
   json: boolean;
   /** The operation it runs (src/operations), when it is one: the API can run it too. */
   operation?: string;
+  /** Left out of `acc help`, suggestions and completions: acc's own plumbing. */
+  hidden?: boolean;
   run(args: ParsedArgs, cli: CliEnv): Promise<CommandResult>;
 }
 
@@ -65,12 +68,13 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (error) {
     const message = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+    const unknown = /^Unknown option '(--[^'=]+)'/.exec(message)?.[1];
+    const suggestion =
+      unknown === undefined ? undefined : didYouMean(unknown, Object.keys(options), "--");
     throw new AccError(
       "ACC_USAGE",
       `acc ${command.name}: ${message.replace(/\. To specify.*$/, "")}`,
-      {
-        hint: `acc ${command.name} --help`,
-      },
+      { hint: suggestion ?? `acc ${command.name} --help` },
     );
   }
   const { values, positionals } = parsed;

@@ -1,3 +1,4 @@
+import { AccError } from "../lib/errors.js";
 import type { Command } from "./command.js";
 import { dbCommand } from "./db.js";
 import { exitListenerCommand } from "./exit-listener.js";
@@ -21,6 +22,8 @@ import { logsOperation } from "../operations/logs.js";
 import { modelsCommand } from "../operations/models.js";
 import { tokenCommand } from "../operations/tokens.js";
 import { doctorOperation, monitorOperation, statusOperation } from "../operations/system.js";
+import { completeCommand, completionCommand } from "./completion.js";
+import { didYouMean } from "./suggest.js";
 
 /** Every command, in the order `acc help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -48,11 +51,21 @@ export const COMMANDS: readonly Command[] = [
   dbCommand,
   commandFromOperation(doctorOperation),
   tokenCommand,
+  completionCommand,
   serverCommand,
   exitListenerCommand,
+  completeCommand,
 ];
 export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((command) => command.name === name);
+}
+
+/** An unknown command: a usage error that names it and, when one is close, what was meant. */
+export function unknownCommand(name: string): AccError {
+  const known = [...COMMANDS.filter((c) => c.hidden !== true).map((c) => c.name), "help"];
+  return new AccError("ACC_USAGE", `unknown command ${JSON.stringify(name)}`, {
+    hint: didYouMean(name, known) ?? "acc help lists them",
+  });
 }
 
 export function mainHelp(): string {
@@ -64,13 +77,15 @@ export function mainHelp(): string {
     "supervisord, stopped when idle and started again by their next request.",
     "",
     "commands:",
-    ...COMMANDS.map(
+    ...COMMANDS.filter((c) => c.hidden !== true).map(
       (c) => `  ${c.name.padEnd(width)}  ${c.summary.split(". ")[0]?.replace(/\.$/, "") ?? ""}`,
     ),
     `  ${"help".padEnd(width)}  Show help for a command: acc help COMMAND`,
     "",
     "global options:",
     "  --home DIR    acc's home folder (default $ACC_HOME, /var/lib/acc as root, ~/.acc otherwise)",
+    "  --url URL     send the command to acc server's API there (or ACC_API_URL)",
+    "  --token T     the API token for --url (or ACC_API_TOKEN)",
     "  --version     print acc's version",
     "",
     "exit codes: 0 ok, 1 the operation failed, 2 bad usage or input (nothing changed), 3 no such instance or model",

@@ -22,6 +22,34 @@ test("env ACC_<KEY> wins over the file, which wins over defaults", () => {
   assert.equal(resolveConfig({ idle_timeout: "never" }, {}, false).idle_timeout, null);
 });
 
+test("admin_host follows the domain unless set, and is a host name", () => {
+  assert.equal(resolveConfig({}, {}, false).admin_host, "acc.localhost");
+  assert.equal(resolveConfig({ domain: "example.com" }, {}, true).admin_host, "acc.example.com");
+  assert.equal(
+    resolveConfig({}, { ACC_DOMAIN: "example.org" }, false).admin_host,
+    "acc.example.org",
+  );
+  assert.equal(
+    resolveConfig({ admin_host: "Admin.Example.com" }, {}, false).admin_host,
+    "admin.example.com",
+  );
+  assert.equal(
+    resolveConfig({ admin_host: "a.example.com" }, { ACC_ADMIN_HOST: "b.example.com" }, false)
+      .admin_host,
+    "b.example.com",
+  );
+  assert.throws(
+    () => resolveConfig({ admin_host: "acc example" }, {}, false),
+    /invalid admin_host "acc example" in acc.toml/,
+  );
+  assert.throws(
+    () => resolveConfig({}, { ACC_ADMIN_HOST: "x;y" }, false),
+    /invalid admin_host "x;y" in env ACC_ADMIN_HOST/,
+  );
+  const text = renderConfigFile({ domain: "example.com" }, false);
+  assert.match(text, /^# admin_host = "acc.example.com"$/m);
+});
+
 test("bad values and unknown keys are refused, naming them", () => {
   assert.throws(
     () => resolveConfig({ http_port: 70000 }, {}, false),

@@ -8,6 +8,8 @@ import { isValidHostname, showValue } from "./validate.js";
 export interface AccConfig {
   /** Instance `foo` answers at foo.<domain>. */
   domain: string;
+  /** acc's API and admin UI answer at this host, through acc's nginx; reserved to acc. */
+  admin_host: string;
   /** Public HTTP port of acc's nginx. */
   http_port: number;
   /** Address acc's nginx listens on. */
@@ -86,7 +88,7 @@ interface KeySpec {
     | "sandbox"
     | "limit"
     | "bool";
-  /** Default for root, then for a normal user. */
+  /** Default for root, then for a normal user; "<domain>" in it stands for the resolved domain. */
   defaults: [string | number | boolean | string[], string | number | boolean | string[]];
 }
 
@@ -111,6 +113,11 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     doc: "Instance NAME answers at http://NAME.<domain>; 'localhost' needs no DNS.",
     kind: "host",
     defaults: ["localhost", "localhost"],
+  },
+  admin_host: {
+    doc: "acc's API and admin UI answer at this host, through acc's nginx; no instance may take it or be named its first label.",
+    kind: "host",
+    defaults: ["acc.<domain>", "acc.<domain>"],
   },
   http_port: { doc: "Public HTTP port of acc's nginx.", kind: "port", defaults: [80, 8080] },
   listen_address: {
@@ -266,6 +273,16 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
   },
 };
 
+/** A key's default; admin_host's follows the domain, so it is derived, not fixed. */
+function defaultOf(
+  spec: KeySpec,
+  isRoot: boolean,
+  domain: string,
+): string | number | boolean | string[] {
+  const value = spec.defaults[isRoot ? 0 : 1];
+  return typeof value === "string" ? value.replace("<domain>", domain) : value;
+}
+
 export function envKey(key: string): string {
   return `ACC_${key.toUpperCase()}`;
 }
@@ -413,7 +430,8 @@ export function resolveConfig(
     } else if (file[key] !== undefined) {
       out[key] = convert(key, spec, file[key], "acc.toml");
     } else {
-      out[key] = convert(key, spec, spec.defaults[isRoot ? 0 : 1], "defaults");
+      // domain comes first in CONFIG_KEYS, so it is resolved before the keys derived from it.
+      out[key] = convert(key, spec, defaultOf(spec, isRoot, String(out.domain)), "defaults");
     }
   }
   const config = out as unknown as AccConfig;
@@ -457,7 +475,8 @@ export function renderConfigFile(
     "",
   ];
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as [keyof AccConfig, KeySpec][]) {
-    const value = overrides[key] ?? spec.defaults[isRoot ? 0 : 1];
+    const domain = String(overrides.domain ?? CONFIG_KEYS.domain.defaults[isRoot ? 0 : 1]);
+    const value = overrides[key] ?? defaultOf(spec, isRoot, domain);
     const literal = typeof value === "number" ? String(value) : JSON.stringify(value);
     lines.push(`# ${spec.doc}`);
     lines.push(overrides[key] !== undefined ? `${key} = ${literal}` : `# ${key} = ${literal}`);

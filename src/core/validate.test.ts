@@ -7,6 +7,7 @@ import {
   validateHostname,
   validateInstanceHost,
   validateInstanceName,
+  validateNewInstanceName,
   validatePort,
 } from "./validate.js";
 
@@ -150,6 +151,48 @@ test("an instance's extra hosts: refused with one line naming the value and a hi
       `${host} for ${owner.name}.${owner.domain}`,
     );
   }
+});
+
+test("admin_host is acc's: no instance is named its first label or takes it as a host", () => {
+  assert.equal(validateNewInstanceName("crm", "acc.localhost"), "crm");
+  assert.equal(validateNewInstanceName("acc2", "acc.localhost"), "acc2");
+  assert.equal(validateNewInstanceName("acc", "admin.example.com"), "acc");
+  for (const [name, adminHost] of [
+    ["acc", "acc.localhost"],
+    ["admin", "admin.example.com"],
+    ["admin", "Admin.Example.com"],
+  ] as const) {
+    assert.throws(
+      () => validateNewInstanceName(name, adminHost),
+      (error: unknown) =>
+        error instanceof AccError &&
+        error.code === "ACC_INVALID" &&
+        error.message.startsWith(`invalid instance name "${name}": reserved`) &&
+        error.message.includes(adminHost) &&
+        (error.hint ?? "").includes("admin_host"),
+    );
+  }
+  // Still an invalid name first.
+  assert.throws(() => validateNewInstanceName("a;b", "acc.localhost"), /invalid instance name/);
+
+  const owner = { name: "crm", domain: "localhost", adminHost: "admin.example.com" };
+  assert.equal(validateInstanceHost("x.admin.example.com", owner), "x.admin.example.com");
+  for (const host of ["admin.example.com", "ADMIN.example.com"]) {
+    assert.throws(
+      () => validateInstanceHost(host, owner),
+      (error: unknown) =>
+        error instanceof AccError &&
+        error.code === "ACC_INVALID" &&
+        error.message ===
+          `invalid host name ${showValue(host)}: it is acc's admin host (admin_host in acc.toml)` &&
+        (error.hint ?? "").length > 0,
+    );
+  }
+  // Under the domain, the admin host's own reason comes first.
+  assert.throws(
+    () => validateInstanceHost("acc.localhost", { ...owner, adminHost: "acc.localhost" }),
+    /acc's admin host/,
+  );
 });
 
 test("ports", () => {

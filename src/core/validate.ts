@@ -24,6 +24,27 @@ export function validateInstanceName(name: string): string {
   return name;
 }
 
+/** The first label of acc.toml's admin_host: `acc` for acc.example.com. */
+export function reservedInstanceName(adminHost: string): string {
+  return adminHost.toLowerCase().split(".")[0] ?? "";
+}
+
+/**
+ * The name of an instance about to be made: a valid name that is not the admin host's first
+ * label, which would read as acc's own (acc.example.com beside crm.example.com).
+ */
+export function validateNewInstanceName(name: string, adminHost: string): string {
+  validateInstanceName(name);
+  if (name === reservedInstanceName(adminHost)) {
+    throw new AccError(
+      "ACC_INVALID",
+      `invalid instance name ${showValue(name)}: reserved for acc's admin host ${adminHost}`,
+      { hint: `pick another name; admin_host in acc.toml sets acc's own host` },
+    );
+  }
+  return name;
+}
+
 export function isValidHostname(host: string): boolean {
   if (host.length === 0 || host.length > 253) return false;
   const labels = host.split(".");
@@ -67,13 +88,20 @@ function isAddressLike(host: string): boolean {
  */
 export function validateInstanceHost(
   host: string,
-  owner: { name: string; domain: string },
+  owner: {
+    name: string;
+    domain: string;
+    /** acc.toml's admin_host: acc's own. */ adminHost?: string;
+  },
 ): string {
   const lower = validateHostname(host);
   const refuse = (why: string, hint: string): never => {
     throw new AccError("ACC_INVALID", `invalid host name ${showValue(host)}: ${why}`, { hint });
   };
   const dnsName = "use a DNS name of the site, such as crm.example.com";
+  if (owner.adminHost !== undefined && lower === owner.adminHost.toLowerCase()) {
+    refuse("it is acc's admin host (admin_host in acc.toml)", dnsName);
+  }
   if (isNginxMapWord(lower)) {
     refuse(
       "nginx reads it as a directive of its host map",

@@ -1,7 +1,7 @@
 // Backups and restores of an instance, under its lease: in place, or as a new instance.
 import path from "node:path";
 import { mayBeAlive } from "../core/states.js";
-import { validateInstanceName } from "../core/validate.js";
+import { validateNewInstanceName } from "../core/validate.js";
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
 import { backupEnv, createBackup, openBackup, type BackupResult } from "./backups.js";
@@ -77,7 +77,7 @@ export async function restoreAsNew(
   newName: string,
   backupId: string,
 ): Promise<RestoreAsNewResult> {
-  validateInstanceName(newName);
+  validateNewInstanceName(newName, ctx.config.admin_host);
   const backup = await openBackup(ctx, backupId);
   const env = await backupEnv(ctx, backup);
   const pinned = await pinnedModel(ctx, {

@@ -6,7 +6,12 @@ import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
 import { assertTransition, mayBeAlive, type InstanceState } from "../core/states.js";
-import { validateInstanceHost, validateInstanceName, MAX_NAME_LENGTH } from "../core/validate.js";
+import {
+  reservedInstanceName,
+  validateInstanceHost,
+  validateNewInstanceName,
+  MAX_NAME_LENGTH,
+} from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
 import { tailFile } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
@@ -120,6 +125,7 @@ export function lease<T>(
 
 async function defaultName(ctx: AccContext, model: string): Promise<string> {
   const taken = new Set((await ctx.store.listInstances()).map((i) => i.name));
+  taken.add(reservedInstanceName(ctx.config.admin_host));
   const base = model.slice(0, MAX_NAME_LENGTH - 6);
   for (let n = 1; ; n++) if (!taken.has(`${base}${n}`)) return `${base}${n}`;
 }
@@ -153,9 +159,13 @@ export async function createInstance(
   const name =
     options.name === undefined
       ? await defaultName(ctx, model.manifest.name)
-      : validateInstanceName(options.name);
+      : validateNewInstanceName(options.name, ctx.config.admin_host);
   const extraHosts = options.hosts.map((host) =>
-    validateInstanceHost(host, { name, domain: ctx.config.domain }),
+    validateInstanceHost(host, {
+      name,
+      domain: ctx.config.domain,
+      adminHost: ctx.config.admin_host,
+    }),
   );
   const hosts = [...new Set([...extraHosts, `${name}.${ctx.config.domain}`])];
   const resolved = resolveParams(model.manifest, parseParamArgs(options.params), generateSecret);

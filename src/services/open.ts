@@ -87,6 +87,7 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
       config: {
         listenAddress: config.listen_address,
         httpPort: config.http_port,
+        adminHost: config.admin_host,
         isRoot,
         nginxUser: config.nginx_user,
         instancePorts: { min: config.instance_port_min, max: config.instance_port_max },

@@ -44,6 +44,8 @@ export interface Mutex {
 export interface NginxConfig {
   listenAddress: string;
   httpPort: number;
+  /** acc.toml's admin_host. */
+  adminHost: string;
   isRoot: boolean;
   /** Runs the workers when acc runs as root (nginx_user). */
   nginxUser: string;
@@ -193,6 +195,7 @@ export function createNginx(deps: NginxDeps): Nginx {
       paths,
       listenAddress: config.listenAddress,
       httpPort: config.httpPort,
+      adminHost: config.adminHost,
       isRoot: config.isRoot,
       workerUser: config.nginxUser,
       workerGroup: owner?.group,

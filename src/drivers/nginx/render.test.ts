@@ -21,6 +21,7 @@ const userOptions: MainConfigOptions = {
   paths,
   listenAddress: "127.0.0.1",
   httpPort: 8080,
+  adminHost: "acc.localhost",
   isRoot: false,
   workerUser: "acc_nginx",
   instancePorts: { min: 20000, max: 20002 },
@@ -58,6 +59,7 @@ http {
     # Room for 10,000+ host names of up to 253 characters.
     map_hash_max_size 262144;
     map_hash_bucket_size 512;
+    server_names_hash_bucket_size 512;
 
     map $host $acc_instance {
         hostnames;
@@ -139,6 +141,29 @@ http {
         }
     }
 
+    server {
+        listen 127.0.0.1:8080;
+        server_name acc.localhost;
+        client_max_body_size 1m;
+
+        location / {
+            proxy_pass http://unix:/home/u/.acc/waker/admin.sock:;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Acc-Instance "";
+            proxy_set_header X-Acc-Connect-Time "";
+            proxy_buffering off;
+            proxy_connect_timeout 2s;
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }
+    }
+
     # acc asks which generation the workers answering new connections have loaded.
     server {
         listen unix:/home/u/.acc/run/nginx-control.sock;
@@ -208,6 +233,10 @@ test("renderNginxConf: refuses values that could inject config", () => {
     assert.throws(
       () => renderNginxConf({ ...userOptions, isRoot: true, workerGroup: bad }),
       /bug: invalid user or group/,
+    );
+    assert.throws(
+      () => renderNginxConf({ ...userOptions, adminHost: `acc.${bad}` }),
+      /bug: invalid server name/,
     );
   }
   for (const bad of INJECTIONS.filter(Boolean)) {

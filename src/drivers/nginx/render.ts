@@ -15,6 +15,8 @@ export interface MainConfigOptions {
   /** An IPv4 address or a bracketed IPv6 one, as in acc.toml's listen_address. */
   listenAddress: string;
   httpPort: number;
+  /** acc's own host (acc.toml's admin_host): its requests go to acc server's admin socket. */
+  adminHost: string;
   /** The `user` directive is only valid, and only needed, when the master runs as root. */
   isRoot: boolean;
   /** The user nginx's workers run as (as root). */
@@ -166,6 +168,7 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "    # Room for 10,000+ host names of up to 253 characters.",
     "    map_hash_max_size 262144;",
     "    map_hash_bucket_size 512;",
+    "    server_names_hash_bucket_size 512;",
     "",
     "    map $host $acc_instance {",
     "        hostnames;",
@@ -254,6 +257,8 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "        }",
     "    }",
     "",
+    ...adminServer(listen, opts),
+    "",
     "    # acc asks which generation the workers answering new connections have loaded.",
     "    server {",
     `        listen unix:${checkPath(paths.nginxControlSocket)};`,
@@ -268,6 +273,44 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "}",
   ];
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * acc's own host: the API and the admin UI of acc server, on a socket only nginx's workers and
+ * root can open. nginx picks a server by its exact server_name before the default server, so
+ * this host never reaches the instances' map, whatever an instance claims; and this server has
+ * no way to the waker.
+ */
+function adminServer(listen: string, opts: MainConfigOptions): string[] {
+  const socket = `unix:${checkPath(opts.paths.adminSocket)}:`;
+  return [
+    "    server {",
+    `        listen ${listen};`,
+    `        server_name ${checkServerName(opts.adminHost)};`,
+    // Forms and JSON only: backups are downloaded, never uploaded through this host.
+    "        client_max_body_size 1m;",
+    "",
+    "        location / {",
+    `            proxy_pass http://${socket};`,
+    "            proxy_http_version 1.1;",
+    '            proxy_set_header Connection "";',
+    "            proxy_set_header Host $host;",
+    // Overwritten, never appended to: acc server rate-limits sign-ins by this address, so a
+    // client must not be able to choose it.
+    "            proxy_set_header X-Real-IP $remote_addr;",
+    "            proxy_set_header X-Forwarded-For $remote_addr;",
+    "            proxy_set_header X-Forwarded-Proto $scheme;",
+    "            proxy_set_header X-Forwarded-Host $host;",
+    '            proxy_set_header X-Acc-Instance "";',
+    '            proxy_set_header X-Acc-Connect-Time "";',
+    // Logs and events follow as server-sent events: passed on as they come, open for long.
+    "            proxy_buffering off;",
+    "            proxy_connect_timeout 2s;",
+    "            proxy_read_timeout 1h;",
+    "            proxy_send_timeout 1h;",
+    "        }",
+    "    }",
+  ];
 }
 
 export function renderSite(spec: SiteSpec): string {
@@ -365,6 +408,11 @@ function checkHost(host: string): string {
   // Lower case only: $host is lower-cased by nginx, and callers normalise with validateHostname.
   if (typeof host !== "string" || !isValidHostname(host) || isNginxMapWord(host))
     throw bug("host name", host);
+  return host;
+}
+
+function checkServerName(host: string): string {
+  if (typeof host !== "string" || !isValidHostname(host)) throw bug("server name", host);
   return host;
 }
 
