@@ -44,7 +44,10 @@ export function originOf(request: FastifyRequest): Origin {
 }
 
 /** The caller of a request: local is root's own; anything else is authenticated. */
-export async function callerOf(request: FastifyRequest, deps: ApiDeps): Promise<Caller> {
+export async function callerOf(
+  request: FastifyRequest,
+  deps: Pick<ApiDeps, "authenticate">,
+): Promise<Caller> {
   request.caller ??=
     originOf(request) === "local" ? { kind: "local" } : await deps.authenticate(request);
   return request.caller;

@@ -7,6 +7,7 @@ import { createApi } from "./api.js";
 import { bearerAuthenticator } from "./auth.js";
 import { createServerApp, createStatusApp } from "./app.js";
 import { listenOnSocket } from "./listen.js";
+import { registerMetricsRoute } from "./metrics-route.js";
 import type { AccContext } from "../services/context.js";
 import { idleMessage } from "../core/duration.js";
 import { startMonitorLoop } from "../services/monitor.js";
@@ -39,7 +40,6 @@ export async function runServer(ctx: AccContext): Promise<void> {
   const log = (line: string): void => {
     process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   };
-  // assembled.metrics is what the /metrics route renders (GET, read scope, or the local socket).
   const assembled = assembleServer(ctx, log);
   const { server } = assembled;
   const status = createStatusApp();
@@ -56,6 +56,9 @@ export async function runServer(ctx: AccContext): Promise<void> {
     version: pkg.version,
     log,
     authenticate: auth.authenticate,
+    extend: (app) => {
+      registerMetricsRoute(app, auth, assembled.metrics);
+    },
   });
   // The local API: root (or the user acc runs as) alone. The admin host's: nginx's workers.
   await listenOnSocket(api.local, ctx.paths.apiSocket, 511, 0o600);
