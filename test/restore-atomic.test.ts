@@ -9,7 +9,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { Client } from "pg";
 import { parseEnvFile } from "../src/core/instance-env.js";
-import { ACC_BIN, type AccHome } from "./harness/acc.js";
+import { ACC_BIN, stopAccServer, type AccHome } from "./harness/acc.js";
 import {
   accOk,
   backupOf,
@@ -117,6 +117,9 @@ test(
   { timeout: 600_000, skip: requireRoot() },
   async (t) => {
     const acc = await bootHome(t, ["rsdb"]);
+    // The CLI does the work itself, so that killing it kills the restore (with acc server up,
+    // the server does it, and a killed CLI leaves it to finish).
+    await stopAccServer(acc);
     let asNewMs = 0;
     const name = `rsa${process.pid}`;
     await accOk(acc, ["create", "rsdb", "--name", name, "--no-start"]);

@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { allows } from "../core/scopes.js";
 import { AccError, httpStatusFor, isAccError } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
+import { refreshConfig } from "../services/open.js";
 import type { Caller, Operation, OperationCall, Permission } from "../operations/types.js";
 import { buildOpenApi } from "./openapi.js";
 
@@ -273,6 +274,8 @@ function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): 
       };
       const caller = await callerOf(request, deps);
       checkAllowed(caller, op, input);
+      // acc.toml edited since: read again, as a CLI command on its own would.
+      await refreshConfig(deps.ctx, process.env);
       const abort = new AbortController();
       const call: OperationCall = {
         ctx: deps.ctx,

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { resolveConfig, type AccConfig } from "../core/config.js";
@@ -52,9 +52,50 @@ export interface OpenOptions {
 
 const quiet: Progress = { step: () => undefined };
 
+function createProxy(
+  paths: AccContext["paths"],
+  store: AccContext["store"],
+  config: AccConfig,
+  isRoot: boolean,
+): AccContext["proxy"] {
+  return createNginx({
+    paths,
+    exec,
+    mutex: storeMutex(store),
+    config: {
+      listenAddress: config.listen_address,
+      httpPort: config.http_port,
+      adminHost: config.admin_host,
+      isRoot,
+      nginxUser: config.nginx_user,
+      instancePorts: { min: config.instance_port_min, max: config.instance_port_max },
+      requestTimeout: Math.ceil(config.request_timeout / 1000),
+    },
+  });
+}
+
+/** acc.toml as last read for a long-lived context (acc server): its mtime and size. */
+const configSeen = new WeakMap<AccContext, string>();
+
+/**
+ * Reads acc.toml again when it changed since this context last read it, as every CLI command
+ * did when it ran on its own: acc server runs them now, for as long as it runs. The store
+ * (state_url) stays the one opened; ports and addresses of acc's own services need acc boot.
+ */
+export async function refreshConfig(ctx: AccContext, env: NodeJS.ProcessEnv): Promise<void> {
+  const info = await stat(ctx.paths.config);
+  const seen = `${info.mtimeMs}:${info.size}`;
+  if (configSeen.get(ctx) === seen) return;
+  configSeen.set(ctx, seen);
+  const config = await loadConfig(ctx.home, env);
+  ctx.config = config;
+  ctx.proxy = createProxy(ctx.paths, ctx.store, config, ctx.isRoot);
+}
+
 /** Builds every dependency of the services for one home; nothing here starts a process. */
 export async function openContext(options: OpenOptions): Promise<AccContext> {
   const { home, env, accRoot } = options;
+  const configStat = await stat(homePaths(home).config).catch(() => undefined);
   const config = await loadConfig(home, env);
   const paths = homePaths(home);
   // Loaded only when used: pg costs start-up time that SQLite homes should not pay.
@@ -80,20 +121,7 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
       userDir: paths.models,
     }),
     processes: createSupervisor({ paths, exec }),
-    proxy: createNginx({
-      paths,
-      exec,
-      mutex: storeMutex(store),
-      config: {
-        listenAddress: config.listen_address,
-        httpPort: config.http_port,
-        adminHost: config.admin_host,
-        isRoot,
-        nginxUser: config.nginx_user,
-        instancePorts: { min: config.instance_port_min, max: config.instance_port_max },
-        requestTimeout: Math.ceil(config.request_timeout / 1000),
-      },
-    }),
+    proxy: createProxy(paths, store, config, isRoot),
     ports: createPortKeeper({ socketPath: paths.portsSocket }),
     users: createUsers({ exec }),
     exec,
@@ -103,5 +131,6 @@ export async function openContext(options: OpenOptions): Promise<AccContext> {
     manifests: new Map(),
     cache: {},
   };
+  if (configStat) configSeen.set(context, `${configStat.mtimeMs}:${configStat.size}`);
   return context;
 }

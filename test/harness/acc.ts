@@ -11,6 +11,8 @@ import { freePort, isAlive, makeTempDir, removeDir, waitFor } from "./common.js"
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The built CLI, as a user runs it (the bundle `npm run build` makes). */
 export const ACC_BIN = path.resolve(here, "../../acc.mjs");
+/** acc's package folder (models/, package.json), above dist/. */
+export const ACC_ROOT = path.resolve(here, "../../..");
 
 export interface RunResult {
   code: number;
@@ -202,4 +204,34 @@ export async function createAccHome(options: { env?: NodeJS.ProcessEnv } = {}): 
     throw new Error(`acc init failed: ${init.stderr}`);
   }
   return accHome;
+}
+
+/**
+ * Stops the home's acc server (supervisord keeps it stopped): the CLI then does the work in
+ * its own process, as when the server is down, so that killing the CLI kills the operation.
+ */
+export async function stopAccServer(acc: AccHome): Promise<void> {
+  const { openContext } = await import("../../src/services/open.js");
+  const ctx = await openContext({ home: acc.home, env: acc.env, accRoot: ACC_ROOT });
+  try {
+    await ctx.processes.stopService("acc-server");
+  } finally {
+    await ctx.store.close();
+  }
+}
+
+/** The pid of the home's acc server, from /proc (the process whose command line names it). */
+export async function accServerPid(acc: AccHome): Promise<number> {
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    const args = cmdline.split("\0");
+    if (
+      args.includes("server") &&
+      args.includes(acc.home) &&
+      args.some((a) => a.endsWith("acc.mjs"))
+    )
+      return Number(entry);
+  }
+  throw new Error(`no acc server of ${acc.home} runs`);
 }
