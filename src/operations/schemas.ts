@@ -1,4 +1,5 @@
 /** JSON Schemas shared by the operations (plain data: the CLI client loads this file). */
+import { INSTANCE_STATES } from "../core/states.js";
 import type { JsonSchema, ObjectSchema } from "./types.js";
 
 const nullable = (type: string): JsonSchema => ({ type: [type, "null"] });
@@ -30,19 +31,7 @@ export const INSTANCE: JsonSchema = {
     name: { type: "string" },
     model: { type: "string" },
     model_version: { type: "string" },
-    state: {
-      type: "string",
-      enum: [
-        "creating",
-        "stopped",
-        "starting",
-        "running",
-        "stopping",
-        "failed",
-        "suspended",
-        "destroying",
-      ],
-    },
+    state: { type: "string", enum: INSTANCE_STATES },
     url: { type: "string" },
     hosts: { type: "array", items: { type: "string" } },
     port: { type: "integer" },
