@@ -1,6 +1,7 @@
 import { rename, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { instancePaths } from "../core/paths.js";
+import { reservedInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
 import { readDirIfExists } from "../lib/files.js";
 import { holderAlive, type InstanceRecord } from "../store/store.js";
@@ -184,6 +185,8 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
 
   if (supervisorUp) await checkPorts(ctx, instances, busy, repair, findings);
 
+  findings.push(...reservedNameFindings(instances, ctx.config.admin_host));
+
   for (const name of await namesIn(ctx.paths.programs, ".conf")) {
     if (!known.has(name)) {
       await add(`${name}: program file without an instance`, "remove the program", () =>
@@ -265,6 +268,26 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
     }
   }
   return findings;
+}
+
+/**
+ * Instances made before admin_host existed (or before it was changed) may bear its first label
+ * or its host: acc's own server block wins in nginx, so such an instance is not reachable by
+ * that host. Only the sysadmin can choose the way out.
+ */
+export function reservedNameFindings(
+  instances: readonly Pick<InstanceRecord, "name" | "hosts">[],
+  adminHost: string,
+): Finding[] {
+  const reserved = reservedInstanceName(adminHost);
+  const host = adminHost.toLowerCase();
+  return instances
+    .filter((i) => i.name === reserved || i.hosts.some((h) => h.toLowerCase() === host))
+    .map((i) => ({
+      problem: `${i.name}: ${i.name === reserved ? `its name is the first label of acc's admin host ${adminHost}` : `it has acc's admin host ${adminHost} as a host`}; acc's API and admin UI answer that host, not the instance`,
+      repair: `move it to another name (acc backup ${i.name}, then acc restore NEWNAME BACKUP --as-new, then acc destroy ${i.name}) or set admin_host in acc.toml to another host, then acc boot`,
+      repaired: false,
+    }));
 }
 
 type AddFinding = (problem: string, fix: string, action: () => Promise<void>) => Promise<void>;
