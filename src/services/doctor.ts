@@ -13,6 +13,7 @@ import { describeHomeProcesses, findHomeProcesses } from "./home-processes.js";
 import type { PortEntry } from "../drivers/ports/index.js";
 import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
+import { HOSTS_OPERATION, rewriteSite } from "./instance-hosts.js";
 import { instanceManifest, siteOf } from "./model-code.js";
 import { withLease } from "./leases.js";
 import { instanceCgroups, killCgroup, stopProcesses } from "./cgroups.js";
@@ -53,12 +54,22 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
   const busy = new Set(leases.filter((l) => holderAlive(l.holder)).map((l) => l.resource));
   for (const lease of leases.filter((l) => !holderAlive(l.holder))) {
     const pid = lease.holder.split(":")[0];
+    // A host change writes the store, then nginx's files: they are written from the store again.
+    const hosts = lease.operation === HOSTS_OPERATION;
     // Taking the lease over (as any next operation would) and letting it go clears it.
     await add(
       `${lease.resource}: ${lease.operation} by pid ${pid} (since ${lease.acquiredAt}) died before it finished`,
-      "release its lease",
+      hosts
+        ? "write its nginx files from the store again, then release its lease"
+        : "release its lease",
       () =>
-        withLease(ctx.store, lease.resource, "doctor", () => Promise.resolve(), { waitMs: 1000 }),
+        withLease(
+          ctx.store,
+          lease.resource,
+          "doctor",
+          () => (hosts ? rewriteSite(ctx, lease.resource) : Promise.resolve()),
+          { waitMs: 1000 },
+        ),
     );
   }
 
