@@ -6,7 +6,7 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import { allows } from "../core/scopes.js";
-import { AccError, httpStatusFor, isAccError } from "../lib/errors.js";
+import { AccError, httpStatusFor, isAccError, type AccErrorCode } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { refreshConfig } from "../services/open.js";
 import type {
@@ -297,6 +297,8 @@ async function sendWithProgress(
   }
 }
 
+const REFUSED_INPUT: readonly AccErrorCode[] = ["ACC_INVALID", "ACC_USAGE", "ACC_NOT_FOUND"];
+
 /**
  * Runs an operation for a caller: its scope checked first, and a change made with a token
  * recorded as an event naming it. The API routes and the admin UI both call this.
@@ -314,7 +316,9 @@ export async function invokeOperation(
     if (change) await auditChange(ctx, call.caller, op, input, "ok", "");
     return output;
   } catch (error) {
-    if (change)
+    // Refused input, or nothing of that name: nothing changed, and no event says so (a caller
+    // sending junk must not fill the feed).
+    if (change && !REFUSED_INPUT.some((code) => isAccError(error, code)))
       await auditChange(
         ctx,
         call.caller,
@@ -393,6 +397,10 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const app = Fastify({
     logger: false,
+    // A long path parameter reaches the operation's own check, which names it (400, the CLI's
+    // words), rather than Fastify's bare 414 past 100 characters. Node caps a request's head
+    // at 16 KiB anyway.
+    maxParamLength: 16_384,
     // Unknown fields are refused, never dropped without a word.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true } },
     serverFactory: (h) => {
