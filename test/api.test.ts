@@ -408,6 +408,30 @@ test("API: every route of OPERATIONS against a booted home", { timeout: 300_000 
     // The instance token is made once its instance exists: the cases after create use it.
   }
 
+  await t.test("GET /api/v1/openapi.json: valid OpenAPI 3.1, every operation's route", async () => {
+    const document = json<{ paths: Record<string, Record<string, { operationId: string }>> }>(
+      await call(s, "GET", "/openapi.json", { via: viaToken(s.read.token) }),
+    );
+    assert.deepEqual(json(await call(s, "GET", "/openapi.json")), document, "the same locally");
+    const { Validator } = await import("@seriousme/openapi-schema-validator");
+    const validator = new Validator();
+    const result = await validator.validate(document);
+    assert.equal(validator.version, "3.1");
+    assert.ok(result.valid, JSON.stringify(result.errors, null, 2));
+    const documented = Object.entries(document.paths).flatMap(([route, methods]) =>
+      Object.entries(methods).map(
+        ([method, op]) => `${op.operationId} ${method.toUpperCase()} ${route}`,
+      ),
+    );
+    assert.deepEqual(
+      documented.sort(),
+      [
+        ...OPERATIONS.map((op) => `${op.id} ${op.method} /api/v1${op.path}`),
+        "api.openapi GET /api/v1/openapi.json",
+      ].sort(),
+    );
+  });
+
   await t.test("authentication: none, wrong, expired; before any input check", async (tt) => {
     await checkAuth(tt, s, expiring);
   });
