@@ -559,6 +559,8 @@ async function checkAuth(t: TestContext, s: Suite, expiring: MadeToken): Promise
   expect401("bad body", await call(s, "POST", "/instances", { via: nginx, body: { bogus: 1 } }));
   expect401("broken JSON", await call(s, "POST", "/instances", { via: nginx, body: "{not json" }));
   expect401("openapi", await call(s, "GET", "/openapi.json", { via: nginx }));
+  const head = await call(s, "HEAD", "/instances", { via: nginx });
+  assert.equal(head.status, 401, "HEAD of a GET route too");
   t.diagnostic("no token, wrong, not bearer, expired, bad inputs: 401");
 }
 
