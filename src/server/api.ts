@@ -1,10 +1,22 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
 import { allows } from "../core/scopes.js";
-import { AccError, httpStatusFor, isAccError } from "../lib/errors.js";
+import { AccError, httpStatusFor, isAccError, type AccErrorCode } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { refreshConfig } from "../services/open.js";
-import type { Caller, Operation, OperationCall, Permission } from "../operations/types.js";
+import type {
+  Caller,
+  JsonSchema,
+  ObjectSchema,
+  Operation,
+  OperationCall,
+  Permission,
+} from "../operations/types.js";
 import { buildOpenApi } from "./openapi.js";
 
 /** Where a request came in: the local socket (root or acc's user) or nginx's admin host. */
@@ -91,24 +103,78 @@ export function errorBody(error: AccError): {
   };
 }
 
+/** Where an operation's input comes from: the path, and the query (GET, DELETE) or a JSON body. */
+function takesQuery(op: Operation): boolean {
+  return op.method === "GET" || op.method === "DELETE";
+}
+
+/**
+ * The route's schemas from the operation's input. The part an operation does not read is
+ * declared empty (a query on a POST, a body on a DELETE), so that a field sent there is
+ * refused rather than silently dropped or, worse, taken for the one in the path.
+ */
 function splitSchema(op: Operation): {
-  params?: object;
-  querystring?: object;
-  body?: object;
+  params?: ObjectSchema;
+  querystring: ObjectSchema;
+  body?: ObjectSchema;
 } {
   const pathKeys = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] ?? "");
-  const pick = (keys: string[]): object => ({
+  const pick = (keys: string[]): ObjectSchema => ({
     type: "object",
-    properties: Object.fromEntries(keys.map((key) => [key, op.input.properties[key]])),
+    properties: Object.fromEntries(keys.map((key) => [key, op.input.properties[key] ?? {}])),
     required: (op.input.required ?? []).filter((key) => keys.includes(key)),
     additionalProperties: false,
   });
   const restKeys = Object.keys(op.input.properties).filter((key) => !pathKeys.includes(key));
-  const schema: { params?: object; querystring?: object; body?: object } = {};
-  if (pathKeys.length > 0) schema.params = pick(pathKeys);
-  if (op.method === "GET" || op.method === "DELETE") schema.querystring = pick(restKeys);
-  else if (restKeys.length > 0) schema.body = pick(restKeys);
-  return schema;
+  const query = takesQuery(op);
+  return {
+    ...(pathKeys.length > 0 ? { params: pick(pathKeys) } : {}),
+    querystring: pick(query ? restKeys : []),
+    // GET has no body (Fastify does not read one); a DELETE's must be empty.
+    ...(op.method === "GET" ? {} : { body: pick(query ? [] : restKeys) }),
+  };
+}
+
+/** JSON's own type of a value, in JSON Schema's words. */
+function jsonType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
+  return typeof value;
+}
+
+function typeMatches(declared: unknown, value: unknown): boolean {
+  if (declared === undefined) return true;
+  const types = Array.isArray(declared) ? (declared as unknown[]) : [declared];
+  const actual = jsonType(value);
+  return types.some((t) => t === actual || (t === "number" && actual === "integer"));
+}
+
+/**
+ * A JSON body is typed already: its values must have the declared types as sent. Ajv coerces
+ * (as the query needs: everything there is text), and would take ["x"] for "x", "x" for ["x"],
+ * null for "" or false: a client's mistake must be told, not guessed at.
+ */
+function checkBodyTypes(schema: ObjectSchema, body: unknown): AccError | undefined {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
+  for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+    const property = schema.properties[key];
+    if (property === undefined) continue;
+    const items = property.items as JsonSchema | undefined;
+    const bad = !typeMatches(property.type, value)
+      ? `must be ${String(property.type)}`
+      : Array.isArray(value) &&
+          items !== undefined &&
+          !value.every((v) => typeMatches(items.type, v))
+        ? `must be an array of ${String(items.type)}`
+        : undefined;
+    if (bad !== undefined) {
+      return new AccError("ACC_INVALID", `invalid body ${key}: ${bad}`, {
+        hint: "GET /api/v1/openapi.json describes every operation's input",
+      });
+    }
+  }
+  return undefined;
 }
 
 /** Ajv's complaint as acc's one line: the field and the value. */
@@ -254,6 +320,8 @@ async function sendWithProgress(
   }
 }
 
+const REFUSED_INPUT: readonly AccErrorCode[] = ["ACC_INVALID", "ACC_USAGE", "ACC_NOT_FOUND"];
+
 /**
  * Runs an operation for a caller: its scope checked first, and a change made with a token
  * recorded as an event naming it. The API routes and the admin UI both call this.
@@ -271,7 +339,9 @@ export async function invokeOperation(
     if (change) await auditChange(ctx, call.caller, op, input, "ok", "");
     return output;
   } catch (error) {
-    if (change)
+    // Refused input, or nothing of that name: nothing changed, and no event says so (a caller
+    // sending junk must not fill the feed).
+    if (change && !REFUSED_INPUT.some((code) => isAccError(error, code)))
       await auditChange(
         ctx,
         call.caller,
@@ -284,35 +354,38 @@ export async function invokeOperation(
   }
 }
 
-/** A query's flags as people write them (`?follow=1`, `?secrets`): Ajv takes only true/false. */
-const QUERY_BOOLEANS: Record<string, string> = { "1": "true", "": "true", "0": "false" };
-
-function booleanQueryKeys(op: Operation): string[] {
-  return Object.entries(op.input.properties)
-    .filter(([, schema]) => schema.type === "boolean")
-    .map(([key]) => key);
-}
-
 function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): void {
-  const flags = op.method === "GET" || op.method === "DELETE" ? booleanQueryKeys(op) : [];
+  const schema = splitSchema(op);
   app.route({
     method: op.method,
     url: `/api/v1${op.path.replace(/\{(\w+)\}/g, ":$1")}`,
-    schema: splitSchema(op),
+    schema,
+    // Who calls comes first: a caller without a token learns nothing, not even whether its
+    // input would have been valid.
+    onRequest: async (request) => {
+      await callerOf(request, deps);
+    },
     preValidation: (request, _reply, done) => {
+      // ?follow=1 (or ?follow) as much as ?follow=true (Ajv's coercion takes only the words).
       const query = request.query as Record<string, unknown>;
-      for (const key of flags) {
-        const value = query[key];
-        if (typeof value === "string" && value in QUERY_BOOLEANS)
-          query[key] = QUERY_BOOLEANS[value];
+      for (const [key, property] of Object.entries(schema.querystring.properties)) {
+        if (property.type !== "boolean") continue;
+        if (query[key] === "1" || query[key] === "") query[key] = "true";
+        else if (query[key] === "0") query[key] = "false";
+      }
+      // No body (or an empty one) is an empty object: `curl -X POST .../start` is enough.
+      if (schema.body !== undefined) {
+        request.body ??= {};
+        const mistyped = checkBodyTypes(schema.body, request.body);
+        if (mistyped) return done(mistyped as FastifyError);
       }
       done();
     },
     handler: async (request, reply) => {
+      // The path's parameters last: they name what the route acts on.
       const input = {
+        ...((takesQuery(op) ? request.query : request.body) as object | undefined),
         ...(request.params as object),
-        ...(request.query as object),
-        ...(request.body as object | undefined),
       };
       const caller = await callerOf(request, deps);
       checkAllowed(caller, op, input);
@@ -347,6 +420,10 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const app = Fastify({
     logger: false,
+    // A long path parameter reaches the operation's own check, which names it (400, the CLI's
+    // words), rather than Fastify's bare 414 past 100 characters. Node caps a request's head
+    // at 16 KiB anyway.
+    maxParamLength: 16_384,
     // Unknown fields are refused, never dropped without a word.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true } },
     serverFactory: (h) => {
@@ -393,12 +470,26 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       ),
     ),
   );
+  // An empty JSON body is an empty object (Fastify's own parser refuses it); anything else is
+  // Fastify's parser, which refuses __proto__ and constructor keys.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (text.trim() === "") done(null, {});
+    else void parseJson(request, text, done);
+  });
   for (const op of deps.operations) registerOperation(app, op, deps);
   const document = buildOpenApi(deps.operations, deps.version);
-  app.get("/api/v1/openapi.json", async (request, reply) => {
-    await callerOf(request, deps);
-    return reply.type("application/json").send(document);
-  });
+  app.get(
+    "/api/v1/openapi.json",
+    {
+      onRequest: async (request) => {
+        await callerOf(request, deps);
+      },
+    },
+    (_request, reply) => reply.type("application/json").send(document),
+  );
   await deps.extend?.(app);
   await app.ready();
   const h = handler;

@@ -246,7 +246,13 @@ export async function openBackup(
         ? `${instance}/${id}`
         : undefined;
   const dir = path.resolve(ctx.paths.backups, relative ?? id);
-  if (!dir.startsWith(`${ctx.paths.backups}/`) || !/^[A-Za-z0-9._/-]+$/.test(id)) {
+  // A name longer than a file name may be (255) is not a backup either: the file system would
+  // refuse it with ENAMETOOLONG, told as a failure with the whole name in it.
+  if (
+    !dir.startsWith(`${ctx.paths.backups}/`) ||
+    !/^[A-Za-z0-9._/-]+$/.test(id) ||
+    id.split("/").some((part) => part.length > 255)
+  ) {
     throw new AccError("ACC_INVALID", `invalid backup ${showValue(id)}`, {
       hint: "use an id from acc backups, such as acme/20261126T010203456Z",
     });
