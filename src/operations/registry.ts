@@ -1,4 +1,9 @@
-import { backupOperation, backupsOperation, restoreOperation } from "./backups.js";
+import {
+  backupDownloadOperation,
+  backupOperation,
+  backupsOperation,
+  restoreOperation,
+} from "./backups.js";
 import { eventsOperation } from "./events.js";
 import { createOperation } from "./instance-create.js";
 import {
@@ -12,7 +17,7 @@ import {
 import { listOperation, showOperation } from "./instance-read.js";
 import { setOperation } from "./instance-set.js";
 import { logsOperation } from "./logs.js";
-import { modelListOperation, modelPruneOperation } from "./models.js";
+import { modelListOperation, modelPruneOperation, modelShowOperation } from "./models.js";
 import { doctorOperation, monitorOperation, statusOperation } from "./system.js";
 import { tokenCreateOperation, tokenListOperation, tokenRevokeOperation } from "./tokens.js";
 import type { Operation } from "./types.js";
@@ -32,9 +37,11 @@ export const OPERATIONS: readonly Operation[] = [
   logsOperation,
   backupOperation,
   backupsOperation,
+  backupDownloadOperation,
   restoreOperation,
   eventsOperation,
   modelListOperation,
+  modelShowOperation,
   modelPruneOperation,
   statusOperation,
   monitorOperation,
