@@ -64,7 +64,7 @@ export async function runServer(ctx: AccContext): Promise<void> {
         ctx,
         operations: OPERATIONS,
         sessions: createSessionStore(),
-        verify: auth.verify,
+        verify: (secret, source) => auth.verify(secret, source),
       });
     },
   });

@@ -25,12 +25,12 @@ main:focus{outline:none}
 h1{font-size:1.5rem;margin:.5rem 0 1rem;overflow-wrap:anywhere}
 h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #d0d7de;vertical-align:top;overflow-wrap:anywhere}
+th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #d0d7de;vertical-align:top;overflow-wrap:break-word}
 th{background:#f3f5f7}
 .scroll{overflow-x:auto}
 dl.facts{display:grid;grid-template-columns:minmax(8rem,max-content) 1fr;gap:.25rem 1rem;margin:0}
 dl.facts dt{font-weight:600}
-dl.facts dd{margin:0;overflow-wrap:anywhere}
+dl.facts dd{margin:0;overflow-wrap:break-word}
 .badge{display:inline-block;padding:0 .5rem;border-radius:1rem;font-size:.85rem;font-weight:600;border:1px solid currentColor}
 .badge.running{color:#116329;background:#dafbe1}
 .badge.stopped{color:#424a53;background:#eaeef2}
@@ -55,7 +55,7 @@ button[disabled]{background:#8c959f;border-color:#8c959f;cursor:not-allowed}
 .flash.ok{background:#dafbe1;border-color:#116329}
 .flash.error{background:#ffebe9;border-color:#a40e26}
 .flash p{margin:0}
-pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.5rem;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere;max-height:28rem;font-size:.85rem}
+pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.5rem;overflow:auto;white-space:pre-wrap;overflow-wrap:break-word;max-height:28rem;font-size:.85rem}
 .actions{margin:.5rem 0 1rem}
 .muted{color:#57606a}
 @media (max-width:40rem){

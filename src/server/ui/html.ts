@@ -38,7 +38,11 @@ function render(value: unknown): string {
   if (value === null || value === undefined || value === false) return "";
   if (isSafeHtml(value)) return value.text;
   if (Array.isArray(value)) return value.map(render).join("");
-  return escapeHtml(String(value));
+  if (typeof value === "string") return escapeHtml(value);
+  if (typeof value === "number" || typeof value === "bigint" || value === true)
+    return String(value);
+  // An object that is not a fragment is never markup: its text form, escaped.
+  return escapeHtml(Object.prototype.toString.call(value));
 }
 
 /** `html\`<p>${name}</p>\``: values escaped, nested `html` fragments and arrays of them kept. */

@@ -589,7 +589,8 @@ export function backupsPage(backups: BackupInfo[], canDownload: boolean): SafeHt
 
 function statusValue(value: unknown): SafeHtml | string {
   if (value === null || value === undefined) return "-";
-  if (typeof value !== "object") return String(value);
+  if (typeof value === "string") return value;
+  if (typeof value !== "object") return JSON.stringify(value);
   if (Array.isArray(value))
     return value.length === 0 ? "none" : value.map((v) => JSON.stringify(v)).join(", ");
   return facts(
@@ -616,12 +617,15 @@ export function statusPage(report: StatusReport & { disk?: unknown }): SafeHtml 
     ${facts(
       [...order, ...rest]
         .filter((k) => record[k] !== undefined)
-        .map((k) => [
-          k,
-          typeof record[k] === "string" && /^(running|stopped)$/.test(record[k] as string)
-            ? badge(record[k] as string)
-            : statusValue(record[k]),
-        ]),
+        .map((k) => {
+          const value = record[k];
+          return [
+            k,
+            typeof value === "string" && /^(running|stopped)$/.test(value)
+              ? badge(value)
+              : statusValue(value),
+          ];
+        }),
     )}
   </div>`;
 }

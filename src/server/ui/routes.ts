@@ -130,7 +130,7 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
   app.get("/", (_request, reply) => reply.redirect("/ui", 302));
 
   void app.register(
-    async (ui) => {
+    (ui, _options, registered) => {
       ui.addContentTypeParser(
         "application/x-www-form-urlencoded",
         { parseAs: "string", bodyLimit: 256 * 1024 },
@@ -534,7 +534,7 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
         if (name === undefined) return reply;
         const backup = (request.params as { backup: string }).backup;
         const op = operation("backup.download");
-        const download = (await run<Download>(session, op.id, { name, backup })) as Download;
+        const download = await run<Download>(session, op.id, { name, backup });
         return sendDownload(
           reply,
           op.download?.contentType ?? "application/octet-stream",
@@ -654,6 +654,7 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
           body: statusPage(report),
         });
       });
+      registered();
     },
     { prefix: "/ui" },
   );
