@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, symlink } from "node:fs/promises";
+import http from "node:http";
+import { homePaths } from "../src/core/paths.js";
 import path from "node:path";
 import { test } from "node:test";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
@@ -17,6 +19,36 @@ async function shot(page: Page, name: string): Promise<void> {
 async function token(acc: AccHome, scope: string): Promise<string> {
   const out = await acc.ok(["token", "create", "--scope", scope, "--json"]);
   return (JSON.parse(out) as { token: string }).token;
+}
+
+/** GET through nginx's admin socket with a bearer token, as nginx passes it on. */
+function apiGet(
+  home: string,
+  url: string,
+  bearer: string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        socketPath: homePaths(home).adminSocket,
+        path: url,
+        headers: { "x-real-ip": "127.0.0.7", authorization: `Bearer ${bearer}` },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 async function signIn(page: Page, base: string, secret: string): Promise<void> {
@@ -143,6 +175,38 @@ test(
     const listing = execFileSync("tar", ["-tf", saved], { encoding: "utf8" });
     assert.match(listing, /ua1-\d{8}T\d+Z\/manifest\.json/);
     assert.match(listing, /\/env$/m);
+
+    // The same download through the API: admin or the instance's own token only; the id is
+    // checked strictly, and a link in the backups folder is never followed.
+    const stamp = /ua1-(\d{8}T\d+Z)\//.exec(listing)?.[1] ?? "";
+    const downloadUrl = (name: string, id: string) =>
+      `/api/v1/instances/${name}/backups/${id}/download`;
+    const byAdmin = await apiGet(acc.home, downloadUrl("ua1", stamp), admin);
+    assert.equal(byAdmin.status, 200);
+    assert.match(
+      String(byAdmin.headers["content-disposition"]),
+      /^attachment; filename="acc-backup-ua1-/,
+    );
+    assert.equal(byAdmin.body.length, Number(byAdmin.headers["content-length"]));
+    assert.equal(byAdmin.body.subarray(257, 262).toString(), "ustar");
+    const read = await token(acc, "read");
+    assert.equal((await apiGet(acc.home, downloadUrl("ua1", stamp), read)).status, 403);
+    const otherToken = await token(acc, "instance:ub1");
+    assert.equal((await apiGet(acc.home, downloadUrl("ua1", stamp), otherToken)).status, 403);
+    assert.equal((await apiGet(acc.home, downloadUrl("ua1", "..%2F..%2Fetc"), admin)).status, 400);
+    const backupsDir = homePaths(acc.home).backups;
+    await symlink(
+      path.join(backupsDir, "ua1", stamp),
+      path.join(backupsDir, "ua1", "20990101T000000000Z"),
+    );
+    assert.equal(
+      (await apiGet(acc.home, downloadUrl("ua1", "20990101T000000000Z"), admin)).status,
+      404,
+    );
+    await symlink("/etc/passwd", path.join(backupsDir, "ua1", stamp, "passwd"));
+    const withLink = await apiGet(acc.home, downloadUrl("ua1", stamp), admin);
+    assert.equal(withLink.status, 200);
+    assert.ok(!withLink.body.includes("root:x:0:0"), "a link's target is never in the archive");
 
     // Reveal (admin): the env file with its values.
     await page.getByRole("button", { name: "Reveal secrets" }).click();

@@ -1,7 +1,7 @@
 import { formatLimit, LIMIT_KEYS } from "../../core/limits.js";
 import { INSTANCE_STATES } from "../../core/states.js";
 import type { EventJson } from "../../operations/events.js";
-import type { ModelShown } from "../../operations/models.js";
+import { formatBytes, type ModelShown } from "../../operations/models.js";
 import type { BackupInfo } from "../../services/backups.js";
 import type { ListedInstance, ShownInstance } from "../../services/instance-view.js";
 import type { ModelInfo } from "../../services/models.js";
@@ -598,7 +598,7 @@ function statusValue(value: unknown): SafeHtml | string {
   );
 }
 
-export function statusPage(report: StatusReport & { disk?: unknown }): SafeHtml {
+export function statusPage(report: StatusReport): SafeHtml {
   const order = [
     "supervisord",
     "nginx",
@@ -619,6 +619,11 @@ export function statusPage(report: StatusReport & { disk?: unknown }): SafeHtml 
         .filter((k) => record[k] !== undefined)
         .map((k) => {
           const value = record[k];
+          if (k === "disk")
+            return [
+              k,
+              `${formatBytes(report.disk.free_bytes)} free of ${formatBytes(report.disk.total_bytes)}`,
+            ];
           return [
             k,
             typeof value === "string" && /^(running|stopped)$/.test(value)
