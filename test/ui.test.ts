@@ -158,6 +158,23 @@ test(
     await page.locator("#log").filter({ hasText: "ua1 listening" }).waitFor({ timeout: 15_000 });
     await shot(page, "instance-running");
 
+    // The table: search by name or host (any case), filter by state, through the form.
+    const names = () =>
+      page
+        .locator("#instances tbody tr")
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-name")));
+    await page.goto(`${base}/ui/instances`);
+    await page.getByLabel("Search name or host").fill("UB1.LOCAL");
+    await page.getByRole("button", { name: "Show" }).click();
+    assert.deepEqual(await names(), ["ub1"]);
+    await page.getByLabel("Search name or host").fill("");
+    await page.getByLabel("State").selectOption("running");
+    await page.getByLabel("Sort by").selectOption("memory");
+    await page.getByRole("button", { name: "Show" }).click();
+    assert.match(page.url(), /state=running/);
+    assert.deepEqual(await names(), ["ua1"]);
+    await page.goto(`${base}/ui/instances/ua1`);
+
     // Stop, back up, download the backup.
     await page.getByRole("button", { name: "Stop" }).click();
     assert.match(await page.locator(".flash.ok").innerText(), /ua1 stopped/);

@@ -373,30 +373,20 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
         });
       });
 
-      /** One page of the table: through instance.list's own filters when it has them. */
+      /** One page of the table, searched, filtered and sorted by instance.list itself. */
       async function listPage(
         session: Session,
         query: InstancesQuery,
       ): Promise<{ rows: ListedInstance[]; hasNext: boolean }> {
-        const offset = (query.page - 1) * PAGE_SIZE;
-        const listOp = operation("instance.list");
-        let rows: ListedInstance[];
-        if (listOp.input.properties.q !== undefined) {
-          rows = await run<ListedInstance[]>(session, "instance.list", {
-            ...(query.q !== "" ? { q: query.q } : {}),
-            ...(query.state !== "" ? { state: query.state } : {}),
-            ...(query.model !== "" ? { model: query.model } : {}),
-            sort: query.sort,
-            limit: PAGE_SIZE + 1,
-            offset,
-          });
-        } else {
-          const all = filterInstances(
-            await run<ListedInstance[]>(session, "instance.list", {}),
-            query,
-          );
-          rows = all.slice(offset, offset + PAGE_SIZE + 1);
-        }
+        // One more than a page: whether there is a next one.
+        const rows = await run<ListedInstance[]>(session, "instance.list", {
+          ...(query.q !== "" ? { q: query.q } : {}),
+          ...(query.state !== "" ? { state: query.state } : {}),
+          ...(query.model !== "" ? { model: query.model } : {}),
+          sort: query.sort,
+          limit: PAGE_SIZE + 1,
+          offset: (query.page - 1) * PAGE_SIZE,
+        });
         return { rows: rows.slice(0, PAGE_SIZE), hasNext: rows.length > PAGE_SIZE };
       }
 
@@ -672,23 +662,6 @@ export function instancesQuery(raw: Record<string, string | undefined>): Instanc
     sort,
     page: Number.isSafeInteger(page) && page >= 1 && page <= 1_000_000 ? page : 1,
   };
-}
-
-/** The table's search, filters and order, for an instance.list without them (all rows). */
-export function filterInstances(all: ListedInstance[], query: InstancesQuery): ListedInstance[] {
-  const q = query.q.toLowerCase();
-  const rows = all.filter(
-    (i) =>
-      (q === "" ||
-        i.name.toLowerCase().includes(q) ||
-        i.hosts.some((h) => h.toLowerCase().includes(q))) &&
-      (query.state === "" || i.state === query.state) &&
-      (query.model === "" || i.model === query.model),
-  );
-  if (query.sort === "activity")
-    rows.sort((a, b) => (b.last_activity_at ?? "").localeCompare(a.last_activity_at ?? ""));
-  if (query.sort === "memory") rows.sort((a, b) => (b.memory_mb ?? -1) - (a.memory_mb ?? -1));
-  return rows;
 }
 
 /** The create form as instance.create's input: empty fields are left to the defaults. */
