@@ -146,8 +146,17 @@ test(
 
     // Wake it by its URL: the page's live update shows it running, and its log the start.
     const visitor = await context.newPage();
-    const answer = await visitor.goto(`http://ua1.localhost:${acc.httpPort}/`, { timeout: 60_000 });
-    assert.equal(answer?.status(), 200);
+    // A browser may get the waiting page (503, it reloads by itself) until the start is over.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const answer = await visitor.goto(`http://ua1.localhost:${acc.httpPort}/`, {
+        timeout: 60_000,
+      });
+      if (answer?.status() === 200) break;
+      assert.equal(answer?.status(), 503, "the waiting page, or the app before it is ready");
+      assert.ok(Date.now() < deadline, "ua1 woke within 60 s");
+      await visitor.waitForTimeout(500);
+    }
     await visitor.close();
     await page.waitForFunction(
       () => document.querySelector("#facts .badge")?.textContent === "running",
