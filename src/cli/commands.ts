@@ -19,6 +19,7 @@ import {
 import { listOperation, showOperation } from "../operations/instance-read.js";
 import { setOperation } from "../operations/instance-set.js";
 import { logsOperation } from "../operations/logs.js";
+import { hostCommand } from "../operations/hosts.js";
 import { modelsCommand } from "../operations/models.js";
 import { tokenCommand } from "../operations/tokens.js";
 import { doctorOperation, monitorOperation, statusOperation } from "../operations/system.js";
@@ -41,6 +42,7 @@ export const COMMANDS: readonly Command[] = [
   commandFromOperation(destroyOperation),
   commandFromOperation(logsOperation),
   commandFromOperation(setOperation),
+  hostCommand,
   commandFromOperation(suspendOperation),
   commandFromOperation(resumeOperation),
   commandFromOperation(eventsOperation),

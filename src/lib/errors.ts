@@ -23,12 +23,15 @@ export interface AccErrorOptions {
   cause?: unknown;
   /** Extra lines shown after the message, such as the last lines of a log. */
   details?: string;
+  /** When trying again makes sense (ACC_RATE_LIMITED): HTTP's Retry-After. */
+  retryAfterSeconds?: number;
 }
 
 export class AccError extends Error {
   readonly code: AccErrorCode;
   readonly hint: string | undefined;
   readonly details: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: AccErrorCode, message: string, options: AccErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -36,6 +39,7 @@ export class AccError extends Error {
     this.code = code;
     this.hint = options.hint;
     this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

@@ -16,6 +16,7 @@ import {
 } from "./instance-lifecycle.js";
 import { listOperation, showOperation } from "./instance-read.js";
 import { setOperation } from "./instance-set.js";
+import { hostAddOperation, hostRemoveOperation } from "./hosts.js";
 import { logsOperation } from "./logs.js";
 import { modelListOperation, modelPruneOperation, modelShowOperation } from "./models.js";
 import { doctorOperation, monitorOperation, statusOperation } from "./system.js";
@@ -33,6 +34,8 @@ export const OPERATIONS: readonly Operation[] = [
   suspendOperation,
   resumeOperation,
   setOperation,
+  hostAddOperation,
+  hostRemoveOperation,
   destroyOperation,
   logsOperation,
   backupOperation,

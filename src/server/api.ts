@@ -133,6 +133,9 @@ function validationError(error: {
   );
 }
 
+/** How often an open stream checks that its token still holds. */
+const TOKEN_RECHECK_MS = 2_000;
+
 /** An operation's follow() as server-sent events, until the client leaves. */
 export async function sendStream(
   request: FastifyRequest,
@@ -154,17 +157,37 @@ export async function sendStream(
   const send = (event: unknown): void => {
     res.write(`data: ${JSON.stringify(event)}\n\n`);
   };
+  const sendError = (error: AccError): void => {
+    res.write(`event: error\ndata: ${JSON.stringify(errorBody(error))}\n\n`);
+  };
   // A comment line now and then: proxies keep the stream open, and a gone client is seen.
   const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
+  // A token revoked (or expired) while its stream is open: the stream ends within seconds.
+  const caller = call.caller;
+  const recheck =
+    caller.kind === "token"
+      ? setInterval(() => {
+          void import("../services/tokens.js")
+            .then(({ tokenActive }) => tokenActive(call.ctx, caller.id))
+            .then((active) => {
+              if (active || abort.signal.aborted) return;
+              sendError(
+                new AccError("ACC_UNAUTHORIZED", `token ${caller.name} was revoked or expired`),
+              );
+              abort.abort();
+            })
+            // The store closing under a stopping server: the stream ends with it anyway.
+            .catch(() => undefined);
+        }, TOKEN_RECHECK_MS)
+      : undefined;
   try {
     await op.follow(call, input, send);
   } catch (error) {
-    if (!abort.signal.aborted) {
-      const accError = isAccError(error) ? error : new AccError("ACC_FAILED", String(error));
-      res.write(`event: error\ndata: ${JSON.stringify(errorBody(accError))}\n\n`);
-    }
+    if (!abort.signal.aborted)
+      sendError(isAccError(error) ? error : new AccError("ACC_FAILED", String(error)));
   } finally {
     clearInterval(keepAlive);
+    clearInterval(recheck);
     res.end();
   }
 }
@@ -288,11 +311,30 @@ export function sendDownload(
   return reply.send(download.stream);
 }
 
+/** A query's flags as people write them (`?follow=1`, `?secrets`): Ajv takes only true/false. */
+const QUERY_BOOLEANS: Record<string, string> = { "1": "true", "": "true", "0": "false" };
+
+function booleanQueryKeys(op: Operation): string[] {
+  return Object.entries(op.input.properties)
+    .filter(([, schema]) => schema.type === "boolean")
+    .map(([key]) => key);
+}
+
 function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): void {
+  const flags = op.method === "GET" || op.method === "DELETE" ? booleanQueryKeys(op) : [];
   app.route({
     method: op.method,
     url: `/api/v1${op.path.replace(/\{(\w+)\}/g, ":$1")}`,
     schema: splitSchema(op),
+    preValidation: (request, _reply, done) => {
+      const query = request.query as Record<string, unknown>;
+      for (const key of flags) {
+        const value = query[key];
+        if (typeof value === "string" && value in QUERY_BOOLEANS)
+          query[key] = QUERY_BOOLEANS[value];
+      }
+      done();
+    },
     handler: async (request, reply) => {
       const input = {
         ...(request.params as object),
@@ -365,7 +407,8 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
         },
       });
     }
-    if (accError.code === "ACC_RATE_LIMITED") reply.header("retry-after", "60");
+    if (accError.code === "ACC_RATE_LIMITED")
+      reply.header("retry-after", String(accError.retryAfterSeconds ?? 60));
     if (accError.code === "ACC_UNAUTHORIZED") reply.header("www-authenticate", "Bearer");
     return reply.code(httpStatusFor(accError.code)).send(errorBody(accError));
   });

@@ -33,6 +33,7 @@ export function bearerAuthenticator(
     if (!check.allowed) {
       throw new AccError("ACC_RATE_LIMITED", "too many failed authentications from this address", {
         hint: `try again in ${check.retryAfterSeconds} s`,
+        retryAfterSeconds: check.retryAfterSeconds,
       });
     }
     const { verifyToken } = await import("../services/tokens.js");

@@ -1,6 +1,7 @@
 import { rename, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { instancePaths } from "../core/paths.js";
+import { reservedInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
 import { readDirIfExists } from "../lib/files.js";
 import { holderAlive, type InstanceRecord } from "../store/store.js";
@@ -12,6 +13,7 @@ import { describeHomeProcesses, findHomeProcesses } from "./home-processes.js";
 import type { PortEntry } from "../drivers/ports/index.js";
 import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
+import { HOSTS_OPERATION, rewriteSite } from "./instance-hosts.js";
 import { instanceManifest, siteOf } from "./model-code.js";
 import { withLease } from "./leases.js";
 import { instanceCgroups, killCgroup, stopProcesses } from "./cgroups.js";
@@ -52,12 +54,22 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
   const busy = new Set(leases.filter((l) => holderAlive(l.holder)).map((l) => l.resource));
   for (const lease of leases.filter((l) => !holderAlive(l.holder))) {
     const pid = lease.holder.split(":")[0];
+    // A host change writes the store, then nginx's files: they are written from the store again.
+    const hosts = lease.operation === HOSTS_OPERATION;
     // Taking the lease over (as any next operation would) and letting it go clears it.
     await add(
       `${lease.resource}: ${lease.operation} by pid ${pid} (since ${lease.acquiredAt}) died before it finished`,
-      "release its lease",
+      hosts
+        ? "write its nginx files from the store again, then release its lease"
+        : "release its lease",
       () =>
-        withLease(ctx.store, lease.resource, "doctor", () => Promise.resolve(), { waitMs: 1000 }),
+        withLease(
+          ctx.store,
+          lease.resource,
+          "doctor",
+          () => (hosts ? rewriteSite(ctx, lease.resource) : Promise.resolve()),
+          { waitMs: 1000 },
+        ),
     );
   }
 
@@ -184,6 +196,8 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
 
   if (supervisorUp) await checkPorts(ctx, instances, busy, repair, findings);
 
+  findings.push(...reservedNameFindings(instances, ctx.config.admin_host));
+
   for (const name of await namesIn(ctx.paths.programs, ".conf")) {
     if (!known.has(name)) {
       await add(`${name}: program file without an instance`, "remove the program", () =>
@@ -265,6 +279,26 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
     }
   }
   return findings;
+}
+
+/**
+ * Instances made before admin_host existed (or before it was changed) may bear its first label
+ * or its host: acc's own server block wins in nginx, so such an instance is not reachable by
+ * that host. Only the sysadmin can choose the way out.
+ */
+export function reservedNameFindings(
+  instances: readonly Pick<InstanceRecord, "name" | "hosts">[],
+  adminHost: string,
+): Finding[] {
+  const reserved = reservedInstanceName(adminHost);
+  const host = adminHost.toLowerCase();
+  return instances
+    .filter((i) => i.name === reserved || i.hosts.some((h) => h.toLowerCase() === host))
+    .map((i) => ({
+      problem: `${i.name}: ${i.name === reserved ? `its name is the first label of acc's admin host ${adminHost}` : `it has acc's admin host ${adminHost} as a host`}; acc's API and admin UI answer that host, not the instance`,
+      repair: `move it to another name (acc backup ${i.name}, then acc restore NEWNAME BACKUP --as-new, then acc destroy ${i.name}) or set admin_host in acc.toml to another host, then acc boot`,
+      repaired: false,
+    }));
 }
 
 type AddFinding = (problem: string, fix: string, action: () => Promise<void>) => Promise<void>;

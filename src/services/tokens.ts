@@ -265,6 +265,12 @@ export async function revokeInstanceTokens(
   return revoked;
 }
 
+/** Whether a token that was valid is still: a stream it opened ends when it is revoked. */
+export async function tokenActive(ctx: AccContext, id: string): Promise<boolean> {
+  const record = await ctx.store.getTokenById(id);
+  return record !== undefined && stateOf(record, ctx.now()) === "active";
+}
+
 /**
  * Checks a secret as a client sent it. The reasons are for logs and tests; a client should be
  * told only that it is not authenticated. Revoked and expired are said only to the holder of

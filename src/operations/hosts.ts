@@ -1,0 +1,125 @@
+import { positional, type Command, type CommandResult } from "../cli/command.js";
+import { didYouMean } from "../cli/suggest.js";
+import { validateInstanceName } from "../core/validate.js";
+import { AccError } from "../lib/errors.js";
+import type { InstanceJson } from "../services/instance-view.js";
+import { commandFromOperation } from "./cli.js";
+import { INSTANCE, NAME } from "./schemas.js";
+import { causeOf } from "./tokens.js";
+import type { Operation } from "./types.js";
+
+interface HostInput {
+  name: string;
+  host: string;
+}
+
+const HOST = { type: "string", description: "a DNS name, such as crm.example.com" };
+
+const HOST_INPUT = {
+  type: "object",
+  properties: { name: NAME, host: HOST },
+  required: ["name", "host"],
+  additionalProperties: false,
+} as const;
+
+function hostsLine(view: InstanceJson): string {
+  return `${view.name} answers ${view.hosts.join(", ")}`;
+}
+
+export const hostAddOperation: Operation<HostInput, InstanceJson> = {
+  id: "instance.host-add",
+  summary:
+    "Add a host name to an instance: nginx sends its requests to it too (checked by nginx -t; nothing changes when nginx refuses it).",
+  method: "POST",
+  path: "/instances/{name}/hosts",
+  input: HOST_INPUT,
+  output: INSTANCE,
+  errors: ["ACC_NOT_FOUND", "ACC_INVALID", "ACC_CONFLICT", "ACC_BUSY", "ACC_STATE", "ACC_NGINX"],
+  permission: "change",
+  async run(call, input) {
+    const { addHost } = await import("../services/instance-hosts.js");
+    const { instanceJson } = await import("../services/instance-view.js");
+    const name = validateInstanceName(input.name);
+    return instanceJson(
+      call.ctx,
+      await addHost(call.ctx, name, input.host, { cause: causeOf(call.caller) }),
+    );
+  },
+  cli: {
+    name: "host add",
+    usage: "NAME HOST",
+    help: [],
+    options: {},
+    positionals: { min: 2, max: 2, names: "NAME and HOST" },
+    json: true,
+    input: (args) => ({
+      name: validateInstanceName(positional(args, 0)),
+      host: positional(args, 1),
+    }),
+    render: (view) => ({ text: hostsLine(view) }),
+  },
+};
+
+export const hostRemoveOperation: Operation<HostInput, InstanceJson> = {
+  id: "instance.host-remove",
+  summary:
+    "Remove a host name from an instance (not the host of its URL): nginx no longer sends its requests to it.",
+  method: "DELETE",
+  path: "/instances/{name}/hosts/{host}",
+  input: HOST_INPUT,
+  output: INSTANCE,
+  errors: ["ACC_NOT_FOUND", "ACC_INVALID", "ACC_BUSY", "ACC_STATE", "ACC_NGINX"],
+  permission: "change",
+  async run(call, input) {
+    const { removeHost } = await import("../services/instance-hosts.js");
+    const { instanceJson } = await import("../services/instance-view.js");
+    const name = validateInstanceName(input.name);
+    return instanceJson(
+      call.ctx,
+      await removeHost(call.ctx, name, input.host, { cause: causeOf(call.caller) }),
+    );
+  },
+  cli: {
+    name: "host remove",
+    usage: "NAME HOST",
+    help: [],
+    options: {},
+    positionals: { min: 2, max: 2, names: "NAME and HOST" },
+    json: true,
+    input: (args) => ({
+      name: validateInstanceName(positional(args, 0)),
+      host: positional(args, 1),
+    }),
+    render: (view) => ({ text: hostsLine(view) }),
+  },
+};
+
+const ACTIONS: Record<string, Operation<HostInput, InstanceJson>> = {
+  add: hostAddOperation,
+  remove: hostRemoveOperation,
+};
+
+/** `acc host add|remove NAME HOST`. */
+export const hostCommand: Command = {
+  name: "host",
+  summary:
+    "Add or remove a host name of an instance after its create (nginx -t checks each change; a refused one changes nothing).",
+  usage: "add|remove NAME HOST [--json]",
+  help: [
+    "add NAME HOST       nginx sends HOST's requests to NAME too",
+    "remove NAME HOST    no longer (the host of NAME's URL stays)",
+  ],
+  options: {},
+  positionals: { min: 3, max: 3, names: "add or remove, NAME and HOST" },
+  json: true,
+  async run(args, cli): Promise<CommandResult> {
+    const [action = "", ...rest] = args.positionals;
+    const op = ACTIONS[action];
+    if (!op) {
+      throw new AccError("ACC_USAGE", `acc host: unknown action ${JSON.stringify(action)}`, {
+        hint: didYouMean(action, Object.keys(ACTIONS)) ?? "usage: acc host add|remove NAME HOST",
+      });
+    }
+    return commandFromOperation(op).run({ values: args.values, positionals: rest }, cli);
+  },
+};
