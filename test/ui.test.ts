@@ -163,8 +163,11 @@ test(
       undefined,
       { timeout: 30_000 },
     );
-    await page.reload();
+    // The log tail follows (server-sent events through /ui): the start's line arrives without
+    // a reload of the page, which was open before the start.
+    assert.equal(await page.locator("#log").getAttribute("data-following"), "1");
     await page.locator("#log").filter({ hasText: "ua1 listening" }).waitFor({ timeout: 15_000 });
+    await page.reload();
     await shot(page, "instance-running");
 
     // The table: search by name or host (any case), filter by state, through the form.
