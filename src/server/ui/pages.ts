@@ -198,7 +198,8 @@ function eventsTable(events: EventJson[], withInstance: boolean): SafeHtml {
   </table>`;
 }
 
-function backupsTable(name: string, backups: BackupInfo[]): SafeHtml {
+/** An instance's backups; download links for who may download (admin, its own token). */
+function backupsTable(name: string, backups: BackupInfo[], canDownload: boolean): SafeHtml {
   if (backups.length === 0) return html`<p class="muted">No backups yet.</p>`;
   return html`<table class="cards">
     <thead>
@@ -207,7 +208,7 @@ function backupsTable(name: string, backups: BackupInfo[]): SafeHtml {
         <th scope="col">Created</th>
         <th scope="col">Size</th>
         <th scope="col">Reason</th>
-        <th scope="col">Download</th>
+        ${canDownload ? html`<th scope="col">Download</th>` : ""}
       </tr>
     </thead>
     <tbody>
@@ -218,13 +219,20 @@ function backupsTable(name: string, backups: BackupInfo[]): SafeHtml {
             <td data-label="Created">${when(b.created_at)}</td>
             <td data-label="Size">${`${Math.ceil(b.bytes / 1024)} kB`}</td>
             <td data-label="Reason">${b.reason}</td>
-            <td data-label="Download">
-              <a
-                href="${instanceHref(name, `/backups/${encodeURIComponent(backupStamp(b))}/download`)}"
-                download
-                >Download ${backupStamp(b)}</a
-              >
-            </td>
+            ${
+              canDownload
+                ? html`<td data-label="Download">
+                    <a
+                      href="${instanceHref(
+                        name,
+                        `/backups/${encodeURIComponent(backupStamp(b))}/download`,
+                      )}"
+                      download
+                      >Download ${backupStamp(b)}</a
+                    >
+                  </td>`
+                : ""
+            }
           </tr>`,
       )}
     </tbody>
@@ -374,7 +382,9 @@ ${options.log.text}</pre>`
     <h2>Recent events</h2>
     <div id="events" data-live class="scroll">${eventsTable(options.events, false)}</div>
     <h2>Backups</h2>
-    <div id="backups" data-live class="scroll">${backupsTable(view.name, options.backups)}</div>`;
+    <div id="backups" data-live class="scroll">
+      ${backupsTable(view.name, options.backups, viewer.scope.kind !== "read")}
+    </div>`;
 }
 
 /** What an instance:NAME token sees: its instance alone, wake, restart, its backups. */
@@ -395,7 +405,9 @@ export function endUserPage(options: {
       )}${actionButton(viewer, href("/backup"), "Back up now")}
     </div>
     <h2>Backups</h2>
-    <div id="backups" data-live class="scroll">${backupsTable(view.name, options.backups)}</div>`;
+    <div id="backups" data-live class="scroll">
+      ${backupsTable(view.name, options.backups, viewer.scope.kind !== "read")}
+    </div>`;
 }
 
 function inputFor(param: ModelShown["params"][number]): SafeHtml {
