@@ -105,10 +105,12 @@ const CLI_ARGS: Record<string, ((input: Input) => string[]) | null> = {
   "instance.logs": (i) => args(["logs"], [], [i.name]),
   "instance.backup": (i) => args(["backup"], [], [i.name]),
   "backup.list": (i) => args(["backups"], [], [i.name]),
+  "backup.download": null,
   "instance.restore": (i) =>
     args(["restore"], i.as_new === true ? ["--as-new"] : [], [i.name, i.backup]),
   "event.list": (i) => args(["events"], [], [i.name]),
   "model.list": null,
+  "model.show": null,
   "model.prune": null,
   "system.status": null,
   "system.monitor": null,

@@ -285,6 +285,18 @@ const ROUTE_CASES: Record<string, (s: Suite) => Promise<void>> = {
       [s.backup],
     );
   },
+  "backup.download": async (s) => {
+    const stamp = s.backup?.split("/")[1] ?? "";
+    const route = `/instances/${MAIN}/backups/${stamp}/download`;
+    const archive = await call(s, "GET", route);
+    assert.equal(archive.status, 200, archive.body.slice(0, 300));
+    assert.equal(archive.headers["content-type"], "application/x-tar");
+    assert.match(String(archive.headers["content-disposition"]), /^attachment; filename="/);
+    assert.equal(archive.body.slice(257, 262), "ustar", "a tar archive");
+    // Its own instance's token may download it (backups hold its secrets); a read token not.
+    assert.equal((await call(s, "GET", route, { via: viaToken(s.own.token) })).status, 200);
+    assert.equal((await call(s, "GET", route, { via: viaToken(s.read.token) })).status, 403);
+  },
   "instance.restore": async (s) => {
     assert.ok(s.backup);
     const restored = json<Instance>(
@@ -296,6 +308,17 @@ const ROUTE_CASES: Record<string, (s: Suite) => Promise<void>> = {
   "model.list": async (s) => {
     const models = json<{ name: string }[]>(await call(s, "GET", "/models"));
     assert.ok(models.some((m) => m.name === "hello"));
+  },
+  "model.show": async (s) => {
+    const model = json<{ name: string; params: { name: string }[] }>(
+      await call(s, "GET", "/models/hello"),
+    );
+    assert.equal(model.name, "hello");
+    assert.ok(
+      model.params.some((p) => p.name === "greeting"),
+      JSON.stringify(model.params),
+    );
+    assert.equal((await call(s, "GET", "/models/nosuch")).status, 404);
   },
   "model.prune": async (s) => {
     const pruned = json<{ dry_run: boolean; removed: unknown[]; kept: number }>(

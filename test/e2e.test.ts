@@ -52,6 +52,32 @@ test(
       [[name, "running"]],
     );
 
+    // Filters, sorts and paging of acc list (through acc server): each asked of the store.
+    const names = async (...args: string[]) =>
+      (JSON.parse(await acc.ok(["list", "--json", ...args])) as InstanceView[]).map((i) => i.name);
+    assert.deepEqual(await names("--state", "running", "--model", "hello"), [name]);
+    assert.deepEqual(await names("--state", "stopped"), []);
+    assert.deepEqual(await names("--search", host.toUpperCase().slice(2)), [name]);
+    assert.deepEqual(await names("--search", "%"), []);
+    assert.deepEqual(await names("--sort", "activity", "--limit", "1"), [name]);
+    assert.deepEqual(await names("--offset", "1"), []);
+    const [byMemory] = JSON.parse(await acc.ok(["list", "--json", "--sort", "memory"])) as {
+      memory_mb: number | null;
+    }[];
+    assert.ok((byMemory?.memory_mb ?? 0) > 0, "a running instance has a memory figure");
+    assert.match(await acc.ok(["list", "--state", "failed"]), /^no instances match$/m);
+    for (const [args, value] of [
+      [["--state", "asleep"], "asleep"],
+      [["--sort", "size"], "size"],
+      [["--model", "Hello/.."], "Hello/.."],
+      [["--limit", "ten"], "ten"],
+    ] as const) {
+      const bad = await acc.run(["list", ...args]);
+      assert.equal(bad.code, 2, `acc list ${args.join(" ")}`);
+      assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+      assert.ok(bad.stderr.includes(JSON.stringify(value)), bad.stderr);
+    }
+
     await acc.ok(["stop", name]);
     const shown = JSON.parse(await acc.ok(["show", name, "--json"])) as InstanceView;
     assert.equal(shown.state, "stopped");

@@ -131,6 +131,54 @@ export async function storeContract(
     assert.deepEqual(await store.listEvents({ action: "stop", outcome: "failed", limit: 1 }), []);
   });
 
+  await t.test("instances: search, filters, sort by activity, paging in the query", async () => {
+    const add = async (
+      name: string,
+      model: string,
+      hosts: string[],
+      state: "running" | "stopped",
+      activity: string | null,
+    ) => {
+      await store.insertInstance(
+        { ...newInstance(name, hosts), model, portRange: { min: 21000, max: 21099 } },
+        NOW,
+      );
+      await store.updateInstance(name, { state, lastActivityAt: activity }, NOW);
+    };
+    await add("q-alpha", "m1", ["alpha.example.com"], "running", "2026-11-26T10:00:00.000Z");
+    await add("q-beta", "m2", ["www.shop.example.org", "beta.localhost"], "stopped", null);
+    await add("q-gamma", "m1", ["gamma.localhost"], "running", "2026-11-26T12:00:00.000Z");
+    await add("q-delta", "m2", [], "stopped", "2026-11-26T12:00:00.000Z");
+    const names = async (query: Parameters<Store["listInstances"]>[0]) =>
+      (await store.listInstances(query)).map((i) => i.name);
+
+    assert.deepEqual(await names({ search: "q-" }), ["q-alpha", "q-beta", "q-delta", "q-gamma"]);
+    assert.deepEqual(await names({ search: "SHOP" }), ["q-beta"], "any host, any case");
+    assert.deepEqual(await names({ search: "Q-GAM" }), ["q-gamma"], "the name, any case");
+    assert.deepEqual(await names({ search: "a_p" }), [], "'_' is a character, not a wildcard");
+    assert.deepEqual(await names({ search: "%" }), [], "'%' is a character, not a wildcard");
+    assert.deepEqual(await names({ search: "\\" }), []);
+    assert.deepEqual(await names({ state: "running", search: "q-" }), ["q-alpha", "q-gamma"]);
+    assert.deepEqual(await names({ model: "m2" }), ["q-beta", "q-delta"]);
+    assert.deepEqual(await names({ model: "m2", state: "running" }), []);
+    assert.deepEqual(
+      await names({ search: "q-", sort: "activity" }),
+      ["q-delta", "q-gamma", "q-alpha", "q-beta"],
+      "latest activity first, equal ones by name, never active last",
+    );
+    assert.deepEqual(await names({ search: "q-", sort: "activity", limit: 2, offset: 1 }), [
+      "q-gamma",
+      "q-alpha",
+    ]);
+    assert.deepEqual(await names({ search: "q-", offset: 3 }), ["q-gamma"]);
+    assert.deepEqual(await names({ search: "q-", limit: 1 }), ["q-alpha"]);
+    assert.deepEqual(await names({ search: "q-", offset: 10 }), []);
+    const [alpha] = await store.listInstances({ search: "alpha.example" });
+    assert.deepEqual(alpha?.hosts, ["alpha.example.com"], "whole records");
+    for (const name of ["q-alpha", "q-beta", "q-gamma", "q-delta"])
+      await store.deleteInstance(name);
+  });
+
   await t.test("tokens: add, read, names unique among tokens not revoked", async () => {
     const token = (id: string, name: string) => ({
       id,

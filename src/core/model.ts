@@ -4,7 +4,7 @@ import { parseDuration } from "./duration.js";
 import { LIMIT_KEYS, parseLimit, type Limits } from "./limits.js";
 import { hasControlCharacter, paramValueProblem } from "./model-params.js";
 import { findPlaceholders, templateVariables } from "./template.js";
-import { showValue } from "./validate.js";
+import { isValidModelName, showValue } from "./validate.js";
 
 export const PARAM_TYPES = ["string", "int", "bool", "email", "password"] as const;
 export type ParamType = (typeof PARAM_TYPES)[number];
@@ -95,7 +95,6 @@ export const RESERVED_ENV_NAMES: readonly string[] = [
   "DATABASE_URL",
 ];
 
-const MODEL_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 // Starting with a letter or digit keeps "." and ".." out: the version becomes part of a folder name.
 const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ENV_NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
@@ -103,9 +102,7 @@ const PARAM_NAME_RE = /^[a-z][a-z0-9_]*$/;
 const HEALTH_PATH_RE = /^\/[\x21-\x7e]*$/;
 const MODE_RE = /^0?[0-7]{3}$/;
 
-export function isValidModelName(name: string): boolean {
-  return MODEL_NAME_RE.test(name);
-}
+export { isValidModelName };
 
 // ---------------------------------------------------------------------------------------------
 // Where a key is in the text. smol-toml gives positions for syntax errors only, so for schema

@@ -2,6 +2,7 @@ import { AccError } from "../lib/errors.js";
 
 export const MAX_NAME_LENGTH = 40;
 const NAME_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+const MODEL_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 
 /** Shows a bad value in an error line: quoted, escaped, and cut so that a 10 kB input stays one short line. */
@@ -12,6 +13,21 @@ export function showValue(value: string, max = 60): string {
 
 export function isValidInstanceName(name: string): boolean {
   return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+}
+
+/** Model names are DNS labels too (here, not in core/model.ts: the CLI client checks them). */
+export function isValidModelName(name: string): boolean {
+  return MODEL_NAME_RE.test(name);
+}
+
+/** A model name given to look instances up by (acc list --model): never read from disk. */
+export function validateModelName(name: string): string {
+  if (!isValidModelName(name)) {
+    throw new AccError("ACC_INVALID", `invalid model name ${showValue(name)}`, {
+      hint: "acc models lists them",
+    });
+  }
+  return name;
 }
 
 /** Instance names are DNS labels: they become a host label, a user name, a file name and a config key. */

@@ -4,7 +4,7 @@ import { validateInstanceName } from "../core/validate.js";
 import type { BackupInfo } from "../services/backups.js";
 import type { InstanceJson } from "../services/instance-view.js";
 import { BACKUP, INSTANCE, NAME, NAME_INPUT } from "./schemas.js";
-import type { Operation } from "./types.js";
+import type { Download, Operation } from "./types.js";
 
 interface BackupOutput {
   name: string;
@@ -193,5 +193,36 @@ export const restoreOperation: Operation<RestoreInput, RestoreOutput> = {
           : `rendered from the current model, ${model.name} ${model.version} (the backup's version ${model.backup_version} is no longer in this home)`;
       return { text: `${view.name} created from ${input.backup}, ${rendered}: ${view.url}` };
     },
+  },
+};
+
+export const backupDownloadOperation: Operation<{ name: string; backup: string }, Download> = {
+  id: "backup.download",
+  summary:
+    "Download one backup of an instance as a tar archive (its data, env file with its secrets, database dump, manifest).",
+  method: "GET",
+  path: "/instances/{name}/backups/{backup}/download",
+  input: {
+    type: "object",
+    properties: {
+      name: NAME,
+      backup: {
+        type: "string",
+        pattern: "^[0-9]{8}T[0-9]{6,9}Z$",
+        description: "the backup's time stamp (the part after NAME/ in acc backups)",
+      },
+    },
+    required: ["name", "backup"],
+    additionalProperties: false,
+  },
+  output: { type: "string", format: "binary", description: "a tar archive" },
+  download: { contentType: "application/x-tar" },
+  errors: ["ACC_NOT_FOUND", "ACC_INVALID"],
+  // Backups hold the instance's secrets: admin, or the instance's own token.
+  permission: "change",
+  instanceToken: true,
+  async run(call, input) {
+    const { openBackupArchive } = await import("../services/backup-archive.js");
+    return openBackupArchive(call.ctx, input.name, input.backup);
   },
 };

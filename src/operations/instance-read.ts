@@ -1,32 +1,147 @@
-import { flag, positional } from "../cli/command.js";
+import { flag, positional, stringOption, type ParsedArgs } from "../cli/command.js";
 import { ago, table } from "../cli/output.js";
 import { describeExposedEndpoints } from "../core/exposure.js";
 import { formatLimit, LIMIT_KEYS } from "../core/limits.js";
-import { validateInstanceName } from "../core/validate.js";
-import type { ListedInstance, ShownInstance } from "../services/instance-view.js";
+import { INSTANCE_STATES, isInstanceState } from "../core/states.js";
+import { showValue, validateInstanceName, validateModelName } from "../core/validate.js";
+import { AccError } from "../lib/errors.js";
+import type { ListedInstance, ListQuery, ShownInstance } from "../services/instance-view.js";
 import { INSTANCE, NAME } from "./schemas.js";
 import type { Operation } from "./types.js";
 
+const LIST_SORTS = ["name", "activity", "memory"] as const;
+type ListSort = (typeof LIST_SORTS)[number];
+/** The longest host name: no name or host holds a longer substring. */
+const MAX_SEARCH = 253;
+const MAX_LIMIT = 100_000;
+const MAX_OFFSET = 1_000_000_000;
+
 interface ListInput {
+  q?: string;
+  state?: string;
+  model?: string;
+  sort?: string;
   limit?: number;
   offset?: number;
 }
 
+/**
+ * The input as a store query, each value checked (the API's schema checks them too, but a
+ * command run without acc server has only this): a bad one is ACC_INVALID naming it.
+ */
+function listQuery(input: ListInput): ListQuery {
+  const query: ListQuery = {};
+  if (input.q !== undefined && input.q !== "") {
+    if (input.q.length > MAX_SEARCH) {
+      throw new AccError("ACC_INVALID", `search text too long: ${showValue(input.q)}`, {
+        hint: `search at most ${MAX_SEARCH} characters of a name or host`,
+      });
+    }
+    query.search = input.q;
+  }
+  if (input.state !== undefined) {
+    if (!isInstanceState(input.state)) {
+      throw new AccError("ACC_INVALID", `invalid state ${showValue(input.state)}`, {
+        hint: `use one of ${INSTANCE_STATES.join(", ")}`,
+      });
+    }
+    query.state = input.state;
+  }
+  if (input.model !== undefined) query.model = validateModelName(input.model);
+  if (input.sort !== undefined) {
+    if (!(LIST_SORTS as readonly string[]).includes(input.sort)) {
+      throw new AccError("ACC_INVALID", `invalid sort key ${showValue(input.sort)}`, {
+        hint: `use one of ${LIST_SORTS.join(", ")}`,
+      });
+    }
+    query.sort = input.sort as ListSort;
+  }
+  const whole = (value: number | undefined, what: string, min: number, max: number) => {
+    if (value === undefined) return undefined;
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new AccError("ACC_INVALID", `invalid ${what} ${showValue(String(value))}`, {
+        hint: `use a whole number from ${min} to ${max}`,
+      });
+    }
+    return value;
+  };
+  const limit = whole(input.limit, "limit", 1, MAX_LIMIT);
+  const offset = whole(input.offset, "offset", 0, MAX_OFFSET);
+  if (limit !== undefined) query.limit = limit;
+  if (offset !== undefined && offset > 0) query.offset = offset;
+  return query;
+}
+
+/** --limit and --offset: digits only, so "1e3", "0x10" and " 5" are refused, not guessed. */
+function wholeOption(args: ParsedArgs, key: string): number | undefined {
+  const text = stringOption(args, key);
+  if (text === undefined) return undefined;
+  if (!/^\d{1,10}$/.test(text)) {
+    throw new AccError("ACC_USAGE", `acc list: invalid --${key} ${showValue(text)}`, {
+      hint: "use a whole number",
+    });
+  }
+  return Number(text);
+}
+
+function listInput(args: ParsedArgs): ListInput {
+  const input: ListInput = {};
+  const q = stringOption(args, "search");
+  const state = stringOption(args, "state");
+  const model = stringOption(args, "model");
+  const sort = stringOption(args, "sort");
+  const limit = wholeOption(args, "limit");
+  const offset = wholeOption(args, "offset");
+  if (q !== undefined) input.q = q;
+  if (state !== undefined) input.state = state;
+  if (model !== undefined) input.model = model;
+  if (sort !== undefined) input.sort = sort;
+  if (limit !== undefined) input.limit = limit;
+  if (offset !== undefined) input.offset = offset;
+  // Checked here too, so a bad value is refused before anything is asked of the server.
+  listQuery(input);
+  return input;
+}
+
 export const listOperation: Operation<ListInput, ListedInstance[]> = {
   id: "instance.list",
-  summary: "List the instances: name, state, URL, last activity.",
+  summary: "List the instances: name, state, URL, last activity, memory.",
   method: "GET",
   path: "/instances",
   input: {
     type: "object",
     properties: {
+      q: {
+        type: "string",
+        maxLength: MAX_SEARCH,
+        description: "only those whose name or a host holds this text (any case)",
+      },
+      state: { type: "string", enum: INSTANCE_STATES, description: "only those in this state" },
+      model: {
+        type: "string",
+        maxLength: 63,
+        pattern: "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+        description: "only the instances of this model",
+      },
+      sort: {
+        type: "string",
+        enum: LIST_SORTS,
+        default: "name",
+        description:
+          "name; activity: the latest last activity first, never active last; memory: the largest first, those without a figure (not running) last, then by name",
+      },
       limit: {
         type: "integer",
         minimum: 1,
-        maximum: 100_000,
-        description: "at most this many, in name order (default: all)",
+        maximum: MAX_LIMIT,
+        description: "at most this many, after filtering and sorting (default: all)",
       },
-      offset: { type: "integer", minimum: 0, description: "skip this many first" },
+      offset: {
+        type: "integer",
+        minimum: 0,
+        maximum: MAX_OFFSET,
+        description: "skip this many first",
+      },
     },
     additionalProperties: false,
   },
@@ -43,24 +158,37 @@ export const listOperation: Operation<ListInput, ListedInstance[]> = {
   permission: "read",
   async run(call, input) {
     const { listInstancesView } = await import("../services/instance-view.js");
-    const all = await listInstancesView(call.ctx);
-    const start = input.offset ?? 0;
-    return input.limit === undefined && start === 0
-      ? all
-      : all.slice(start, start + (input.limit ?? all.length));
+    return listInstancesView(call.ctx, listQuery(input));
   },
   cli: {
     name: "list",
-    usage: "[--json]",
-    help: [],
-    options: {},
+    usage:
+      "[--search TEXT] [--state STATE] [--model MODEL] [--sort name|activity|memory] [--limit N] [--offset N] [--json]",
+    help: [
+      "--search TEXT       only instances whose name or a host holds TEXT (any case)",
+      "--state STATE       only instances in this state (running, stopped, failed...)",
+      "--model MODEL       only instances of this model",
+      "--sort KEY          name (default), activity (latest first) or memory (largest first)",
+      "--limit N           at most N instances, after filtering and sorting",
+      "--offset N          skip the first N",
+    ],
+    options: {
+      search: { type: "string" },
+      state: { type: "string" },
+      model: { type: "string" },
+      sort: { type: "string" },
+      limit: { type: "string" },
+      offset: { type: "string" },
+    },
     positionals: { min: 0, max: 0, names: "" },
     json: true,
-    input: () => ({}),
-    render: (instances, _input, { now }) => ({
+    input: listInput,
+    render: (instances, input, { now }) => ({
       text: () =>
         instances.length === 0
-          ? "no instances yet: acc create hello"
+          ? Object.keys(input).length > 0
+            ? "no instances match"
+            : "no instances yet: acc create hello"
           : table(
               ["NAME", "MODEL", "STATE", "URL", "LAST ACTIVITY", "MEMORY"],
               instances.map((i) => [

@@ -62,6 +62,86 @@ export const modelListOperation: Operation<Record<string, never>, ModelInfo[]> =
   run: (call) => call.ctx.models.list(),
 };
 
+/** One parameter of a model, as the create form asks it. */
+export interface ModelParamJson {
+  name: string;
+  type: string;
+  required: boolean;
+  default?: string;
+  /** Stored only in the instance's 0600 env file; a password not given is generated. */
+  secret: boolean;
+  description?: string;
+}
+
+export interface ModelShown extends ModelInfo {
+  /** In the manifest's order; empty when the manifest has an error. */
+  params: ModelParamJson[];
+}
+
+export const modelShowOperation: Operation<{ name: string }, ModelShown> = {
+  id: "model.show",
+  summary:
+    "Show one model: its version, its declared parameters (the create form) or its manifest error.",
+  method: "GET",
+  path: "/models/{name}",
+  input: {
+    type: "object",
+    properties: { name: { type: "string", maxLength: 200, description: "the model's name" } },
+    required: ["name"],
+    additionalProperties: false,
+  },
+  output: {
+    type: "object",
+    required: ["name", "source", "dir", "overrides", "params"],
+    properties: {
+      name: { type: "string" },
+      version: { type: "string" },
+      description: { type: "string" },
+      source: { type: "string" },
+      dir: { type: "string" },
+      overrides: { type: "boolean" },
+      error: { type: "string", description: "why its manifest is not valid" },
+      params: {
+        type: "array",
+        items: {
+          type: "object",
+          required: ["name", "type", "required", "secret"],
+          properties: {
+            name: { type: "string" },
+            type: { type: "string", enum: ["string", "int", "bool", "email", "password"] },
+            required: { type: "boolean" },
+            default: { type: "string" },
+            secret: { type: "boolean" },
+            description: { type: "string" },
+          },
+        },
+      },
+    },
+  },
+  errors: ["ACC_NOT_FOUND", "ACC_INVALID"],
+  permission: "read",
+  async run(call, input) {
+    const { showValue } = await import("../core/validate.js");
+    const info = (await call.ctx.models.list()).find((m) => m.name === input.name);
+    if (info === undefined) {
+      throw new AccError("ACC_NOT_FOUND", `no model named ${showValue(input.name)}`, {
+        hint: "acc models lists them",
+      });
+    }
+    if (info.error !== undefined) return { ...info, params: [] };
+    const { manifest } = await call.ctx.models.get(input.name);
+    const params = Object.entries(manifest.params).map(([name, spec]) => ({
+      name,
+      type: spec.type,
+      required: spec.required,
+      ...(spec.default !== undefined ? { default: spec.default } : {}),
+      secret: spec.secret,
+      ...(spec.description !== undefined ? { description: spec.description } : {}),
+    }));
+    return { ...info, params };
+  },
+};
+
 export const modelPruneOperation: Operation<{ dry_run?: boolean }, PruneResult> = {
   id: "model.prune",
   summary: "Remove the code folders (HOME/code) no instance uses; say what and the space freed.",

@@ -1,4 +1,9 @@
-import { backupOperation, backupsOperation, restoreOperation } from "./backups.js";
+import {
+  backupDownloadOperation,
+  backupOperation,
+  backupsOperation,
+  restoreOperation,
+} from "./backups.js";
 import { eventsOperation } from "./events.js";
 import { createOperation } from "./instance-create.js";
 import {
@@ -13,7 +18,7 @@ import { listOperation, showOperation } from "./instance-read.js";
 import { setOperation } from "./instance-set.js";
 import { hostAddOperation, hostRemoveOperation } from "./hosts.js";
 import { logsOperation } from "./logs.js";
-import { modelListOperation, modelPruneOperation } from "./models.js";
+import { modelListOperation, modelPruneOperation, modelShowOperation } from "./models.js";
 import { doctorOperation, monitorOperation, statusOperation } from "./system.js";
 import { tokenCreateOperation, tokenListOperation, tokenRevokeOperation } from "./tokens.js";
 import type { Operation } from "./types.js";
@@ -35,9 +40,11 @@ export const OPERATIONS: readonly Operation[] = [
   logsOperation,
   backupOperation,
   backupsOperation,
+  backupDownloadOperation,
   restoreOperation,
   eventsOperation,
   modelListOperation,
+  modelShowOperation,
   modelPruneOperation,
   statusOperation,
   monitorOperation,

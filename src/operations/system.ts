@@ -4,6 +4,7 @@ import { describeHomeProcesses } from "../core/home-processes.js";
 import type { Finding } from "../services/doctor.js";
 import type { MonitorReport } from "../services/monitor.js";
 import type { StatusReport } from "../services/system.js";
+import { formatBytes } from "./models.js";
 import type { Operation } from "./types.js";
 
 const NO_ARGS = { options: {}, positionals: { min: 0, max: 0, names: "" } } as const;
@@ -176,6 +177,10 @@ function statusRows(report: StatusReport): string[][] {
     ["instance ports", report.instance_ports],
     ["instances", report.total === 0 ? "none" : `${report.total}: ${counts}`],
     [
+      "disk",
+      `${formatBytes(report.disk.free_bytes)} free of ${formatBytes(report.disk.total_bytes)} (the home's filesystem)`,
+    ],
+    [
       "versions",
       `acc ${report.versions.acc}, node ${report.versions.node}, nginx ${report.versions.nginx}, supervisord ${report.versions.supervisord}`,
     ],
@@ -204,6 +209,17 @@ export const statusOperation: Operation<Record<string, never>, StatusReport> = {
       instances: { type: "object", additionalProperties: { type: "integer" } },
       total: { type: "integer" },
       versions: { type: "object" },
+      disk: {
+        type: "object",
+        required: ["free_bytes", "total_bytes"],
+        properties: {
+          free_bytes: {
+            type: "integer",
+            description: "free to acc's user on the home's filesystem",
+          },
+          total_bytes: { type: "integer" },
+        },
+      },
     },
   },
   errors: [],

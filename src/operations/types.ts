@@ -45,6 +45,14 @@ export interface OperationCall {
   progress: Progress;
 }
 
+/** What an operation with `download` answers: the bytes, and a name for the saved file. */
+export interface Download {
+  filename: string;
+  stream: NodeJS.ReadableStream;
+  /** Known in advance: sent as content-length. */
+  bytes?: number;
+}
+
 export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 export interface RenderEnv {
@@ -99,6 +107,11 @@ export interface Operation<I = any, O = any> {
   long?: boolean;
   /** With `follow` in its input, the answer is a stream of server-sent events, each one `event`. */
   stream?: { event: JsonSchema };
+  /**
+   * The answer is a file to download, not JSON: `run` gives a Download, which the HTTP layer
+   * streams with a content-disposition naming `filename` (`output` then describes the file).
+   */
+  download?: { contentType: string };
   run(call: OperationCall, input: I): Promise<O>;
   /** For streams: sends each event until the signal aborts. */
   follow?(call: OperationCall, input: I, send: (event: unknown) => void): Promise<void>;

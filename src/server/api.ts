@@ -11,6 +11,7 @@ import type { AccContext } from "../services/context.js";
 import { refreshConfig } from "../services/open.js";
 import type {
   Caller,
+  Download,
   JsonSchema,
   ObjectSchema,
   Operation,
@@ -196,7 +197,8 @@ function validationError(error: {
 /** How often an open stream checks that its token still holds. */
 const TOKEN_RECHECK_MS = 2_000;
 
-async function sendStream(
+/** An operation's follow() as server-sent events, until the client leaves. */
+export async function sendStream(
   request: FastifyRequest,
   reply: FastifyReply,
   op: Operation,
@@ -354,6 +356,26 @@ export async function invokeOperation(
   }
 }
 
+/**
+ * A file as a download: its name (made by acc, quoted plainly; never the instance's text) in
+ * content-disposition, and never sniffed as something a browser would render.
+ */
+export function sendDownload(
+  reply: FastifyReply,
+  contentType: string,
+  download: Download,
+): FastifyReply {
+  const filename = download.filename.replace(/[^A-Za-z0-9._-]/g, "_");
+  reply
+    .code(200)
+    .type(contentType)
+    .header("content-disposition", `attachment; filename="${filename}"`)
+    .header("x-content-type-options", "nosniff")
+    .header("cache-control", "no-store");
+  if (download.bytes !== undefined) reply.header("content-length", String(download.bytes));
+  return reply.send(download.stream);
+}
+
 function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): void {
   const schema = splitSchema(op);
   app.route({
@@ -407,6 +429,7 @@ function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): 
         return reply;
       }
       const output = await invokeOperation(deps.ctx, op, call, input);
+      if (op.download) return sendDownload(reply, op.download.contentType, output as Download);
       return reply.code(200).type("application/json").send(JSON.stringify(output));
     },
   });

@@ -8,6 +8,8 @@ import { bearerAuthenticator } from "./auth.js";
 import { createServerApp, createStatusApp } from "./app.js";
 import { listenOnSocket } from "./listen.js";
 import { registerMetricsRoute } from "./metrics-route.js";
+import { registerUi } from "./ui/routes.js";
+import { createSessionStore } from "./ui/sessions.js";
 import type { AccContext } from "../services/context.js";
 import { idleMessage } from "../core/duration.js";
 import { startMonitorLoop } from "../services/monitor.js";
@@ -58,6 +60,12 @@ export async function runServer(ctx: AccContext): Promise<void> {
     authenticate: auth.authenticate,
     extend: (app) => {
       registerMetricsRoute(app, auth, assembled.metrics);
+      registerUi(app, {
+        ctx,
+        operations: OPERATIONS,
+        sessions: createSessionStore(),
+        verify: (secret, source) => auth.verify(secret, source),
+      });
     },
   });
   // The local API: root (or the user acc runs as) alone. The admin host's: nginx's workers.

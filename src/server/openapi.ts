@@ -64,24 +64,29 @@ function operationObject(op: Operation): Record<string, unknown> {
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
   const responses: Record<string, unknown> = {
-    "200": op.stream
+    "200": op.download
       ? {
-          description: "the answer; with follow=true, server-sent events, each one event",
-          content: {
-            "application/json": { schema: op.output },
-            "text/event-stream": { schema: op.stream.event },
-          },
+          description: "the file, as an attachment",
+          content: { [op.download.contentType]: { schema: { type: "string", format: "binary" } } },
         }
-      : op.long
+      : op.stream
         ? {
-            description:
-              "the answer, when done; with Accept: application/x-ndjson, one JSON line per step ({step} or {output}) as it goes, then {result} or {error, status}",
+            description: "the answer; with follow=true, server-sent events, each one event",
             content: {
               "application/json": { schema: op.output },
-              "application/x-ndjson": { schema: PROGRESS_LINE },
+              "text/event-stream": { schema: op.stream.event },
             },
           }
-        : { description: "the answer", content: { "application/json": { schema: op.output } } },
+        : op.long
+          ? {
+              description:
+                "the answer, when done; with Accept: application/x-ndjson, one JSON line per step ({step} or {output}) as it goes, then {result} or {error, status}",
+              content: {
+                "application/json": { schema: op.output },
+                "application/x-ndjson": { schema: PROGRESS_LINE },
+              },
+            }
+          : { description: "the answer", content: { "application/json": { schema: op.output } } },
   };
   for (const [status, codes] of [...byStatus].sort((a, b) => a[0] - b[0])) {
     responses[String(status)] = {

@@ -3,7 +3,7 @@ import type { Limits } from "../core/limits.js";
 import { mayBeAlive } from "../core/states.js";
 import type { AccContext } from "./context.js";
 import { urlOf } from "./instances.js";
-import type { InstanceRecord } from "../store/store.js";
+import type { InstanceQuery, InstanceRecord } from "../store/store.js";
 
 /** The stable JSON shape of an instance for scripts. */
 export interface InstanceJson {
@@ -46,14 +46,54 @@ export interface ListedInstance extends InstanceJson {
   memory_mb: number | null;
 }
 
-/** Every instance with the memory of the running ones (`acc list`). */
-export async function listInstancesView(ctx: AccContext): Promise<ListedInstance[]> {
+export interface ListQuery extends Omit<InstanceQuery, "sort"> {
+  /** name, activity (the store sorts), or memory: the largest first, none last, then by name. */
+  sort?: InstanceQuery["sort"] | "memory";
+}
+
+/**
+ * The instances a query asks for, with the memory of the running ones (`acc list`). The store
+ * filters, sorts and pages, and only the instances of the page that may run are looked up in
+ * their cgroups; sorting by memory needs every match's figure first, so it pages here.
+ */
+export async function listInstancesView(
+  ctx: AccContext,
+  query: ListQuery = {},
+): Promise<ListedInstance[]> {
   const { runningMemory } = await import("./memory.js");
-  const memory = await runningMemory(ctx);
-  return (await ctx.store.listInstances()).map((i) => ({
-    ...instanceJson(ctx, i),
-    memory_mb: memory.has(i.name) ? Math.round(memory.get(i.name) ?? 0) : null,
-  }));
+  const { sort, limit, offset, ...filters } = query;
+  if (sort === "memory") {
+    const rows = await ctx.store.listInstances(filters);
+    const memory = await runningMemory(ctx, aliveNames(rows));
+    const figure = (i: InstanceRecord): number => memory.get(i.name) ?? -1;
+    // Stable: equal figures (and all those without one) stay in the store's name order.
+    const sorted = rows.sort((a, b) => figure(b) - figure(a));
+    const start = offset ?? 0;
+    const page = sorted.slice(start, limit === undefined ? undefined : start + limit);
+    return page.map((i) => listedInstance(ctx, i, memory));
+  }
+  const rows = await ctx.store.listInstances({
+    ...filters,
+    ...(sort !== undefined ? { sort } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+    ...(offset !== undefined ? { offset } : {}),
+  });
+  const memory = await runningMemory(ctx, aliveNames(rows));
+  return rows.map((i) => listedInstance(ctx, i, memory));
+}
+
+/** Those that may have a process (and so a memory figure): no other is looked up. */
+function aliveNames(rows: readonly InstanceRecord[]): Set<string> {
+  return new Set(rows.filter((i) => mayBeAlive(i.state)).map((i) => i.name));
+}
+
+function listedInstance(
+  ctx: AccContext,
+  instance: InstanceRecord,
+  memory: ReadonlyMap<string, number>,
+): ListedInstance {
+  const mb = memory.get(instance.name);
+  return { ...instanceJson(ctx, instance), memory_mb: mb === undefined ? null : Math.round(mb) };
 }
 
 export interface ShownInstance extends InstanceJson {

@@ -23,16 +23,20 @@ export async function treeRssMb(pid: number): Promise<number> {
 }
 
 /**
- * Memory of every running instance in MB, by name; empty when supervisord is down. With
- * cgroups, the whole cgroup's (every process of it, detached ones included, and the page cache
- * it keeps busy: see workingSet); without, the resident memory of the program's process tree.
+ * Memory of every running instance in MB (of those in `only`, when given), by name; empty when
+ * supervisord is down. With cgroups, the whole cgroup's (every process of it, detached ones
+ * included, and the page cache it keeps busy: see workingSet); without, the resident memory of
+ * the program's process tree.
  */
-export async function runningMemory(ctx: AccContext): Promise<Map<string, number>> {
+export async function runningMemory(
+  ctx: AccContext,
+  only?: ReadonlySet<string>,
+): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  if (!(await ctx.processes.isRunning())) return out;
+  if (only?.size === 0 || !(await ctx.processes.isRunning())) return out;
   const cgroups = await instanceCgroups(ctx);
   for (const [name, state] of await ctx.processes.allProgramStates()) {
-    if (state.state !== "RUNNING") continue;
+    if (state.state !== "RUNNING" || (only !== undefined && !only.has(name))) continue;
     const bytes = await cgroups?.memoryBytes(name);
     out.set(name, bytes !== undefined ? bytes / 1024 ** 2 : await treeRssMb(state.pid));
   }

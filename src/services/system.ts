@@ -1,4 +1,4 @@
-import { chown, mkdir, readFile } from "node:fs/promises";
+import { chown, mkdir, readFile, statfs } from "node:fs/promises";
 import path from "node:path";
 import { CONFIG_KEYS, envKey, renderConfigFile, type AccConfig } from "../core/config.js";
 import { homePaths } from "../core/paths.js";
@@ -504,6 +504,8 @@ export interface StatusReport {
   instances: Record<string, number>;
   total: number;
   versions: { acc: string; node: string; nginx: string; supervisord: string };
+  /** The home's filesystem: what is free for instances' data, logs and backups. */
+  disk: { free_bytes: number; total_bytes: number };
 }
 
 export async function status(ctx: AccContext): Promise<StatusReport> {
@@ -550,7 +552,9 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
     version: string;
   };
   const nginxVersion = (await versionOf("nginx", ["-v"])).replace(/^nginx version: /, "");
+  const fs = await statfs(ctx.home);
   return {
+    disk: { free_bytes: fs.bavail * fs.bsize, total_bytes: fs.blocks * fs.bsize },
     home: ctx.home,
     domain: ctx.config.domain,
     http_port: ctx.config.http_port,

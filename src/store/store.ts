@@ -96,10 +96,22 @@ export interface TokenRecord {
 
 export type NewToken = Omit<TokenRecord, "lastUsedAt" | "revokedAt">;
 
+/** Which instances `listInstances` gives, in which order: filters, then sort, then paging. */
+export interface InstanceQuery {
+  /** A case-insensitive substring of the name or of any of its hosts. */
+  search?: string;
+  state?: InstanceState;
+  model?: string;
+  /** name (the default); activity: the most recent last activity first, never active last. */
+  sort?: "name" | "activity";
+  limit?: number;
+  offset?: number;
+}
+
 export interface Store {
   readonly dialect: "sqlite" | "postgres";
   migrate(): Promise<void>;
-  listInstances(): Promise<InstanceRecord[]>;
+  listInstances(query?: InstanceQuery): Promise<InstanceRecord[]>;
   /** How many instances are in each state (states without any are left out). */
   countByState(): Promise<Map<string, number>>;
   getInstance(name: string): Promise<InstanceRecord | undefined>;
@@ -256,9 +268,41 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
         );
     },
 
-    async listInstances() {
-      const rows = await db.selectFrom("instances").selectAll().orderBy("name").execute();
-      return rows.map(toRecord);
+    async listInstances(query = {}) {
+      let select = db.selectFrom("instances").selectAll("instances");
+      if (query.state !== undefined) select = select.where("state", "=", query.state);
+      if (query.model !== undefined) select = select.where("model", "=", query.model);
+      if (query.search !== undefined && query.search !== "") {
+        // LIKE with its wildcards escaped: what is typed is searched for, '%' and '_' too.
+        // Postgres' LIKE is case-sensitive and SQLite's only for ASCII: lower() on both sides.
+        const pattern = `%${query.search.toLowerCase().replace(/[\\%_]/g, "\\$&")}%`;
+        const like = (column: string) =>
+          sql<boolean>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`;
+        select = select.where((eb) =>
+          eb.or([
+            like("instances.name"),
+            eb.exists(
+              eb
+                .selectFrom("hosts")
+                .select("hosts.host")
+                .whereRef("hosts.instance", "=", "instances.name")
+                .where(like("hosts.host")),
+            ),
+          ]),
+        );
+      }
+      if (query.sort === "activity") {
+        // Never active last on both engines (their default places of NULL differ).
+        select = select
+          .orderBy(sql`case when last_activity_at is null then 1 else 0 end`)
+          .orderBy("last_activity_at", "desc");
+      }
+      select = select.orderBy("instances.name");
+      if (query.limit !== undefined || query.offset !== undefined) {
+        // SQLite takes OFFSET only after a LIMIT: none asked is all of them.
+        select = select.limit(query.limit ?? Number.MAX_SAFE_INTEGER).offset(query.offset ?? 0);
+      }
+      return (await select.execute()).map(toRecord);
     },
 
     async countByState() {
