@@ -175,6 +175,14 @@ export async function storeContract(
     assert.deepEqual(await names({ search: "q-", offset: 10 }), []);
     const [alpha] = await store.listInstances({ search: "alpha.example" });
     assert.deepEqual(alpha?.hosts, ["alpha.example.com"], "whole records");
+    const query = { search: "q-", sort: "activity", limit: 3, offset: 1 } as const;
+    assert.deepEqual(
+      await store.listInstanceSummaries(query),
+      (await store.listInstances(query)).map(
+        ({ modelHash: _h, operation: _o, database: _d, limits: _l, ...summary }) => summary,
+      ),
+      "summaries: the same instances, all but hash, operation, database and limits",
+    );
     for (const name of ["q-alpha", "q-beta", "q-gamma", "q-delta"])
       await store.deleteInstance(name);
   });

@@ -292,7 +292,11 @@ function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): 
         return reply;
       }
       const output = await invokeOperation(deps.ctx, op, call, input);
-      return reply.code(200).type("application/json").send(JSON.stringify(output));
+      // Bytes, encoded once: a string would be measured for its length and encoded again.
+      return reply
+        .code(200)
+        .type("application/json")
+        .send(Buffer.from(JSON.stringify(output)));
     },
   });
 }
