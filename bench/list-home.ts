@@ -8,7 +8,9 @@ import http from "node:http";
 import path from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { homePaths } from "../src/core/paths.js";
+import { ensureSharedCode } from "../src/services/model-code.js";
 import { createModelRegistry } from "../src/services/models.js";
+import { openContext } from "../src/services/open.js";
 import type { InstancesTable } from "../src/store/schema.js";
 import { ACC_BIN, ACC_ROOT, type AccHome } from "../test/harness/acc.js";
 
@@ -63,6 +65,19 @@ export async function seedInstances(home: string, n: number, prefix: string): Pr
     })();
   } finally {
     db.close();
+  }
+}
+
+/**
+ * The shared code folder of the bundled hello model, as a create makes it: the instance page
+ * (acc show) reads an instance's manifest from there.
+ */
+export async function prepareHelloCode(acc: AccHome): Promise<void> {
+  const ctx = await openContext({ home: acc.home, env: acc.env, accRoot: ACC_ROOT });
+  try {
+    await ensureSharedCode(ctx, await ctx.models.get("hello"));
+  } finally {
+    await ctx.store.close();
   }
 }
 

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { allows } from "../core/scopes.js";
+import { showValue } from "../core/validate.js";
 import { AccError, httpStatusFor, isAccError } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { refreshConfig } from "../services/open.js";
@@ -111,18 +112,40 @@ function splitSchema(op: Operation): {
   return schema;
 }
 
-/** Ajv's complaint as acc's one line: the field and the value. */
-function validationError(error: {
-  validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[];
-  validationContext?: string;
-}): AccError {
+/** Ajv's complaint as acc's one line: the field and the value as given. */
+function validationError(
+  error: {
+    validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[];
+    validationContext?: string;
+  },
+  request: FastifyRequest,
+): AccError {
   const first = error.validation?.[0];
+  const path = (first?.instancePath ?? "").split("/").slice(1);
   const field =
-    (first?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") ||
+    path.join(".") ||
     JSON.stringify(first?.params?.additionalProperty ?? first?.params?.missingProperty ?? "input");
+  const context = error.validationContext;
+  let value: unknown =
+    context === "querystring"
+      ? request.query
+      : context === "body"
+        ? request.body
+        : context === "params"
+          ? request.params
+          : undefined;
+  for (const key of path)
+    value =
+      typeof value === "object" && value !== null
+        ? (value as Record<string, unknown>)[key]
+        : undefined;
+  const shown =
+    path.length > 0 && value !== undefined
+      ? ` ${showValue(typeof value === "string" ? value : (JSON.stringify(value) ?? ""))}`
+      : "";
   return new AccError(
     "ACC_INVALID",
-    `invalid ${error.validationContext ?? "input"} ${field}: ${first?.message ?? "not valid"}`,
+    `invalid ${context ?? "input"} ${field}${shown}: ${first?.message ?? "not valid"}`,
     { hint: "GET /api/v1/openapi.json describes every operation's input" },
   );
 }
@@ -316,7 +339,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       return http.createServer();
     },
   });
-  app.setErrorHandler((error, _request, reply) => {
+  app.setErrorHandler((error, request, reply) => {
     const candidate = error as {
       validation?: [];
       validationContext?: string;
@@ -326,7 +349,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
     const accError = isAccError(error)
       ? error
       : candidate.validation
-        ? validationError(candidate)
+        ? validationError(candidate, request)
         : candidate.statusCode !== undefined && candidate.statusCode < 500
           ? new AccError("ACC_INVALID", candidate.message ?? "bad request")
           : undefined;
