@@ -10,7 +10,7 @@
 import path from "node:path";
 import { ACC_BIN, createAccHome, type AccHome } from "../test/harness/acc.js";
 import { seedInstances, startAccServer, unseedInstances, type RunningServer } from "./list-home.js";
-import { runMeasured, runNode } from "./run-measured.js";
+import { cpuMs, runMeasured, runNode } from "./run-measured.js";
 import { argString, argValue, median, ms, printTable } from "./stats.js";
 
 const n = argValue("n", 10_000);
@@ -25,6 +25,10 @@ interface Version {
   server?: RunningServer;
   through: number[];
   direct: number[];
+  /** CPU of the CLI's process, and of acc server for its answer. */
+  throughCpu: number[];
+  serverCpu: number[];
+  directCpu: number[];
   rssThroughKb: number;
   rssDirectKb: number;
   bytes: number;
@@ -32,13 +36,30 @@ interface Version {
 
 const versions: Version[] = [];
 const floor: number[] = [];
+const floorCpu: number[] = [];
 
-async function listOnce(version: Version, rss = false): Promise<{ ms: number; kb: number }> {
+async function listOnce(
+  version: Version,
+  rss = false,
+): Promise<{ ms: number; kb: number; cpu: number; serverCpu: number }> {
+  const server = version.server?.pid;
+  const [cpu, serverCpu] = [cpuMs("self", true), server ? cpuMs(server) : 0];
   const result = await runMeasured(version.acc.env, ["list", "--json"], {
     bin: version.bin,
     rss,
   });
-  return { ms: result.ms, kb: result.maxRssKb };
+  return {
+    ms: result.ms,
+    kb: result.maxRssKb,
+    cpu: cpuMs("self", true) - cpu,
+    serverCpu: server ? cpuMs(server) - serverCpu : 0,
+  };
+}
+
+async function floorOnce(): Promise<void> {
+  const cpu = cpuMs("self", true);
+  floor.push((await runNode(process.env, ["-e", "0"])).ms);
+  floorCpu.push(cpuMs("self", true) - cpu);
 }
 
 /** One run of each, checked once: every instance is there. */
@@ -61,6 +82,9 @@ try {
       acc,
       through: [],
       direct: [],
+      throughCpu: [],
+      serverCpu: [],
+      directCpu: [],
       rssThroughKb: NaN,
       rssDirectKb: NaN,
       bytes: 0,
@@ -74,8 +98,13 @@ try {
     await check(version);
   }
   for (let i = 0; i < runs; i++) {
-    floor.push((await runNode(process.env, ["-e", "0"])).ms);
-    for (const version of versions) version.through.push((await listOnce(version)).ms);
+    await floorOnce();
+    for (const version of versions) {
+      const run = await listOnce(version);
+      version.through.push(run.ms);
+      version.throughCpu.push(run.cpu);
+      version.serverCpu.push(run.serverCpu);
+    }
   }
   for (const version of versions) {
     version.rssThroughKb = (await listOnce(version, true)).kb;
@@ -84,23 +113,39 @@ try {
     await check(version);
   }
   for (let i = 0; i < runs; i++) {
-    floor.push((await runNode(process.env, ["-e", "0"])).ms);
-    for (const version of versions) version.direct.push((await listOnce(version)).ms);
+    await floorOnce();
+    for (const version of versions) {
+      const run = await listOnce(version);
+      version.direct.push(run.ms);
+      version.directCpu.push(run.cpu);
+    }
   }
   for (const version of versions) version.rssDirectKb = (await listOnce(version, true)).kb;
 
   const base = median(floor);
+  const baseCpu = median(floorCpu);
   const ratio = (values: number[]): string =>
     `${ms(median(values))}  ${(median(values) / base).toFixed(2)}× node -e 0`;
+  const cpuRatio = (values: number[]): string =>
+    `${ms(median(values))}  ${(median(values) / baseCpu).toFixed(2)}× node -e 0's`;
   console.log(
-    `bench/list: ${n} instances in the store (rows written directly), medians of ${runs} runs taken in turns`,
+    `bench/list: ${n} instances in the store (rows written directly), medians of ${runs} runs taken in turns; wall time, and CPU time (user + system, 10 ms steps)`,
   );
-  const rows: [string, string][] = [[`node -e 0 (${floor.length} runs)`, ms(base)]];
+  const rows: [string, string][] = [
+    [`node -e 0 (${floor.length} runs)`, ms(base)],
+    ["node -e 0 CPU", ms(baseCpu)],
+  ];
   for (const version of versions) {
     const tag = versions.length > 1 ? ` [${version.label}]` : "";
+    const throughCpu = version.throughCpu.map((cpu, i) => cpu + (version.serverCpu[i] ?? 0));
     rows.push(
       [`acc list --json through acc server${tag}`, `${ratio(version.through)} (target ≤ 1.5×)`],
+      [
+        `  CPU: the CLI + acc server${tag}`,
+        `${cpuRatio(throughCpu)} (CLI ${ms(median(version.throughCpu))}, server ${ms(median(version.serverCpu))})`,
+      ],
       [`acc list --json direct, server down${tag}`, ratio(version.direct)],
+      [`  CPU: the CLI${tag}`, cpuRatio(version.directCpu)],
       [
         `peak RSS through / direct${tag}`,
         `${(version.rssThroughKb / 1024).toFixed(0)} MB / ${(version.rssDirectKb / 1024).toFixed(0)} MB`,

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { ACC_BIN } from "../test/harness/acc.js";
 
 // Prints the process's peak RSS at exit, so the CLI's own memory is measured as a user runs it.
@@ -20,6 +21,19 @@ export function runMeasured(
     ...result,
     maxRssKb: Number(/ACC_MAXRSS_KB=(\d+)/.exec(result.stderr)?.[1] ?? NaN),
   }));
+}
+
+/**
+ * CPU time (user + system, ms; 10 ms steps) of a process from /proc, or of its waited-for
+ * children with `children` (this process's cutime + cstime): what a run cost the machine,
+ * which a loaded machine's wall times hide.
+ */
+export function cpuMs(pid: number | "self", children = false): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces): utime is field 14, cstime 17.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const at = (field: number): number => Number(fields[field - 3] ?? NaN);
+  return ((children ? at(16) + at(17) : at(14) + at(15)) * 1000) / 100;
 }
 
 /** `node ARGS` timed from spawn to exit: `node -e 0` is the floor any CLI in Node pays. */

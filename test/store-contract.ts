@@ -157,6 +157,13 @@ export async function storeContract(
     assert.deepEqual(await names({ search: "Q-GAM" }), ["q-gamma"], "the name, any case");
     assert.deepEqual(await names({ search: "a_p" }), [], "'_' is a character, not a wildcard");
     assert.deepEqual(await names({ search: "%" }), [], "'%' is a character, not a wildcard");
+    assert.deepEqual(
+      (await names({ search: "LOCALHOST" })).filter((name) => name.startsWith("q-")),
+      ["q-beta", "q-gamma"],
+    );
+    assert.deepEqual(await names({ search: "example.org" }), ["q-beta"], "a second host");
+    for (const search of ['","', '["', "org,beta", "]"])
+      assert.deepEqual(await names({ search }), [], `${search}: hosts, not their JSON text`);
     assert.deepEqual(await names({ search: "\\" }), []);
     assert.deepEqual(await names({ state: "running", search: "q-" }), ["q-alpha", "q-gamma"]);
     assert.deepEqual(await names({ model: "m2" }), ["q-beta", "q-delta"]);
