@@ -132,6 +132,8 @@ const CLI_ARGS: Record<string, ((input: Input) => string[]) | null> = {
  */
 function takenAsIs(opId: string, field: string, value: string): boolean {
   if (opId === "token.create" && field === "name") return /^[A-Za-z0-9._:-]{1,64}$/.test(value);
+  // A search is text to look for: any value up to a host name's length finds what it finds.
+  if (opId === "instance.list" && field === "q") return value.length <= 253;
   return false;
 }
 
@@ -253,6 +255,7 @@ const SERVER_DOWN: ApiClient = {
   target: "none",
   call: () => Promise.resolve(undefined),
   follow: () => Promise.resolve(false),
+  pipe: () => Promise.resolve(false),
 };
 
 /**
@@ -323,7 +326,9 @@ function checkAnswer(c: Case, answer: ApiAnswer, cli?: CliAnswer): void {
     assert.equal(error.code, "ACC_INVALID", label);
     assert.match(
       error.message,
-      new RegExp(`^invalid (querystring|body) ${c.field ?? ""}: `),
+      // The field named: by Ajv ("invalid querystring state ...") or by acc's own check of it
+      // ("invalid instance name ...") where the operation has no command line to compare with.
+      new RegExp(String.raw`^invalid (\w+ )*${c.field ?? ""}\b`),
       label,
     );
   }

@@ -416,7 +416,9 @@ function aimedAt(op: Operation, base: Record<string, unknown>, other: string, ot
   for (const [key, schema] of Object.entries(props)) {
     if (key === "name") continue;
     if (schema.type === "string") {
-      aimed[key] = key === "backup" ? otherBackup : key === "scope" ? `instance:${other}` : other;
+      // backup.download names a backup by its time stamp under the instance of the path.
+      const backup = op.id === "backup.download" ? (otherBackup.split("/")[1] ?? "") : otherBackup;
+      aimed[key] = key === "backup" ? backup : key === "scope" ? `instance:${other}` : other;
       changed = true;
     }
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { readFile, readdir } from "node:fs/promises";
+import http from "node:http";
 import path from "node:path";
 import { test } from "node:test";
 import { pathExists } from "../src/lib/files.js";
@@ -66,6 +67,38 @@ test(
     }[];
     assert.ok((byMemory?.memory_mb ?? 0) > 0, "a running instance has a memory figure");
     assert.match(await acc.ok(["list", "--state", "failed"]), /^no instances match$/m);
+    // The same through the API: bad values are a 400 naming them, nothing else.
+    const api = (query: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        http
+          .get(
+            { socketPath: path.join(acc.home, "run/api.sock"), path: `/api/v1/instances?${query}` },
+            (res) => {
+              let body = "";
+              res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+              res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+            },
+          )
+          .on("error", reject);
+      });
+    const found = await api(`q=${name.toUpperCase()}&state=running&sort=memory&limit=5`);
+    assert.deepEqual(
+      (JSON.parse(found.body) as InstanceView[]).map((i) => i.name),
+      [name],
+    );
+    for (const [query, value] of [
+      ["state=asleep", '"asleep"'],
+      ["sort=%3Cb%3E", '"<b>"'],
+      ["model=..%2Fx", '"../x"'],
+      [`q=${"x".repeat(300)}`, "(300 characters)"],
+    ]) {
+      const bad = await api(query ?? "");
+      assert.equal(bad.status, 400, query);
+      const error = (JSON.parse(bad.body) as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, "ACC_INVALID");
+      assert.ok(error.message.includes(value ?? ""), `${query}: ${error.message}`);
+      assert.ok(!error.message.includes("\n"), "one line");
+    }
     for (const [args, value] of [
       [["--state", "asleep"], "asleep"],
       [["--sort", "size"], "size"],

@@ -157,6 +157,13 @@ export async function storeContract(
     assert.deepEqual(await names({ search: "Q-GAM" }), ["q-gamma"], "the name, any case");
     assert.deepEqual(await names({ search: "a_p" }), [], "'_' is a character, not a wildcard");
     assert.deepEqual(await names({ search: "%" }), [], "'%' is a character, not a wildcard");
+    assert.deepEqual(
+      (await names({ search: "LOCALHOST" })).filter((name) => name.startsWith("q-")),
+      ["q-beta", "q-gamma"],
+    );
+    assert.deepEqual(await names({ search: "example.org" }), ["q-beta"], "a second host");
+    for (const search of ['","', '["', "org,beta", "]"])
+      assert.deepEqual(await names({ search }), [], `${search}: hosts, not their JSON text`);
     assert.deepEqual(await names({ search: "\\" }), []);
     assert.deepEqual(await names({ state: "running", search: "q-" }), ["q-alpha", "q-gamma"]);
     assert.deepEqual(await names({ model: "m2" }), ["q-beta", "q-delta"]);
@@ -175,6 +182,14 @@ export async function storeContract(
     assert.deepEqual(await names({ search: "q-", offset: 10 }), []);
     const [alpha] = await store.listInstances({ search: "alpha.example" });
     assert.deepEqual(alpha?.hosts, ["alpha.example.com"], "whole records");
+    const query = { search: "q-", sort: "activity", limit: 3, offset: 1 } as const;
+    assert.deepEqual(
+      await store.listInstanceSummaries(query),
+      (await store.listInstances(query)).map(
+        ({ modelHash: _h, operation: _o, database: _d, limits: _l, ...summary }) => summary,
+      ),
+      "summaries: the same instances, all but hash, operation, database and limits",
+    );
     for (const name of ["q-alpha", "q-beta", "q-gamma", "q-delta"])
       await store.deleteInstance(name);
   });

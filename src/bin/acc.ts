@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { createInterface } from "node:readline/promises";
 import { fileURLToPath } from "node:url";
 import { commandHelp, parseCommandArgs, type CliEnv } from "../cli/command.js";
 import { findCommand, mainHelp, unknownCommand } from "../cli/commands.js";
@@ -155,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
       api: () => (api ??= apiClient({ url, token, socketPath: homePaths(home).apiSocket })),
       remote: url !== undefined,
       confirm: async (question) => {
+        const { createInterface } = await import("node:readline/promises");
         const rl = createInterface({ input: process.stdin, output: process.stdout });
         try {
           return /^y(es)?$/i.test((await rl.question(question)).trim());
@@ -163,10 +163,13 @@ async function main(argv: string[]): Promise<number> {
         }
       },
       write: (text) => process.stdout.write(text) && undefined,
+      ...(json && process.stdout.isTTY !== true ? { jsonOut: process.stdout } : {}),
     };
     const result = await command.run(parsed, cli);
     // Indented for a person at a terminal; compact for scripts (10,000 instances: ~40% faster).
-    if (json) {
+    if (result.printed === true) {
+      // Written as it came from the API.
+    } else if (json) {
       const indent = process.stdout.isTTY === true ? 2 : undefined;
       // The API's answer is this very JSON already: printed as it came (10,000 instances).
       process.stdout.write(

@@ -1,5 +1,4 @@
 import http, { type IncomingMessage } from "node:http";
-import https from "node:https";
 import type { LookupFunction } from "node:net";
 import { AccError, hasErrno, isAccErrorCode } from "../lib/errors.js";
 import type { Operation } from "../operations/types.js";
@@ -14,6 +13,11 @@ export interface ApiClient {
    * nothing was listening (the server is down: the CLI then runs the operation itself).
    */
   call(op: Operation, input: object, progress?: Progress): Promise<string | undefined>;
+  /**
+   * The answer's JSON copied to `out` as it comes, then a newline, never parsed nor held whole
+   * (acc list --json at 10,000 instances); false when nothing was listening, as for call().
+   */
+  pipe(op: Operation, input: object, out: NodeJS.WritableStream): Promise<boolean>;
   /** A stream's events, one by one, until the server ends it or the signal aborts. */
   follow(
     op: Operation,
@@ -89,7 +93,7 @@ interface Transport {
   request(
     options: http.RequestOptions,
     onResponse: (res: IncomingMessage) => void,
-  ): http.ClientRequest;
+  ): Promise<http.ClientRequest>;
   headers: http.OutgoingHttpHeaders;
   /** Errors that mean nobody listens: the server is down, so the CLI works directly. */
   down(error: unknown): boolean;
@@ -98,7 +102,8 @@ interface Transport {
 function unixTransport(socketPath: string): Transport {
   return {
     target: socketPath,
-    request: (options, onResponse) => http.request({ ...options, socketPath }, onResponse),
+    request: (options, onResponse) =>
+      Promise.resolve(http.request({ ...options, socketPath }, onResponse)),
     headers: {},
     // A socket file left by a server that was killed refuses; no file: never booted.
     // Not allowed to open it (another user's home): the direct path says what is wrong.
@@ -121,12 +126,12 @@ function urlTransport(url: string, token: string | undefined): Transport {
       hint: "use an http:// or https:// URL",
     });
   }
-  const module = base.protocol === "https:" ? https : http;
   const prefix = base.pathname.replace(/\/+$/, "");
   return {
     target: base.origin,
-    request: (options, onResponse) =>
-      module.request(
+    // node:https (and TLS, crypto) loaded for an https URL only: the local socket never needs it.
+    request: async (options, onResponse) =>
+      (base.protocol === "https:" ? (await import("node:https")).default : http).request(
         {
           ...options,
           protocol: base.protocol,
@@ -155,26 +160,29 @@ function send(
       headers["content-type"] = "application/json";
       headers["content-length"] = Buffer.byteLength(request.body);
     }
-    const req = transport.request(
-      { method: request.method, path: request.path, headers, ...(signal ? { signal } : {}) },
-      resolve,
-    );
-    req.on("error", (error) => {
-      if (signal?.aborted) resolve(undefined);
-      // Only a refusal before anything was sent: the operation surely did not run.
-      else if (!req.reusedSocket && transport.down(error)) resolve(undefined);
-      else
-        reject(
-          new AccError(
-            "ACC_FAILED",
-            `cannot reach acc's API at ${transport.target}: ${error.message}`,
-            {
-              hint: "is acc server running? acc status",
-            },
-          ),
-        );
-    });
-    req.end(request.body);
+    transport
+      .request(
+        { method: request.method, path: request.path, headers, ...(signal ? { signal } : {}) },
+        resolve,
+      )
+      .then((req) => {
+        req.on("error", (error) => {
+          if (signal?.aborted) resolve(undefined);
+          // Only a refusal before anything was sent: the operation surely did not run.
+          else if (!req.reusedSocket && transport.down(error)) resolve(undefined);
+          else
+            reject(
+              new AccError(
+                "ACC_FAILED",
+                `cannot reach acc's API at ${transport.target}: ${error.message}`,
+                {
+                  hint: "is acc server running? acc status",
+                },
+              ),
+            );
+        });
+        req.end(request.body);
+      }, reject);
   });
 }
 
@@ -232,6 +240,19 @@ function makeClient(transport: Transport): ApiClient {
       const text = await readBody(res);
       if ((res.statusCode ?? 500) >= 400) throw errorFromBody(res.statusCode ?? 500, text);
       return text;
+    },
+    async pipe(op, input, out) {
+      const res = await send(transport, apiRequest(op, input), "application/json");
+      if (res === undefined) return false;
+      if ((res.statusCode ?? 500) >= 400)
+        throw errorFromBody(res.statusCode ?? 500, await readBody(res));
+      await new Promise<void>((resolve, reject) => {
+        res.once("error", reject);
+        res.once("end", resolve);
+        res.pipe(out, { end: false });
+      });
+      await new Promise<void>((resolve) => out.write("\n", () => resolve()));
+      return true;
     },
     async follow(op, input, onEvent, signal) {
       const request = apiRequest(op, { ...input, follow: true });

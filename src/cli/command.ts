@@ -24,6 +24,11 @@ export interface CliEnv {
   api(): ApiClient;
   /** --url or ACC_API_URL: only the API, nothing of this machine's home. */
   remote: boolean;
+  /**
+   * With --json to a pipe or file (not a terminal, which gets it indented): where an API answer
+   * that needs no rendering is copied as it comes (acc list at 10,000 instances).
+   */
+  jsonOut?: NodeJS.WritableStream;
 }
 
 export interface CommandResult {
@@ -33,6 +38,8 @@ export interface CommandResult {
   raw?: string;
   /** What a person sees; a function when it costs something to make and --json does not need it. */
   text: string | (() => string);
+  /** --json's output is written already (copied from the API to jsonOut). */
+  printed?: boolean;
   exitCode?: number;
 }
 

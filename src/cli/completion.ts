@@ -4,7 +4,6 @@
 import path from "node:path";
 import { homePaths } from "../core/paths.js";
 import { AccError } from "../lib/errors.js";
-import { createModelRegistry } from "../services/models.js";
 import { positional, type Command, type CommandResult } from "./command.js";
 import { COMMANDS } from "./commands.js";
 
@@ -483,7 +482,9 @@ export const completeCommand: Command = {
     let names: string[] = [];
     try {
       if (list === "models") {
-        // Folder names and manifests only: no config, no store.
+        // Folder names and manifests only: no config, no store. Loaded here: every command
+        // loads this file, and the registry brings the manifest parser.
+        const { createModelRegistry } = await import("../services/models.js");
         const registry = createModelRegistry({
           bundledDir: path.join(cli.accRoot, "models"),
           userDir: homePaths(cli.home).models,

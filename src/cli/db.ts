@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { validateInstanceName } from "../core/validate.js";
 import { AccError } from "../lib/errors.js";
 import { positional, type Command } from "./command.js";
@@ -26,6 +25,8 @@ export const dbCommand: Command = {
     const pgEnv: NodeJS.ProcessEnv = { ...process.env };
     for (const key of ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"])
       pgEnv[key] = env[key];
+    // Loaded here: every command loads this file.
+    const { spawn } = await import("node:child_process");
     const code = await new Promise<number>((resolve, reject) => {
       const child = spawn("psql", [], { stdio: "inherit", env: pgEnv });
       child.on("error", (error) =>

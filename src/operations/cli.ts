@@ -68,6 +68,14 @@ export function commandFromOperation(op: Operation): Command {
       }
       const following =
         spec.renderEvent !== undefined && (input as { follow?: boolean }).follow === true;
+      if (
+        spec.pipeJson === true &&
+        cli.jsonOut !== undefined &&
+        !following &&
+        spec.mode !== "direct" &&
+        (await cli.api().pipe(op, input, cli.jsonOut))
+      )
+        return { data: null, text: "", printed: true };
       // The first answer is a plain one; the stream comes after it.
       const { output, raw } = await callOperation(
         cli,

@@ -182,6 +182,7 @@ export const listOperation: Operation<ListInput, ListedInstance[]> = {
     },
     positionals: { min: 0, max: 0, names: "" },
     json: true,
+    pipeJson: true,
     input: listInput,
     render: (instances, input, { now }) => ({
       text: () =>

@@ -121,15 +121,16 @@ export const modelShowOperation: Operation<{ name: string }, ModelShown> = {
   errors: ["ACC_NOT_FOUND", "ACC_INVALID"],
   permission: "read",
   async run(call, input) {
-    const { showValue } = await import("../core/validate.js");
-    const info = (await call.ctx.models.list()).find((m) => m.name === input.name);
+    const { showValue, validateModelName } = await import("../core/validate.js");
+    const name = validateModelName(input.name);
+    const info = (await call.ctx.models.list()).find((m) => m.name === name);
     if (info === undefined) {
       throw new AccError("ACC_NOT_FOUND", `no model named ${showValue(input.name)}`, {
         hint: "acc models lists them",
       });
     }
     if (info.error !== undefined) return { ...info, params: [] };
-    const { manifest } = await call.ctx.models.get(input.name);
+    const { manifest } = await call.ctx.models.get(name);
     const params = Object.entries(manifest.params).map(([name, spec]) => ({
       name,
       type: spec.type,

@@ -79,6 +79,11 @@ export interface CliSpec<I, O> {
   render(output: O, input: I, env: RenderEnv): Omit<CommandResult, "data">;
   /** Asked before the call (destroy's confirmation): a result ends the command there. */
   before?(input: I, cli: CliEnv): Promise<CommandResult | undefined>;
+  /**
+   * With --json to a pipe or file, the API's answer is copied to stdout as it comes, never
+   * parsed: only for an answer that render() draws no exit code from.
+   */
+  pipeJson?: boolean;
   /** For streams (`follow` in the input): one event as a person reads it. */
   renderEvent?(event: unknown): string;
   /** For streams: where following starts, from the first answer (a log's size, an event id). */

@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import { allows } from "../core/scopes.js";
+import { showValue } from "../core/validate.js";
 import { AccError, httpStatusFor, isAccError, type AccErrorCode } from "../lib/errors.js";
 import type { AccContext } from "../services/context.js";
 import { refreshConfig } from "../services/open.js";
@@ -84,10 +85,30 @@ export function checkAllowed(caller: Caller, op: Operation, input: object): void
       typeof name === "string" ? name : undefined,
     )
   ) {
-    throw new AccError("ACC_FORBIDDEN", `token ${caller.name} may not ${op.id}`, {
-      hint: "an admin token can; acc token list shows the scopes",
-    });
+    throw forbidden(caller, op);
   }
+}
+
+function forbidden(caller: Extract<Caller, { kind: "token" }>, op: Operation): AccError {
+  return new AccError("ACC_FORBIDDEN", `token ${caller.name} may not ${op.id}`, {
+    hint: "an admin token can; acc token list shows the scopes",
+  });
+}
+
+/**
+ * Before the input is checked: a scope that no input could let through is refused first, so
+ * that it learns nothing from the input's checks (an instance token, another name in the path).
+ */
+export function checkCallable(caller: Caller, op: Operation, params: object): void {
+  if (caller.kind === "local") return;
+  const { scope } = caller;
+  const name = (params as { name?: unknown }).name;
+  const fixed = typeof op.permission === "function" ? undefined : op.permission;
+  const never =
+    scope.kind === "instance"
+      ? op.instanceToken !== true || (typeof name === "string" && name !== scope.name)
+      : scope.kind === "read" && fixed !== undefined && fixed !== "read";
+  if (never) throw forbidden(caller, op);
 }
 
 /** The error body, the same words as the CLI's one line. */
@@ -178,18 +199,40 @@ function checkBodyTypes(schema: ObjectSchema, body: unknown): AccError | undefin
   return undefined;
 }
 
-/** Ajv's complaint as acc's one line: the field and the value. */
-function validationError(error: {
-  validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[];
-  validationContext?: string;
-}): AccError {
+/** Ajv's complaint as acc's one line: the field and the value as given. */
+function validationError(
+  error: {
+    validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[];
+    validationContext?: string;
+  },
+  request: FastifyRequest,
+): AccError {
   const first = error.validation?.[0];
+  const path = (first?.instancePath ?? "").split("/").slice(1);
   const field =
-    (first?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") ||
+    path.join(".") ||
     JSON.stringify(first?.params?.additionalProperty ?? first?.params?.missingProperty ?? "input");
+  const context = error.validationContext;
+  let value: unknown =
+    context === "querystring"
+      ? request.query
+      : context === "body"
+        ? request.body
+        : context === "params"
+          ? request.params
+          : undefined;
+  for (const key of path)
+    value =
+      typeof value === "object" && value !== null
+        ? (value as Record<string, unknown>)[key]
+        : undefined;
+  const shown =
+    path.length > 0 && value !== undefined
+      ? ` ${showValue(typeof value === "string" ? value : (JSON.stringify(value) ?? ""))}`
+      : "";
   return new AccError(
     "ACC_INVALID",
-    `invalid ${error.validationContext ?? "input"} ${field}: ${first?.message ?? "not valid"}`,
+    `invalid ${context ?? "input"} ${field}${shown}: ${first?.message ?? "not valid"}`,
     { hint: "GET /api/v1/openapi.json describes every operation's input" },
   );
 }
@@ -385,7 +428,7 @@ function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): 
     // Who calls comes first: a caller without a token learns nothing, not even whether its
     // input would have been valid.
     onRequest: async (request) => {
-      await callerOf(request, deps);
+      checkCallable(await callerOf(request, deps), op, request.params as object);
     },
     preValidation: (request, _reply, done) => {
       // ?follow=1 (or ?follow) as much as ?follow=true (Ajv's coercion takes only the words).
@@ -430,7 +473,11 @@ function registerOperation(app: FastifyInstance, op: Operation, deps: ApiDeps): 
       }
       const output = await invokeOperation(deps.ctx, op, call, input);
       if (op.download) return sendDownload(reply, op.download.contentType, output as Download);
-      return reply.code(200).type("application/json").send(JSON.stringify(output));
+      // Bytes, encoded once: a string would be measured for its length and encoded again.
+      return reply
+        .code(200)
+        .type("application/json")
+        .send(Buffer.from(JSON.stringify(output)));
     },
   });
 }
@@ -454,7 +501,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
       return http.createServer();
     },
   });
-  app.setErrorHandler((error, _request, reply) => {
+  app.setErrorHandler((error, request, reply) => {
     const candidate = error as {
       validation?: [];
       validationContext?: string;
@@ -464,7 +511,7 @@ export async function createApi(deps: ApiDeps): Promise<Api> {
     const accError = isAccError(error)
       ? error
       : candidate.validation
-        ? validationError(candidate)
+        ? validationError(candidate, request)
         : candidate.statusCode !== undefined && candidate.statusCode < 500
           ? new AccError("ACC_INVALID", candidate.message ?? "bad request")
           : undefined;

@@ -104,7 +104,7 @@ export async function getInstance(ctx: AccContext, name: string): Promise<Instan
   return instance;
 }
 
-export function urlOf(ctx: AccContext, instance: InstanceRecord): string {
+export function urlOf(ctx: AccContext, instance: Pick<InstanceRecord, "name" | "hosts">): string {
   return instanceUrl(
     instance.hosts[0] ?? `${instance.name}.${ctx.config.domain}`,
     ctx.config.http_port,
