@@ -106,7 +106,7 @@ http {
             proxy_set_header Connection $acc_connection;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Acc-Instance "";
@@ -123,7 +123,7 @@ http {
             proxy_set_header Connection $acc_connection;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Acc-Instance $acc_instance;
