@@ -93,7 +93,14 @@ test(
         ACC_HTTP_REDIRECT: "true",
       },
     });
-    t.after(() => acc.cleanup());
+    t.after(async () => {
+      // nginx's own words, when a handshake or a reload failed.
+      const log = await readFile(path.join(acc.home, "nginx/logs/error.log"), "utf8").catch(
+        () => "",
+      );
+      if (/\[(emerg|crit)\]/.test(log)) t.diagnostic(log.slice(-3000));
+      await acc.cleanup();
+    });
     const certDir = await makeTempDir("acc-tls-certs-");
     t.after(() => removeDir(certDir));
     const ca = await createTestCa(certDir);

@@ -5,7 +5,7 @@ import { chmod, lstat, rm } from "node:fs/promises";
 import type { HomePaths } from "../../core/paths.js";
 import { isValidInstanceName } from "../../core/validate.js";
 import { describeCertificate } from "../../lib/certificates.js";
-import { hostCovered } from "../../core/tls-hosts.js";
+import { hostCovered, wildcardName } from "../../core/tls-hosts.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
 import {
@@ -43,6 +43,7 @@ import {
   timeoutsDir,
   tlsHostMapPath,
   tlsSitePath,
+  tlsWildcardSitePath,
 } from "./render.js";
 
 /** A lock shared by every acc process on the machine (the store provides it). */
@@ -415,28 +416,24 @@ export function createNginx(deps: NginxDeps): Nginx {
     await changeFiles(site.name, changes);
   }
 
-  /** Its HTTPS server, for the hosts its certificate covers (hosts change after an import). */
+  /** Its map entries (certificate and key) for the hosts its certificate covers. */
   async function tlsSiteChanges(
     name: string,
     hosts: readonly string[],
-    pem?: string,
+    files?: { cert: string; key: string },
   ): Promise<FileChange[]> {
-    const cert = pem ?? (await readFileIfExists(certificatePath(paths, name)));
+    const cert = files?.cert ?? (await readFileIfExists(certificatePath(paths, name)));
+    const key = files?.key ?? (await readFileIfExists(keyPath(paths, name)));
     const names = !cert ? [] : describeCertificate(cert, certificatePath(paths, name)).names;
     const covered = hosts.filter((host) => hostCovered(names, host));
-    const serve = config.https !== undefined && covered.length > 0;
+    const serve = config.https !== undefined && covered.length > 0 && !!key;
     return [
       {
         path: tlsSitePath(paths, name),
         content: serve
-          ? renderTlsSite({
-              paths,
-              name,
-              hosts: covered,
-              listenAddress: config.listenAddress,
-              httpsPort: config.https!.port,
-            })
+          ? renderTlsSite({ hosts: covered, pem: `${cert!.trim()}\n${key.trim()}` })
           : undefined,
+        mode: 0o600,
       },
       { path: tlsHostMapPath(paths, name), content: serve ? renderTlsHostMap(covered) : undefined },
     ];
@@ -452,16 +449,22 @@ export function createNginx(deps: NginxDeps): Nginx {
     ];
     let served: FileChange[];
     if (name === undefined) {
-      const main = await renderMainConfig(undefined, files !== undefined);
-      served = [{ path: paths.nginxConf, content: main }];
+      const entry =
+        files === undefined || config.https === undefined
+          ? undefined
+          : renderTlsSite({
+              hosts: [wildcardName(config.https.domain)],
+              pem: `${files.cert.trim()}\n${files.key.trim()}`,
+            });
+      served = [
+        { path: tlsWildcardSitePath(paths), content: entry, mode: 0o600 },
+        // Its hosts' redirect.
+        { path: paths.nginxConf, content: await renderMainConfig(undefined, files !== undefined) },
+      ];
     } else {
-      served = await tlsSiteChanges(
-        name,
-        files === undefined ? [] : change.hosts,
-        files?.cert ?? "",
-      );
+      served = await tlsSiteChanges(name, files === undefined ? [] : change.hosts, files);
     }
-    // The files a server names exist before it, and go after it.
+    // The stored files first, then what nginx reads; removed the other way round.
     await changeFiles(
       name ?? "wildcard",
       files ? [...pemFiles, ...served] : [...served, ...pemFiles],

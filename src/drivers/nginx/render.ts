@@ -42,12 +42,10 @@ export interface HttpsOptions {
 }
 
 export interface TlsSiteSpec {
-  paths: HomePaths;
-  name: string;
-  /** The instance's hosts its certificate covers. */
+  /** The instance's hosts its certificate covers (or `*.<domain>` for the wildcard). */
   hosts: readonly string[];
-  listenAddress: string;
-  httpsPort: number;
+  /** The certificate chain, then its key, in PEM (checked by lib/certificates.ts). */
+  pem: string;
 }
 
 export interface PortRange {
@@ -83,8 +81,14 @@ export function sitePath(paths: HomePaths, name: string): string {
   return `${checkPath(paths.nginxSites)}/${checkName(name)}.conf`;
 }
 
+/** HOME/nginx/tls/NAME.pem: its hosts' certificate and key, as `map` entries. */
 export function tlsSitePath(paths: HomePaths, name: string): string {
-  return `${checkPath(paths.nginxTls)}/${checkName(name)}.conf`;
+  return `${checkPath(paths.nginxTls)}/${checkName(name)}.pem`;
+}
+
+/** The wildcard's map entry: "_" is in no instance name, so no instance's file is this one. */
+export function tlsWildcardSitePath(paths: HomePaths): string {
+  return `${checkPath(paths.nginxTls)}/_wildcard.pem`;
 }
 
 /** The hosts an instance serves over HTTPS, for http_redirect's map. */
@@ -363,28 +367,16 @@ export function renderHttpsLocations(opts: MainConfigOptions): string {
 }
 
 /**
- * The HTTPS side of nginx.conf. Layout (bench/tls-layout.ts measured it): one server block per
- * instance certificate, in HOME/nginx/tls/NAME.conf, picked by SNI. The master (root) loads
- * every key once at reload, so keys stay readable by root only, and a handshake costs no file
- * reads; `ssl_certificate $variable` would load the files in the worker at every handshake,
- * with each key readable by nginx's workers.
+ * The HTTPS side of nginx.conf. Layout (bench/tls-layout.ts measured it at 1,000 and 10,000
+ * certificates): one server whose certificate is `data:$acc_tls_pem`, picked by SNI from a
+ * `map` whose entries (HOME/nginx/tls/NAME.pem) hold each certificate and key. The master
+ * (root) reads them at reload, so keys stay in root-only files, and a worker parses the chosen
+ * one in memory at each full handshake. A server block per certificate handshakes about as
+ * fast but costs an OpenSSL context each: ~7x the memory and reload time at 1,000 already.
  */
 function httpsServers(opts: MainConfigOptions, https: HttpsOptions): string[] {
   const listen = `${checkListenAddress(opts.listenAddress)}:${checkPort(https.port)}`;
-  const wildcard =
-    https.wildcardDomain === undefined
-      ? []
-      : [
-          "    # HOME/tls/wildcard.crt: instances NAME.<domain> without a certificate of their own.",
-          "    server {",
-          `        listen ${listen} ssl http2;`,
-          `        server_name *.${checkServerName(https.wildcardDomain)};`,
-          `        ssl_certificate ${checkPath(opts.paths.tlsWildcardCert)};`,
-          `        ssl_certificate_key ${checkPath(opts.paths.tlsWildcardKey)};`,
-          `        include ${checkPath(opts.paths.nginxHttpsLocations)};`,
-          "    }",
-          "",
-        ];
+  const tlsDir = checkPath(opts.paths.nginxTls);
   return [
     // TLS 1.2+ and the session cache, as Mozilla's "intermediate" profile; no OCSP stapling
     // (nginx's default): it fetches from the CA in the workers, which a manual CA may not offer.
@@ -404,38 +396,49 @@ function httpsServers(opts: MainConfigOptions, https: HttpsOptions): string[] {
       : [
           `        ~^[a-z0-9-]+\\.${checkServerName(https.wildcardDomain).replaceAll(".", "\\.")}$ 1;`,
         ]),
-    `        include ${checkPath(opts.paths.nginxTls)}/*.map;`,
+    `        include ${tlsDir}/*.map;`,
     "    }",
     "",
+    "    # Each certificate and key by name (exact names first, then *.<domain>); none: the",
+    "    # handshake fails.",
+    "    map $ssl_server_name $acc_tls_pem {",
+    "        hostnames;",
+    '        default "";',
+    `        include ${tlsDir}/*.pem;`,
+    "    }",
+    "",
+    "    server {",
     // `listen ... ssl http2` is what nginx 1.22 (Debian 12) knows; 1.25.1+ (Debian 13's 1.26)
     // still accepts it, with a deprecation warning in favour of `http2 on`.
-    "    # A name no certificate covers: the handshake is refused, no certificate is shown.",
-    "    server {",
     `        listen ${listen} ssl http2 default_server;`,
-    "        ssl_reject_handshake on;",
+    "        ssl_certificate data:$acc_tls_pem;",
+    "        ssl_certificate_key data:$acc_tls_pem;",
+    `        include ${checkPath(opts.paths.nginxHttpsLocations)};`,
     "    }",
-    "",
-    ...wildcard,
-    `    include ${checkPath(opts.paths.nginxTls)}/*.conf;`,
     "",
   ];
 }
 
-/** HOME/nginx/tls/NAME.conf: the instance's HTTPS server, with its own certificate. */
+/** HOME/nginx/tls/NAME.pem: a `map` entry per host, its certificate chain and key inline. */
 export function renderTlsSite(spec: TlsSiteSpec): string {
-  const hosts = [...new Set(spec.hosts.map(checkHost))];
+  const hosts = [...new Set(spec.hosts.map(checkMapHost))];
   if (hosts.length === 0) throw bug("host list", spec.hosts);
-  const listen = `${checkListenAddress(spec.listenAddress)}:${checkPort(spec.httpsPort)}`;
-  return [
-    "server {",
-    `    listen ${listen} ssl http2;`,
-    `    server_name ${hosts.join(" ")};`,
-    `    ssl_certificate ${certificatePath(spec.paths, spec.name)};`,
-    `    ssl_certificate_key ${keyPath(spec.paths, spec.name)};`,
-    `    include ${checkPath(spec.paths.nginxHttpsLocations)};`,
-    "}",
-    "",
-  ].join("\n");
+  const pem = checkPem(spec.pem);
+  return hosts.map((host) => `${host} "${pem}";\n`).join("");
+}
+
+/** A host, or a wildcard `*.<domain>` (the wildcard's entry). */
+function checkMapHost(host: string): string {
+  return host.startsWith("*.") ? `*.${checkHost(host.slice(2))}` : checkHost(host);
+}
+
+/** PEM blocks only: base64, dashes, spaces and newlines; nothing nginx's parser reads as syntax. */
+function checkPem(pem: string): string {
+  const trimmed = pem.trim();
+  if (!/^-----BEGIN [A-Z ]+-----\n[A-Za-z0-9+/=\n -]+-----END [A-Z ]+-----$/.test(trimmed)) {
+    throw bug("PEM", "(not shown)");
+  }
+  return trimmed;
 }
 
 /** HOME/nginx/tls/NAME.map: its hosts served over HTTPS (http_redirect's map). */
