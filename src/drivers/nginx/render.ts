@@ -367,12 +367,13 @@ export function renderHttpsLocations(opts: MainConfigOptions): string {
 }
 
 /**
- * The HTTPS side of nginx.conf. Layout (bench/tls-layout.ts measured it at 1,000 and 10,000
- * certificates): one server whose certificate is `data:$acc_tls_pem`, picked by SNI from a
- * `map` whose entries (HOME/nginx/tls/NAME.pem) hold each certificate and key. The master
- * (root) reads them at reload, so keys stay in root-only files, and a worker parses the chosen
- * one in memory at each full handshake. A server block per certificate handshakes about as
- * fast but costs an OpenSSL context each: ~7x the memory and reload time at 1,000 already.
+ * The HTTPS side of nginx.conf. Layout (bench/tls-layout.ts, README "TLS"): one server whose
+ * certificate is `data:$acc_tls_pem`, picked by SNI from a `map` whose entries
+ * (HOME/nginx/tls/NAME.pem) hold each certificate and key. nginx's master (root) reads them at
+ * reload, so keys stay in root-only files, and a worker parses the chosen one at each full
+ * handshake. A server block per certificate costs an OpenSSL context each (~7x the memory and
+ * the reload time at 1,000); `ssl_certificate $file` tests and reloads faster at 10,000 but
+ * needs every key readable by nginx's workers.
  */
 function httpsServers(opts: MainConfigOptions, https: HttpsOptions): string[] {
   const listen = `${checkListenAddress(opts.listenAddress)}:${checkPort(https.port)}`;
