@@ -309,12 +309,31 @@ test(
       ],
     );
 
+    // A host added later that the certificate does not cover: served over HTTP only.
+    await acc.ok(["host", "add", "ta1", "extra.tls-other.test"]);
+    const entries = await readFile(path.join(paths.nginxTls, "ta1.pem"), "utf8");
+    assert.deepEqual(
+      entries
+        .split("\n")
+        .filter((line) => /^\S+ "/.test(line))
+        .map((line) => line.split(" ")[0])
+        .sort(),
+      ["shop.tls-other.test", "ta1.tls.test"],
+    );
+    assert.equal((await stat(path.join(paths.nginxTls, "ta1.pem"))).mode & 0o777, 0o600);
+    assert.equal((await acc.request("extra.tls-other.test")).status, 200);
+    await assert.rejects(
+      httpsGet(httpsPort, "extra.tls-other.test", ca.rootPem),
+      /alert|handshake|ECONNRESET|socket/i,
+    );
+    assert.equal(echo(await httpsGet(httpsPort, "ta1.tls.test", ca.rootPem)).instance, "ta1");
+
     // Destroy removes its certificate and key; the final backup holds no key.
     await acc.ok(["destroy", "ta1", "--yes"]);
     for (const file of [
       "tls/instances/ta1.crt",
       "tls/instances/ta1.key",
-      "nginx/tls/ta1.conf",
+      "nginx/tls/ta1.pem",
       "nginx/tls/ta1.map",
     ]) {
       await assert.rejects(stat(path.join(acc.home, file)), /ENOENT/, file);
