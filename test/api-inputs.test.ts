@@ -123,6 +123,9 @@ const CLI_ARGS: Record<string, ((input: Input) => string[]) | null> = {
     ),
   "token.list": null,
   "token.revoke": (i) => args(["token", "revoke"], [], [i.token]),
+  // The CLI reads files where the API takes their text: nothing to compare line by line.
+  "tls.import": null,
+  "tls.list": null,
 };
 
 /**
@@ -158,6 +161,9 @@ function isStrings(schema: JsonSchema): boolean {
 function buildCases(names: InputNames): Case[] {
   const cases: Case[] = [];
   for (const op of OPERATIONS) {
+    // tls is off in this home, so tls.import refuses every input alike ("tls is off"): its
+    // hostile files and PEM text are test/tls.test.ts's and src/lib/certificates.test.ts's.
+    if (op.id === "tls.import") continue;
     const base = MINIMAL_INPUTS[op.id]?.(names) ?? {};
     const cli = CLI_ARGS[op.id];
     for (const [field, schema] of Object.entries(op.input.properties)) {

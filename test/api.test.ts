@@ -309,6 +309,18 @@ const ROUTE_CASES: Record<string, (s: Suite) => Promise<void>> = {
     const models = json<{ name: string }[]>(await call(s, "GET", "/models"));
     assert.ok(models.some((m) => m.name === "hello"));
   },
+  "tls.list": async (s) => {
+    assert.deepEqual(json(await call(s, "GET", "/tls/certificates")), []);
+  },
+  "tls.import": async (s) => {
+    // tls is off in this home: refused with the CLI's words, and nothing is written.
+    const refused = await call(s, "POST", "/tls/certificates", {
+      body: { cert: "-----BEGIN CERTIFICATE-----", key: "k", wildcard: true },
+    });
+    assert.equal(refused.status, 400, refused.body);
+    assert.match(errorOf(refused).message, /tls/);
+    assert.deepEqual(json(await call(s, "GET", "/tls/certificates")), []);
+  },
   "model.show": async (s) => {
     const model = json<{ name: string; params: { name: string }[] }>(
       await call(s, "GET", "/models/hello"),

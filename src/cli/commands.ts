@@ -22,6 +22,7 @@ import { logsOperation } from "../operations/logs.js";
 import { hostCommand } from "../operations/hosts.js";
 import { modelsCommand } from "../operations/models.js";
 import { tokenCommand } from "../operations/tokens.js";
+import { tlsCommand } from "../operations/tls.js";
 import { doctorOperation, monitorOperation, statusOperation } from "../operations/system.js";
 import { completeCommand, completionCommand } from "./completion.js";
 import { didYouMean } from "./suggest.js";
@@ -43,6 +44,7 @@ export const COMMANDS: readonly Command[] = [
   commandFromOperation(logsOperation),
   commandFromOperation(setOperation),
   hostCommand,
+  tlsCommand,
   commandFromOperation(suspendOperation),
   commandFromOperation(resumeOperation),
   commandFromOperation(eventsOperation),

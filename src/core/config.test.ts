@@ -102,3 +102,26 @@ test("nginx_user and postgres_user: defaults, and never one user, root or an ins
   assert.throws(() => resolveConfig({ postgres_user: "root" }, {}, true), /invalid postgres_user/);
   assert.throws(() => resolveConfig({}, { ACC_NGINX_USER: "acc-web" }, true), /invalid nginx_user/);
 });
+
+test("tls keys: off by default, https_port 443 or 8443, acme refused as not built, ports apart", () => {
+  const user = resolveConfig({}, {}, false);
+  assert.deepEqual([user.tls, user.https_port, user.http_redirect], ["off", 8443, false]);
+  assert.equal(resolveConfig({}, {}, true).https_port, 443);
+  const manual = resolveConfig(
+    { tls: "manual", http_redirect: true },
+    { ACC_HTTPS_PORT: "9443" },
+    false,
+  );
+  assert.deepEqual([manual.tls, manual.https_port, manual.http_redirect], ["manual", 9443, true]);
+  assert.throws(
+    () => resolveConfig({ tls: "acme" }, {}, false),
+    /^AccError: tls = "acme" is not built yet$/,
+  );
+  assert.throws(() => resolveConfig({ tls: "yes" }, {}, false), /invalid tls "yes" in acc.toml/);
+  assert.throws(
+    () => resolveConfig({ tls: "manual", https_port: 8080 }, {}, false),
+    /https_port and http_port are both 8080/,
+  );
+  // Off, the HTTPS port is not used: it may be anything.
+  assert.equal(resolveConfig({ https_port: 8080 }, {}, false).https_port, 8080);
+});

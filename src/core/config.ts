@@ -12,6 +12,12 @@ export interface AccConfig {
   admin_host: string;
   /** Public HTTP port of acc's nginx. */
   http_port: number;
+  /** Public HTTPS port of acc's nginx (when tls is not off). */
+  https_port: number;
+  /** "off": HTTP only; "manual": certificates imported with `acc tls import`; "acme": not built yet. */
+  tls: "off" | "manual" | "acme";
+  /** HTTP answers 301 to HTTPS for hosts served over HTTPS (never the ACME challenge path). */
+  http_redirect: boolean;
   /** Address acc's nginx listens on. */
   listen_address: string;
   /** Instances get ports from this range (inclusive), bound to 127.0.0.1. */
@@ -86,6 +92,7 @@ interface KeySpec {
     | "postgres-mode"
     | "postgres-url"
     | "sandbox"
+    | "tls"
     | "limit"
     | "bool";
   /** Default for root, then for a normal user; "<domain>" in it stands for the resolved domain. */
@@ -120,6 +127,21 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     defaults: ["acc.<domain>", "acc.<domain>"],
   },
   http_port: { doc: "Public HTTP port of acc's nginx.", kind: "port", defaults: [80, 8080] },
+  https_port: {
+    doc: "Public HTTPS port of acc's nginx, when tls is not off.",
+    kind: "port",
+    defaults: [443, 8443],
+  },
+  tls: {
+    doc: "'off': HTTP only; 'manual': HTTPS for instances with a certificate imported by 'acc tls import' ('acme' is not built yet).",
+    kind: "tls",
+    defaults: ["off", "off"],
+  },
+  http_redirect: {
+    doc: "HTTP answers 301 to HTTPS for the hosts served over HTTPS (the path /.well-known/acme-challenge/ stays on HTTP).",
+    kind: "bool",
+    defaults: [false, false],
+  },
   listen_address: {
     doc: "Address acc's nginx listens on ('0.0.0.0' for all IPv4 addresses).",
     kind: "address",
@@ -349,6 +371,10 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
     case "sandbox":
       if (text !== "auto" && text !== "off") throw bad("expected auto or off");
       return text;
+    case "tls":
+      if (text !== "off" && text !== "manual" && text !== "acme")
+        throw bad("expected off, manual or acme");
+      return text;
     case "limit":
       return parseLimit(key.replace(/_limit$/, "") as LimitKey, text, source);
   }
@@ -449,6 +475,16 @@ export function resolveConfig(
     });
   }
   checkServiceUsers(config);
+  if (config.tls === "acme") {
+    throw new AccError("ACC_INVALID", 'tls = "acme" is not built yet', {
+      hint: 'use tls = "manual" with certificates imported by acc tls import, or tls = "off"',
+    });
+  }
+  if (config.tls !== "off" && config.https_port === config.http_port) {
+    throw new AccError("ACC_INVALID", `https_port and http_port are both ${config.http_port}`, {
+      hint: "give HTTPS a port of its own",
+    });
+  }
   if (config.crash_retries < 1) {
     throw new AccError("ACC_INVALID", `invalid crash_retries ${config.crash_retries}`, {
       hint: "use 1 or more: the number of failures in a row after which an instance stays failed",

@@ -66,7 +66,8 @@ export function instanceEnv(input: InstanceEnvInput): Record<string, string> {
   return env;
 }
 
-/** The public URL of an instance: its first host on acc's HTTP port. */
-export function instanceUrl(host: string, httpPort: number): string {
-  return httpPort === 80 ? `http://${host}/` : `http://${host}:${httpPort}/`;
+/** The public URL of an instance: its first host on acc's HTTP (or HTTPS) port. */
+export function instanceUrl(host: string, port: number, scheme: "http" | "https" = "http"): string {
+  const standard = scheme === "http" ? 80 : 443;
+  return port === standard ? `${scheme}://${host}/` : `${scheme}://${host}:${port}/`;
 }

@@ -31,6 +31,17 @@ export interface HomePaths {
   nginxPid: string;
   nginxControlSocket: string;
   nginxGeneration: string;
+  /** One HTTPS server block (and host list) per instance with a certificate. */
+  nginxTls: string;
+  /** What every HTTPS server block includes: the same locations as the HTTP server. */
+  nginxHttpsLocations: string;
+  /** Certificates and keys: root (or acc's user) only, 0700; never readable by an instance. */
+  tls: string;
+  /** tls/instances/NAME.crt and NAME.key: one instance's certificate. */
+  tlsInstances: string;
+  /** tls/wildcard.crt and wildcard.key: *.<domain>, for instances without one of their own. */
+  tlsWildcardCert: string;
+  tlsWildcardKey: string;
   postgres: string;
   /** acc-ports, the keeper of instances' ports: its control socket and its state across restarts. */
   portsSocket: string;
@@ -74,6 +85,12 @@ export function homePaths(home: string): HomePaths {
     nginxPid: p("run", "nginx.pid"),
     nginxControlSocket: p("run", "nginx-control.sock"),
     nginxGeneration: p("nginx", "generation.conf"),
+    nginxTls: p("nginx", "tls"),
+    nginxHttpsLocations: p("nginx", "https-locations.conf"),
+    tls: p("tls"),
+    tlsInstances: p("tls", "instances"),
+    tlsWildcardCert: p("tls", "wildcard.crt"),
+    tlsWildcardKey: p("tls", "wildcard.key"),
     postgres: p("postgres"),
     portsSocket: p("run", "ports.sock"),
     portsState: p("run", "ports.state"),

@@ -1,7 +1,7 @@
 // An instance's files: its folder, env file, rendered config and launch spec, and its setup step.
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";
-import { instanceEnv, instanceUrl, renderEnvFile } from "../core/instance-env.js";
+import { instanceEnv, renderEnvFile } from "../core/instance-env.js";
 import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { renderTemplate } from "../core/template.js";
@@ -11,6 +11,7 @@ import { ExecError } from "../lib/exec.js";
 import { ensureOwnedDir, writeFileAtomic } from "../lib/files.js";
 import type { AccContext } from "./context.js";
 import { launcherArgv, writeLaunchSpec } from "./launch.js";
+import { publicUrl } from "./tls-url.js";
 import type { LoadedModel } from "./models.js";
 import type { UserIds } from "./users.js";
 
@@ -28,7 +29,7 @@ function templateVars(
     name: instance.name,
     port: String(instance.port),
     host: instance.hosts[0] ?? "",
-    url: instanceUrl(instance.hosts[0] ?? "", ctx.config.http_port),
+    url: publicUrl(ctx, instance.name, instance.hosts[0] ?? ""),
     data_dir: p.data,
     config_dir: p.config,
   };

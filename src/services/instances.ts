@@ -1,6 +1,5 @@
 import { rm } from "node:fs/promises";
 import { formatDuration, parseDuration } from "../core/duration.js";
-import { instanceUrl } from "../core/instance-env.js";
 import { parseParamArgs, resolveParams } from "../core/model-params.js";
 import type { ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
@@ -26,6 +25,7 @@ import { waitHealthy } from "./health.js";
 import { withLease } from "./leases.js";
 import { instanceUserName, type UserIds } from "./users.js";
 import { generateSecret } from "./secrets.js";
+import { publicUrl } from "./tls-url.js";
 import { runSetup, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
 import { ensureSharedCode, instanceManifest, siteOf } from "./model-code.js";
 import { checkPortOwner, holdPort, portIntruder, releasePort } from "./ports.js";
@@ -105,9 +105,10 @@ export async function getInstance(ctx: AccContext, name: string): Promise<Instan
 }
 
 export function urlOf(ctx: AccContext, instance: Pick<InstanceRecord, "name" | "hosts">): string {
-  return instanceUrl(
+  return publicUrl(
+    ctx,
+    instance.name,
     instance.hosts[0] ?? `${instance.name}.${ctx.config.domain}`,
-    ctx.config.http_port,
   );
 }
 

@@ -70,6 +70,15 @@ function createProxy(
       nginxUser: config.nginx_user,
       instancePorts: { min: config.instance_port_min, max: config.instance_port_max },
       requestTimeout: Math.ceil(config.request_timeout / 1000),
+      ...(config.tls === "off"
+        ? {}
+        : {
+            https: {
+              port: config.https_port,
+              redirect: config.http_redirect,
+              domain: config.domain,
+            },
+          }),
     },
   });
 }

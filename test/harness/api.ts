@@ -319,6 +319,9 @@ export const MINIMAL_INPUTS: Record<string, (n: InputNames) => Record<string, un
   "system.doctor": () => ({}),
   "token.create": () => ({ scope: "read" }),
   "token.list": () => ({}),
+  // No certificate is valid here (tls is off in the test homes): refused before anything else.
+  "tls.import": () => ({ cert: "-----BEGIN CERTIFICATE-----", key: "k", wildcard: true }),
+  "tls.list": () => ({}),
   "token.revoke": (n) => ({ token: n.token }),
 };
 

@@ -4,6 +4,8 @@ import { randomBytes } from "node:crypto";
 import { chmod, lstat, rm } from "node:fs/promises";
 import type { HomePaths } from "../../core/paths.js";
 import { isValidInstanceName } from "../../core/validate.js";
+import { describeCertificate } from "../../lib/certificates.js";
+import { hostCovered, wildcardName } from "../../core/tls-hosts.js";
 import { AccError, hasErrno } from "../../lib/errors.js";
 import { ExecError, type Exec } from "../../lib/exec.js";
 import {
@@ -24,16 +26,24 @@ import {
 } from "./control.js";
 import {
   TEMP_DIRS,
+  certificatePath,
   errorLogPath,
   hostMapPath,
+  keyPath,
   renderGeneration,
   renderHostMap,
+  renderHttpsLocations,
   renderNginxConf,
   renderSite,
   renderTimeout,
+  renderTlsHostMap,
+  renderTlsSite,
   sitePath,
   timeoutPath,
   timeoutsDir,
+  tlsHostMapPath,
+  tlsSitePath,
+  tlsWildcardSitePath,
 } from "./render.js";
 
 /** A lock shared by every acc process on the machine (the store provides it). */
@@ -53,6 +63,18 @@ export interface NginxConfig {
   instancePorts: { min: number; max: number };
   /** acc.toml's request_timeout, in seconds. */
   requestTimeout: number;
+  /** When acc.toml's tls is not off. */
+  https?: { port: number; redirect: boolean; domain: string };
+}
+
+/** An instance's certificate (or the wildcard's, without a name) put in place or removed. */
+export interface CertificateChange {
+  /** Undefined: HOME/tls/wildcard.{crt,key}. */
+  name?: string;
+  /** PEM, already checked; undefined removes the certificate and its key. */
+  files?: { cert: string; key: string };
+  /** The instance's hosts the certificate covers (for an instance). */
+  hosts: readonly string[];
 }
 
 /** One `nginx -t` or one settled reload, for logs, events and tests. */
@@ -91,6 +113,8 @@ export interface Nginx {
   test(): Promise<void>;
   /** Writes one instance's files and makes nginx load them, or rolls them back. */
   applySite(site: SiteChange): Promise<void>;
+  /** Puts a certificate and its HTTPS server in place (or removes them), or rolls them back. */
+  applyCertificate(change: CertificateChange): Promise<void>;
   removeSite(name: string): Promise<void>;
   /** Tests, then, when nginx runs, reloads and waits until the new workers answer. */
   reload(): Promise<void>;
@@ -111,6 +135,8 @@ interface FileChange {
   path: string;
   /** Undefined removes the file. */
   content: string | undefined;
+  /** 0o600 for keys; else writeFileAtomic's default. */
+  mode?: number;
 }
 
 /** nginx's complaint when it rejected the configuration; other failures are thrown. */
@@ -149,6 +175,10 @@ export function createNginx(deps: NginxDeps): Nginx {
     for (const dir of [paths.nginxSites, paths.nginxHosts, paths.nginxLogs, paths.run]) {
       await ensureDirMode(dir, 0o700);
     }
+    // Keys: read by the master (root) only, never by the workers nor any instance.
+    for (const dir of [paths.nginxTls, paths.tls, paths.tlsInstances]) {
+      await ensureDirMode(dir, 0o700);
+    }
     for (const file of await readDirIfExists(paths.nginxLogs)) {
       const full = `${paths.nginxLogs}/${file}`;
       if ((await lstat(full)).isFile()) await chmod(full, 0o600);
@@ -169,6 +199,7 @@ export function createNginx(deps: NginxDeps): Nginx {
       await writeFileAtomic(paths.nginxGeneration, renderGeneration(newGeneration()));
     }
     await ensureDirMode(timeoutsDir(paths), 0o700);
+    await writeFileAtomic(paths.nginxHttpsLocations, await renderLocations());
     await writeFileAtomic(paths.nginxConf, await renderMainConfig());
     // nginx does not remove a unix socket left by a master that was killed, and then cannot
     // bind it: it would never start again.
@@ -178,7 +209,22 @@ export function createNginx(deps: NginxDeps): Nginx {
   }
 
   /** nginx.conf, with a location for each request timeout instances have (timeouts/). */
-  async function renderMainConfig(change?: { name: string; seconds?: number }): Promise<string> {
+  async function renderMainConfig(
+    change?: { name: string; seconds?: number },
+    wildcard?: boolean,
+  ): Promise<string> {
+    return renderNginxConf(await mainOptions(change, wildcard));
+  }
+
+  async function renderLocations(change?: { name: string; seconds?: number }): Promise<string> {
+    return renderHttpsLocations(await mainOptions(change));
+  }
+
+  async function mainOptions(
+    change?: { name: string; seconds?: number },
+    /** Whether HOME/tls/wildcard.crt is served; by default, whether it exists. */
+    wildcard?: boolean,
+  ): Promise<Parameters<typeof renderNginxConf>[0]> {
     const timeouts = new Map<string, number>();
     for (const file of await readDirIfExists(timeoutsDir(paths))) {
       const match = /^(\S+) (\d+);$/.exec(
@@ -191,7 +237,11 @@ export function createNginx(deps: NginxDeps): Nginx {
       else timeouts.set(change.name, change.seconds);
     }
     const owner = config.isRoot ? await workerAccount() : undefined;
-    return renderNginxConf({
+    const https = config.https;
+    const hasWildcard =
+      https !== undefined &&
+      (wildcard ?? (await readFileIfExists(paths.tlsWildcardCert)) !== undefined);
+    return {
       paths,
       listenAddress: config.listenAddress,
       httpPort: config.httpPort,
@@ -202,7 +252,16 @@ export function createNginx(deps: NginxDeps): Nginx {
       instancePorts: config.instancePorts,
       requestTimeout: config.requestTimeout,
       otherRequestTimeouts: [...timeouts.values()],
-    });
+      ...(https
+        ? {
+            https: {
+              port: https.port,
+              redirect: https.redirect,
+              ...(hasWildcard ? { wildcardDomain: https.domain } : {}),
+            },
+          }
+        : {}),
+    };
   }
 
   function command(): string[] {
@@ -328,11 +387,11 @@ export function createNginx(deps: NginxDeps): Nginx {
     const rollback = async (): Promise<void> => {
       // Reverse order, so that a host never points at an upstream that is gone.
       for (let i = changes.length - 1; i >= 0; i--) {
-        await putFile(changes[i]!.path, previous[i]);
+        await putFile(changes[i]!.path, previous[i], changes[i]!.mode);
       }
     };
     try {
-      for (const change of changes) await putFile(change.path, change.content);
+      for (const change of changes) await putFile(change.path, change.content, change.mode);
     } catch (error) {
       await rollback();
       throw error;
@@ -352,8 +411,64 @@ export function createNginx(deps: NginxDeps): Nginx {
         content: renderSite({ ...site, ports: config.instancePorts }),
       },
       { path: hostMapPath(paths, site.name), content: renderHostMap(site) },
+      ...(await tlsSiteChanges(site.name, site.hosts)),
     ];
     await changeFiles(site.name, changes);
+  }
+
+  /** Its map entries (certificate and key) for the hosts its certificate covers. */
+  async function tlsSiteChanges(
+    name: string,
+    hosts: readonly string[],
+    files?: { cert: string; key: string },
+  ): Promise<FileChange[]> {
+    const cert = files?.cert ?? (await readFileIfExists(certificatePath(paths, name)));
+    const key = files?.key ?? (await readFileIfExists(keyPath(paths, name)));
+    const names = !cert ? [] : describeCertificate(cert, certificatePath(paths, name)).names;
+    const covered = hosts.filter((host) => hostCovered(names, host));
+    const serve = config.https !== undefined && covered.length > 0 && !!key;
+    return [
+      {
+        path: tlsSitePath(paths, name),
+        content: serve
+          ? renderTlsSite({ hosts: covered, pem: `${cert!.trim()}\n${key.trim()}` })
+          : undefined,
+        mode: 0o600,
+      },
+      { path: tlsHostMapPath(paths, name), content: serve ? renderTlsHostMap(covered) : undefined },
+    ];
+  }
+
+  async function applyCertificate(change: CertificateChange): Promise<void> {
+    const { name, files } = change;
+    const certFile = name === undefined ? paths.tlsWildcardCert : certificatePath(paths, name);
+    const keyFile = name === undefined ? paths.tlsWildcardKey : keyPath(paths, name);
+    const pemFiles: FileChange[] = [
+      { path: certFile, content: files?.cert, mode: 0o600 },
+      { path: keyFile, content: files?.key, mode: 0o600 },
+    ];
+    let served: FileChange[];
+    if (name === undefined) {
+      const entry =
+        files === undefined || config.https === undefined
+          ? undefined
+          : renderTlsSite({
+              hosts: [wildcardName(config.https.domain)],
+              pem: `${files.cert.trim()}\n${files.key.trim()}`,
+            });
+      served = [
+        { path: tlsWildcardSitePath(paths), content: entry, mode: 0o600 },
+        // Its hosts' redirect.
+        { path: paths.nginxConf, content: await renderMainConfig(undefined, files !== undefined) },
+      ];
+    } else {
+      served = await tlsSiteChanges(name, files === undefined ? [] : change.hosts, files);
+    }
+    // The stored files first, then what nginx reads; removed the other way round.
+    await changeFiles(
+      name ?? "wildcard",
+      files ? [...pemFiles, ...served] : [...served, ...pemFiles],
+    );
   }
 
   /** The instance's timeout file, and nginx.conf when the set of timeouts changes with it. */
@@ -364,16 +479,26 @@ export function createNginx(deps: NginxDeps): Nginx {
         content: seconds === undefined ? undefined : renderTimeout(name, seconds),
       },
     ];
-    const main = await renderMainConfig({ name, ...(seconds === undefined ? {} : { seconds }) });
+    const timeout = { name, ...(seconds === undefined ? {} : { seconds }) };
+    const main = await renderMainConfig(timeout);
     if (main !== (await readFileIfExists(paths.nginxConf))) {
       // A timeout no instance had yet gets its location before any instance maps to it.
       changes.unshift({ path: paths.nginxConf, content: main });
+    }
+    const locations = await renderLocations(timeout);
+    if (locations !== (await readFileIfExists(paths.nginxHttpsLocations))) {
+      changes.unshift({ path: paths.nginxHttpsLocations, content: locations });
     }
     return changes;
   }
 
   async function removeSite(name: string): Promise<void> {
     await changeFiles(name, [
+      // Its HTTPS server first, then its certificate and key: destroy keeps no key.
+      { path: tlsSitePath(paths, name), content: undefined },
+      { path: tlsHostMapPath(paths, name), content: undefined },
+      { path: certificatePath(paths, name), content: undefined },
+      { path: keyPath(paths, name), content: undefined },
       { path: hostMapPath(paths, name), content: undefined },
       { path: sitePath(paths, name), content: undefined },
       { path: timeoutPath(paths, name), content: undefined },
@@ -434,6 +559,7 @@ export function createNginx(deps: NginxDeps): Nginx {
     command,
     test,
     applySite,
+    applyCertificate,
     removeSite,
     reload,
     isRunning,
@@ -453,9 +579,9 @@ function newGeneration(): string {
   return `${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
 }
 
-async function putFile(path: string, content: string | undefined): Promise<void> {
+async function putFile(path: string, content: string | undefined, mode?: number): Promise<void> {
   if (content === undefined) await rm(path, { force: true });
-  else await writeFileAtomic(path, content);
+  else await writeFileAtomic(path, content, mode === undefined ? {} : { mode });
 }
 
 async function readBootId(): Promise<string> {

@@ -5,7 +5,10 @@ import {
   hostMapPath,
   renderGeneration,
   renderHostMap,
+  renderHttpsLocations,
   renderNginxConf,
+  renderTlsHostMap,
+  renderTlsSite,
   renderSite,
   renderTimeout,
   sitePath,
@@ -106,7 +109,7 @@ http {
             proxy_set_header Connection $acc_connection;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Acc-Instance "";
@@ -123,7 +126,7 @@ http {
             proxy_set_header Connection $acc_connection;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Acc-Instance $acc_instance;
@@ -389,4 +392,66 @@ test("renderNginxConf: instances with a request timeout of their own get one loc
   assert.equal(renderTimeout("crm", 45), "crm 45;\n");
   assert.throws(() => renderTimeout("crm", 0));
   assert.throws(() => renderTimeout("c;rm", 45));
+});
+
+const PEM =
+  "-----BEGIN CERTIFICATE-----\nMIIBojCCAUig+/=\n-----END CERTIFICATE-----\n" +
+  "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMG\n-----END PRIVATE KEY-----\n";
+
+test("renderNginxConf with https: one SNI server loading data:$acc_tls_pem, TLS 1.2+, session cache", () => {
+  const off = renderNginxConf(userOptions);
+  assert.doesNotMatch(off, /ssl|acc_https|acme-challenge/);
+  const conf = renderNginxConf({
+    ...userOptions,
+    https: { port: 8443, redirect: false, wildcardDomain: "example.test" },
+  });
+  for (const line of [
+    "        listen 127.0.0.1:8443 ssl http2 default_server;",
+    "        ssl_certificate data:$acc_tls_pem;",
+    "        ssl_certificate_key data:$acc_tls_pem;",
+    "    ssl_protocols TLSv1.2 TLSv1.3;",
+    "    ssl_session_cache shared:acc_tls:10m;",
+    `        include ${paths.nginxTls}/*.pem;`,
+    `        include ${paths.nginxHttpsLocations};`,
+    "        ~^[a-z0-9-]+\\.example\\.test$ 1;",
+  ]) {
+    assert.ok(conf.split("\n").includes(line), line);
+  }
+  assert.doesNotMatch(conf, /ssl_stapling on|return 301/);
+  const redirect = renderNginxConf({ ...userOptions, https: { port: 443, redirect: true } });
+  assert.match(redirect, /if \(\$acc_https\) \{\n\s+return 301 https:\/\/\$host\$request_uri;/);
+  assert.match(
+    redirect,
+    /location \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/acc_instances;/,
+  );
+  assert.doesNotMatch(redirect, /ssl_certificate_key data:\$acc_tls_pem;[\s\S]*return 301/);
+  const other = renderNginxConf({ ...userOptions, https: { port: 8443, redirect: true } });
+  assert.match(other, /return 301 https:\/\/\$host:8443\$request_uri;/);
+});
+
+test("renderHttpsLocations: the instance locations, without the redirect", () => {
+  const text = renderHttpsLocations({ ...userOptions, https: { port: 8443, redirect: true } });
+  assert.match(text, /location @waker \{/);
+  assert.match(text, /proxy_set_header X-Forwarded-Proto \$scheme;/);
+  assert.match(text, /proxy_set_header X-Forwarded-For \$remote_addr;/);
+  assert.doesNotMatch(text, /return 301|acme-challenge/);
+});
+
+test("renderTlsSite: a map entry per host; nothing but PEM and host names reaches nginx", () => {
+  assert.equal(
+    renderTlsSite({ hosts: ["a.example.test", "*.example.test", "a.example.test"], pem: PEM }),
+    `a.example.test "${PEM.trim()}";\n*.example.test "${PEM.trim()}";\n`,
+  );
+  assert.throws(() => renderTlsSite({ hosts: [], pem: PEM }), /bug/);
+  assert.throws(() => renderTlsSite({ hosts: ["a b;"], pem: PEM }), /bug/);
+  assert.throws(() => renderTlsSite({ hosts: ["default"], pem: PEM }), /bug/);
+  for (const pem of [
+    PEM.replace("MIGH", 'MI"GH'),
+    PEM.replace("MIGH", "MI$GH"),
+    "x",
+    `${PEM}";\n}`,
+  ]) {
+    assert.throws(() => renderTlsSite({ hosts: ["a.example.test"], pem }), /bug: invalid PEM/);
+  }
+  assert.equal(renderTlsHostMap(["a.example.test"]), "a.example.test 1;\n");
 });

@@ -29,6 +29,23 @@ export interface MainConfigOptions {
   requestTimeout: number;
   /** Other timeouts instances have (their models' request_timeout), in seconds. */
   otherRequestTimeouts?: readonly number[];
+  /** When acc.toml's tls is not off: HTTPS for the instances with a certificate. */
+  https?: HttpsOptions;
+}
+
+export interface HttpsOptions {
+  port: number;
+  /** HTTP answers 301 to HTTPS for the hosts served over HTTPS (not the ACME challenge path). */
+  redirect: boolean;
+  /** The domain of HOME/tls/wildcard.crt (*.<domain>), when there is one. */
+  wildcardDomain?: string;
+}
+
+export interface TlsSiteSpec {
+  /** The instance's hosts its certificate covers (or `*.<domain>` for the wildcard). */
+  hosts: readonly string[];
+  /** The certificate chain, then its key, in PEM (checked by lib/certificates.ts). */
+  pem: string;
 }
 
 export interface PortRange {
@@ -62,6 +79,29 @@ export function errorLogPath(paths: HomePaths): string {
 
 export function sitePath(paths: HomePaths, name: string): string {
   return `${checkPath(paths.nginxSites)}/${checkName(name)}.conf`;
+}
+
+/** HOME/nginx/tls/NAME.pem: its hosts' certificate and key, as `map` entries. */
+export function tlsSitePath(paths: HomePaths, name: string): string {
+  return `${checkPath(paths.nginxTls)}/${checkName(name)}.pem`;
+}
+
+/** The wildcard's map entry: "_" is in no instance name, so no instance's file is this one. */
+export function tlsWildcardSitePath(paths: HomePaths): string {
+  return `${checkPath(paths.nginxTls)}/_wildcard.pem`;
+}
+
+/** The hosts an instance serves over HTTPS, for http_redirect's map. */
+export function tlsHostMapPath(paths: HomePaths, name: string): string {
+  return `${checkPath(paths.nginxTls)}/${checkName(name)}.map`;
+}
+
+export function certificatePath(paths: HomePaths, name: string): string {
+  return `${checkPath(paths.tlsInstances)}/${checkName(name)}.crt`;
+}
+
+export function keyPath(paths: HomePaths, name: string): string {
+  return `${checkPath(paths.tlsInstances)}/${checkName(name)}.key`;
 }
 
 export function hostMapPath(paths: HomePaths, name: string): string {
@@ -118,7 +158,8 @@ function proxyHeaders(instanceHeader: string, connectTimeHeader: string): string
     "proxy_set_header Connection $acc_connection;",
     "proxy_set_header Upgrade $http_upgrade;",
     "proxy_set_header X-Real-IP $remote_addr;",
-    "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+    // Replaced, never appended to: what a client sent itself is not passed on.
+    "proxy_set_header X-Forwarded-For $remote_addr;",
     "proxy_set_header X-Forwarded-Proto $scheme;",
     "proxy_set_header X-Forwarded-Host $http_host;",
     `proxy_set_header X-Acc-Instance ${instanceHeader};`,
@@ -129,13 +170,8 @@ function proxyHeaders(instanceHeader: string, connectTimeHeader: string): string
 export function renderNginxConf(opts: MainConfigOptions): string {
   const { paths } = opts;
   const listen = `${checkListenAddress(opts.listenAddress)}:${checkPort(opts.httpPort)}`;
-  // A unix socket that only root and nginx's workers can open: no other local user can hand the
-  // waker a request, nor name the instance it is for.
-  const waker = `unix:${checkPath(paths.wakerSocket)}:`;
   const temp = checkPath(paths.nginxTemp);
-  const others = [...new Set(opts.otherRequestTimeouts ?? [])]
-    .filter((seconds) => checkSeconds(seconds) !== opts.requestTimeout)
-    .sort((a, b) => a - b);
+  const others = otherTimeouts(opts);
   const user = opts.isRoot
     ? [`user ${checkUser(opts.workerUser)} ${checkUser(opts.workerGroup ?? opts.workerUser)};`]
     : [];
@@ -210,53 +246,12 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "",
     "    server {",
     `        listen ${listen} default_server backlog=4096;`,
-    "        client_max_body_size 1g;",
-    "        # The body is read in full before the instance is tried, so @waker can pass it on.",
-    "        proxy_request_buffering on;",
-    "        # Without it, an error in @waker (acc server down) would not reach @stopped.",
-    "        recursive_error_pages on;",
-    "",
-    '        if ($acc_instance = "") {',
-    `            return 404 "${NOT_FOUND_PAGE}";`,
-    "        }",
-    "",
-    "        location / {",
-    ...(others.length > 0
-      ? [
-          // An instance with a timeout of its own goes to that timeout's location.
-          "            error_page 418 = @timeout$acc_timeout;",
-          "            if ($acc_timeout) {",
-          "                return 418;",
-          "            }",
-        ]
-      : []),
-    ...instanceProxy(opts.requestTimeout).map((line) => `            ${line}`),
-    "        }",
-    "",
-    ...others.flatMap((seconds) => [
-      `        location @timeout${seconds} {`,
-      ...instanceProxy(seconds).map((line) => `            ${line}`),
-      "        }",
-      "",
-    ]),
-    "        location @waker {",
-    `            proxy_pass http://${waker};`,
-    // X-Acc-Connect-Time is "-" when the instance never accepted the connection, so the
-    // request was never sent to it and may be replayed; a number means it may have run.
-    ...proxyHeaders("$acc_instance", "$upstream_connect_time").map((line) => `            ${line}`),
-    "            # acc server is on this machine: when it is down, answer at once. It holds a",
-    "            # request for a whole start, then applies the instance's own timeout.",
-    "            proxy_connect_timeout 2s;",
-    "            proxy_read_timeout 3600s;",
-    "            proxy_send_timeout 3600s;",
-    "            error_page 502 504 =503 @stopped;",
-    "        }",
-    "",
-    "        location @stopped {",
-    `            return 503 "${STOPPED_PAGE}";`,
-    "        }",
+    ...instanceServer(opts, {
+      redirect: opts.https?.redirect === true ? opts.https.port : undefined,
+    }).map((line) => (line === "" ? "" : `        ${line}`)),
     "    }",
     "",
+    ...(opts.https ? httpsServers(opts, opts.https) : []),
     ...adminServer(listen, opts),
     "",
     "    # acc asks which generation the workers answering new connections have loaded.",
@@ -273,6 +268,183 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "}",
   ];
   return `${lines.join("\n")}\n`;
+}
+
+/** The request timeouts of instances that have their own, each with its location. */
+function otherTimeouts(opts: MainConfigOptions): number[] {
+  return [...new Set(opts.otherRequestTimeouts ?? [])]
+    .filter((seconds) => checkSeconds(seconds) !== opts.requestTimeout)
+    .sort((a, b) => a - b);
+}
+
+/** An instance location's directives: its timeout's location, else the default proxy. */
+function instanceLocation(opts: MainConfigOptions, others: readonly number[]): string[] {
+  return [
+    ...(others.length > 0
+      ? [
+          // An instance with a timeout of its own goes to that timeout's location.
+          "error_page 418 = @timeout$acc_timeout;",
+          "if ($acc_timeout) {",
+          "    return 418;",
+          "}",
+        ]
+      : []),
+    ...instanceProxy(opts.requestTimeout),
+  ];
+}
+
+/**
+ * The directives of a server that routes to the instances by $host: the HTTP one, and each
+ * HTTPS one (through HOME/nginx/https-locations.conf). With `redirect` (the HTTPS port), HTTP
+ * answers 301 for the hosts served over HTTPS, but never on the ACME challenge path.
+ */
+function instanceServer(opts: MainConfigOptions, options: { redirect?: number }): string[] {
+  const others = otherTimeouts(opts);
+  // A unix socket that only root and nginx's workers can open: no other local user can hand the
+  // waker a request, nor name the instance it is for.
+  const waker = `unix:${checkPath(opts.paths.wakerSocket)}:`;
+  const indent = (lines: string[]): string[] => lines.map((line) => `    ${line}`);
+  const port = options.redirect === undefined ? undefined : checkPort(options.redirect);
+  return [
+    "client_max_body_size 1g;",
+    "# The body is read in full before the instance is tried, so @waker can pass it on.",
+    "proxy_request_buffering on;",
+    "# Without it, an error in @waker (acc server down) would not reach @stopped.",
+    "recursive_error_pages on;",
+    "",
+    'if ($acc_instance = "") {',
+    `    return 404 "${NOT_FOUND_PAGE}";`,
+    "}",
+    "",
+    "location / {",
+    ...(port === undefined
+      ? []
+      : [
+          "    if ($acc_https) {",
+          `        return 301 https://$host${port === 443 ? "" : `:${port}`}$request_uri;`,
+          "    }",
+        ]),
+    ...indent(instanceLocation(opts, others)),
+    "}",
+    "",
+    ...(port === undefined
+      ? []
+      : [
+          "# Certificate authorities check HTTP-01 challenges over HTTP: never redirected.",
+          "location /.well-known/acme-challenge/ {",
+          ...indent(instanceLocation(opts, others)),
+          "}",
+          "",
+        ]),
+    ...others.flatMap((seconds) => [
+      `location @timeout${seconds} {`,
+      ...indent(instanceProxy(seconds)),
+      "}",
+      "",
+    ]),
+    "location @waker {",
+    `    proxy_pass http://${waker};`,
+    // X-Acc-Connect-Time is "-" when the instance never accepted the connection, so the
+    // request was never sent to it and may be replayed; a number means it may have run.
+    ...indent(proxyHeaders("$acc_instance", "$upstream_connect_time")),
+    "    # acc server is on this machine: when it is down, answer at once. It holds a",
+    "    # request for a whole start, then applies the instance's own timeout.",
+    "    proxy_connect_timeout 2s;",
+    "    proxy_read_timeout 3600s;",
+    "    proxy_send_timeout 3600s;",
+    "    error_page 502 504 =503 @stopped;",
+    "}",
+    "",
+    "location @stopped {",
+    `    return 503 "${STOPPED_PAGE}";`,
+    "}",
+  ];
+}
+
+/** HOME/nginx/https-locations.conf: what each HTTPS server block includes. */
+export function renderHttpsLocations(opts: MainConfigOptions): string {
+  return `# Written by acc: the locations of every HTTPS server block.\n${instanceServer(opts, {}).join("\n")}\n`;
+}
+
+/**
+ * The HTTPS side of nginx.conf. Layout (bench/tls-layout.ts, README "TLS"): one server whose
+ * certificate is `data:$acc_tls_pem`, picked by SNI from a `map` whose entries
+ * (HOME/nginx/tls/NAME.pem) hold each certificate and key. nginx's master (root) reads them at
+ * reload, so keys stay in root-only files, and a worker parses the chosen one at each full
+ * handshake. A server block per certificate costs an OpenSSL context each (~7x the memory and
+ * the reload time at 1,000); `ssl_certificate $file` tests and reloads faster at 10,000 but
+ * needs every key readable by nginx's workers.
+ */
+function httpsServers(opts: MainConfigOptions, https: HttpsOptions): string[] {
+  const listen = `${checkListenAddress(opts.listenAddress)}:${checkPort(https.port)}`;
+  const tlsDir = checkPath(opts.paths.nginxTls);
+  return [
+    // TLS 1.2+ and the session cache, as Mozilla's "intermediate" profile; no OCSP stapling
+    // (nginx's default): it fetches from the CA in the workers, which a manual CA may not offer.
+    "    ssl_protocols TLSv1.2 TLSv1.3;",
+    "    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+    "    ssl_prefer_server_ciphers off;",
+    "    ssl_session_cache shared:acc_tls:10m;",
+    "    ssl_session_timeout 1d;",
+    "    ssl_session_tickets off;",
+    "",
+    "    # The hosts served over HTTPS, for the redirect.",
+    "    map $host $acc_https {",
+    "        hostnames;",
+    "        default 0;",
+    ...(https.wildcardDomain === undefined
+      ? []
+      : [
+          `        ~^[a-z0-9-]+\\.${checkServerName(https.wildcardDomain).replaceAll(".", "\\.")}$ 1;`,
+        ]),
+    `        include ${tlsDir}/*.map;`,
+    "    }",
+    "",
+    "    # Each certificate and key by name (exact names first, then *.<domain>); none: the",
+    "    # handshake fails.",
+    "    map $ssl_server_name $acc_tls_pem {",
+    "        hostnames;",
+    '        default "";',
+    `        include ${tlsDir}/*.pem;`,
+    "    }",
+    "",
+    "    server {",
+    // `listen ... ssl http2` is what nginx 1.22 (Debian 12) knows; 1.25.1+ (Debian 13's 1.26)
+    // still accepts it, with a deprecation warning in favour of `http2 on`.
+    `        listen ${listen} ssl http2 default_server;`,
+    "        ssl_certificate data:$acc_tls_pem;",
+    "        ssl_certificate_key data:$acc_tls_pem;",
+    `        include ${checkPath(opts.paths.nginxHttpsLocations)};`,
+    "    }",
+    "",
+  ];
+}
+
+/** HOME/nginx/tls/NAME.pem: a `map` entry per host, its certificate chain and key inline. */
+export function renderTlsSite(spec: TlsSiteSpec): string {
+  const hosts = [...new Set(spec.hosts.map(checkMapHost))];
+  if (hosts.length === 0) throw bug("host list", spec.hosts);
+  const pem = checkPem(spec.pem);
+  return hosts.map((host) => `${host} "${pem}";\n`).join("");
+}
+
+/** A host, or a wildcard `*.<domain>` (the wildcard's entry). */
+function checkMapHost(host: string): string {
+  return host.startsWith("*.") ? `*.${checkHost(host.slice(2))}` : checkHost(host);
+}
+
+/** PEM blocks only: base64, dashes, spaces and newlines; nothing nginx's parser reads as syntax. */
+function checkPem(pem: string): string {
+  const trimmed = pem.trim();
+  if (!/^-----BEGIN [A-Z ]+-----\n[A-Za-z0-9+/=\n -]+-----END [A-Z ]+-----$/.test(trimmed)) {
+    throw bug("PEM", "(not shown)");
+  }
+  return trimmed;
+}
+
+/** HOME/nginx/tls/NAME.map: its hosts served over HTTPS (http_redirect's map). */
+export function renderTlsHostMap(hosts: readonly string[]): string {
+  return [...new Set(hosts.map(checkHost))].map((host) => `${host} 1;\n`).join("");
 }
 
 /**
