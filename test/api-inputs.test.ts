@@ -26,38 +26,10 @@ import {
   type InputNames,
 } from "./harness/api.js";
 import { waitFor } from "./harness/common.js";
+import { HOSTILE, UNROUTABLE_HOSTS as SHARED_UNROUTABLE } from "./harness/hostile.js";
 
-// The hostile values of the CLI's bad-input suite (test/bad-input.test.ts), and the names and
-// hosts it refuses for being acc's or another site's.
-const HOSTILE = [
-  "foo;bar",
-  "foo\nbar",
-  "foo{",
-  "}foo",
-  "..",
-  "../../etc/passwd",
-  "a/b",
-  "a'b",
-  'a"b',
-  "$HOME",
-  "a b",
-  "café",
-  "-rf",
-  "x".repeat(10_000),
-];
-const UNROUTABLE_HOSTS = [
-  "default",
-  "include",
-  "hostnames",
-  "volatile",
-  "localhost",
-  "127.0.0.1",
-  "10.0.0.1",
-  "other.localhost",
-  "x.other.localhost",
-  "acc.localhost",
-  "Acc.Localhost",
-];
+// The hosts the CLI's bad-input suite refuses for being another site's, and acc's admin host.
+const UNROUTABLE_HOSTS = [...SHARED_UNROUTABLE, "acc.localhost", "Acc.Localhost"];
 
 type Input = Record<string, unknown>;
 

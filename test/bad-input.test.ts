@@ -5,6 +5,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { hasControlCharacter } from "../src/core/model-params.js";
 import { createAccHome, type AccHome } from "./harness/acc.js";
+import { HOSTILE, UNROUTABLE_HOSTS } from "./harness/hostile.js";
 
 /** Every file under home with its content hash, except the store's WAL side files. */
 async function snapshot(dir: string, base = dir): Promise<Record<string, string>> {
@@ -25,38 +26,6 @@ async function snapshot(dir: string, base = dir): Promise<Record<string, string>
 async function storeView(acc: AccHome): Promise<string> {
   return (await acc.ok(["list", "--json"])) + (await stat(path.join(acc.home, "state.db"))).size;
 }
-
-const HOSTILE = [
-  "foo;bar",
-  "foo\nbar",
-  "foo{",
-  "}foo",
-  "..",
-  "../../etc/passwd",
-  "a/b",
-  "a'b",
-  'a"b',
-  "$HOME",
-  "a b",
-  "café",
-  "-rf",
-  "x".repeat(10_000),
-];
-
-// DNS names, but nginx would read them as syntax in its host map (default, include), or they
-// would take requests meant for another site (localhost, a bare address) or another instance
-// (NAME.<domain> and what is under it; the domain is localhost here).
-const UNROUTABLE_HOSTS = [
-  "default",
-  "include",
-  "hostnames",
-  "volatile",
-  "localhost",
-  "127.0.0.1",
-  "10.0.0.1",
-  "other.localhost",
-  "x.other.localhost",
-];
 
 test(
   "bad input: one line naming the value, exit 2, nothing written",

@@ -22,77 +22,68 @@ const HOST_INPUT = {
   additionalProperties: false,
 } as const;
 
-function hostsLine(view: InstanceJson): string {
-  return `${view.name} answers ${view.hosts.join(", ")}`;
+type HostChange = "add" | "remove";
+
+/** `acc host add|remove NAME HOST`: the same input and answer, another change of the hosts. */
+function hostOperation(options: {
+  action: HostChange;
+  summary: string;
+  method: "POST" | "DELETE";
+  path: string;
+  errors: Operation["errors"];
+}): Operation<HostInput, InstanceJson> {
+  return {
+    id: `instance.host-${options.action}`,
+    summary: options.summary,
+    method: options.method,
+    path: options.path,
+    input: HOST_INPUT,
+    output: INSTANCE,
+    errors: options.errors,
+    permission: "change",
+    async run(call, input) {
+      const { addHost, removeHost } = await import("../services/instance-hosts.js");
+      const { instanceJson } = await import("../services/instance-view.js");
+      const change = options.action === "add" ? addHost : removeHost;
+      const name = validateInstanceName(input.name);
+      return instanceJson(
+        call.ctx,
+        await change(call.ctx, name, input.host, { cause: causeOf(call.caller) }),
+      );
+    },
+    cli: {
+      name: `host ${options.action}`,
+      usage: "NAME HOST",
+      help: [],
+      options: {},
+      positionals: { min: 2, max: 2, names: "NAME and HOST" },
+      json: true,
+      input: (args) => ({
+        name: validateInstanceName(positional(args, 0)),
+        host: positional(args, 1),
+      }),
+      render: (view) => ({ text: `${view.name} answers ${view.hosts.join(", ")}` }),
+    },
+  };
 }
 
-export const hostAddOperation: Operation<HostInput, InstanceJson> = {
-  id: "instance.host-add",
+export const hostAddOperation = hostOperation({
+  action: "add",
   summary:
     "Add a host name to an instance: nginx sends its requests to it too (checked by nginx -t; nothing changes when nginx refuses it).",
   method: "POST",
   path: "/instances/{name}/hosts",
-  input: HOST_INPUT,
-  output: INSTANCE,
   errors: ["ACC_NOT_FOUND", "ACC_INVALID", "ACC_CONFLICT", "ACC_BUSY", "ACC_STATE", "ACC_NGINX"],
-  permission: "change",
-  async run(call, input) {
-    const { addHost } = await import("../services/instance-hosts.js");
-    const { instanceJson } = await import("../services/instance-view.js");
-    const name = validateInstanceName(input.name);
-    return instanceJson(
-      call.ctx,
-      await addHost(call.ctx, name, input.host, { cause: causeOf(call.caller) }),
-    );
-  },
-  cli: {
-    name: "host add",
-    usage: "NAME HOST",
-    help: [],
-    options: {},
-    positionals: { min: 2, max: 2, names: "NAME and HOST" },
-    json: true,
-    input: (args) => ({
-      name: validateInstanceName(positional(args, 0)),
-      host: positional(args, 1),
-    }),
-    render: (view) => ({ text: hostsLine(view) }),
-  },
-};
+});
 
-export const hostRemoveOperation: Operation<HostInput, InstanceJson> = {
-  id: "instance.host-remove",
+export const hostRemoveOperation = hostOperation({
+  action: "remove",
   summary:
     "Remove a host name from an instance (not the host of its URL): nginx no longer sends its requests to it.",
   method: "DELETE",
   path: "/instances/{name}/hosts/{host}",
-  input: HOST_INPUT,
-  output: INSTANCE,
   errors: ["ACC_NOT_FOUND", "ACC_INVALID", "ACC_BUSY", "ACC_STATE", "ACC_NGINX"],
-  permission: "change",
-  async run(call, input) {
-    const { removeHost } = await import("../services/instance-hosts.js");
-    const { instanceJson } = await import("../services/instance-view.js");
-    const name = validateInstanceName(input.name);
-    return instanceJson(
-      call.ctx,
-      await removeHost(call.ctx, name, input.host, { cause: causeOf(call.caller) }),
-    );
-  },
-  cli: {
-    name: "host remove",
-    usage: "NAME HOST",
-    help: [],
-    options: {},
-    positionals: { min: 2, max: 2, names: "NAME and HOST" },
-    json: true,
-    input: (args) => ({
-      name: validateInstanceName(positional(args, 0)),
-      host: positional(args, 1),
-    }),
-    render: (view) => ({ text: hostsLine(view) }),
-  },
-};
+});
 
 const ACTIONS: Record<string, Operation<HostInput, InstanceJson>> = {
   add: hostAddOperation,

@@ -38,7 +38,7 @@ test("list view: memory sort, largest first, none last by name; memory asked onl
   const asked: string[] = [];
   const ctx = {
     store,
-    config: { domain: "localhost", http_port: 8080, cgroups: "off" },
+    config: { domain: "localhost", http_port: 8080, cgroups: "off", tls: "off" },
     cache: { cgroups: Promise.resolve({ enabled: false, config: "off" }) },
     processes: {
       isRunning: () => Promise.resolve(true),
