@@ -19,6 +19,7 @@ import type {
   OperationCall,
   Permission,
 } from "../operations/types.js";
+import { causeOf } from "../operations/tokens.js";
 import { buildOpenApi } from "./openapi.js";
 
 /** Where a request came in: the local socket (root or acc's user) or nginx's admin host. */
@@ -312,7 +313,7 @@ async function auditChange(
       instance: typeof name === "string" && op.path.includes("{name}") ? name : null,
       action: "api",
       outcome,
-      cause: `token ${caller.name}`,
+      cause: causeOf(caller),
       durationMs: null,
       message: `${op.id} by token ${caller.name} (${caller.id})${message ? `: ${message}` : ""}`,
     },
@@ -379,8 +380,12 @@ export async function invokeOperation(
 ): Promise<unknown> {
   checkAllowed(call.caller, op, input);
   const change = permissionOf(op, input) !== "read";
+  // The events of what it does name the token as their cause (token:NAME), not the CLI.
+  const caller = call.caller;
+  const run =
+    caller.kind === "token" ? { ...call, ctx: { ...call.ctx, cause: causeOf(caller) } } : call;
   try {
-    const output: unknown = await op.run(call, input);
+    const output: unknown = await op.run(run, input);
     if (change) await auditChange(ctx, call.caller, op, input, "ok", "");
     return output;
   } catch (error) {

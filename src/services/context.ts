@@ -32,6 +32,11 @@ export interface AccContext {
   users: Users;
   exec: Exec;
   progress: Progress;
+  /**
+   * Who asked for what is done with this context, for its events: "cli" when unset (the command
+   * line, or the local API socket), `token:NAME` for a call made with an API token.
+   */
+  cause?: string;
   /** Folder of acc's own installation (bundled models, package.json). */
   accRoot: string;
   now(): Date;

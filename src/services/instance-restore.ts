@@ -7,6 +7,7 @@ import type { InstanceRecord } from "../store/store.js";
 import { backupEnv, createBackup, openBackup, type BackupResult } from "./backups.js";
 import type { AccContext } from "./context.js";
 import {
+  causeOf,
   createInstance,
   destroyInstance,
   elapsed,
@@ -51,7 +52,7 @@ export async function restoreInstance(
     const ids = await ensureInstanceUser(ctx, name);
     await restoreInto(ctx, instance, backup, ids, options);
     await recordEvent(ctx, name, "restore", "ok", {
-      cause: "cli",
+      cause: causeOf(ctx),
       durationMs: elapsed(started),
       message: backup.dir,
     });

@@ -7,7 +7,7 @@ import type { Settings } from "../core/settings.js";
 import type { InstanceLimits, InstanceRecord } from "../store/store.js";
 import { instanceCgroups, limitsOf } from "./cgroups.js";
 import type { AccContext } from "./context.js";
-import { getInstance, lease, recordEvent } from "./instances.js";
+import { causeOf, getInstance, lease, recordEvent } from "./instances.js";
 import { instanceManifest } from "./model-code.js";
 
 /** Sets the instance's own idle timeout: ms, null for never, undefined to inherit again. */
@@ -20,7 +20,7 @@ export async function setIdleTimeout(
   return lease(ctx, name, "set", async () => {
     await ctx.store.updateInstance(name, { idleTimeout }, ctx.now().toISOString());
     await recordEvent(ctx, name, "set", "ok", {
-      cause: "cli",
+      cause: causeOf(ctx),
       message: `idle-timeout=${idleTimeout === undefined ? "default" : formatDuration(idleTimeout)}`,
     });
     return getInstance(ctx, name);
@@ -74,7 +74,7 @@ export async function setLimits(
     }
     await ctx.store.updateInstance(name, { limits: own }, ctx.now().toISOString());
     await recordEvent(ctx, name, "set", "ok", {
-      cause: "cli",
+      cause: causeOf(ctx),
       message: (Object.keys(changes) as LimitKey[])
         .map((key) => `${key}=${key in own ? formatLimit(key, own[key]) : "default"}`)
         .join(" "),

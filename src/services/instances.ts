@@ -63,6 +63,11 @@ export function elapsed(since: number): number {
   return Date.now() - since;
 }
 
+/** The cause of a change made with this context: its caller (see AccContext.cause). */
+export function causeOf(ctx: Pick<AccContext, "cause">): string {
+  return ctx.cause ?? "cli";
+}
+
 export async function recordEvent(
   ctx: AccContext,
   instance: string,
@@ -223,7 +228,10 @@ export async function createInstance(
       }
       await setState(ctx, instance, "stopped", { operation: null });
       await holdPort(ctx, instance.port);
-      await recordEvent(ctx, name, "create", "ok", { durationMs: elapsed(started), cause: "cli" });
+      await recordEvent(ctx, name, "create", "ok", {
+        durationMs: elapsed(started),
+        cause: causeOf(ctx),
+      });
     } catch (error) {
       await removeEverywhere(ctx, name, { dropDatabase: databaseMade }).catch(
         (undoError: unknown) => {
@@ -392,7 +400,7 @@ export async function stopLocked(
 export async function startInstance(
   ctx: AccContext,
   name: string,
-  cause = "cli",
+  cause = causeOf(ctx),
 ): Promise<InstanceRecord> {
   await getInstance(ctx, name);
   return lease(ctx, name, "start", async () => {
@@ -429,7 +437,7 @@ export async function stopInstance(
     const instance = await getInstance(ctx, name);
     if (instance.state === "stopped" || instance.state === "suspended") return instance;
     if (options.onlyIf && !options.onlyIf(instance)) return instance;
-    await stopLocked(ctx, instance, options.cause ?? "cli", options.message);
+    await stopLocked(ctx, instance, options.cause ?? causeOf(ctx), options.message);
     return { ...instance, stopped: true };
   });
 }
@@ -442,7 +450,7 @@ export async function suspendInstance(ctx: AccContext, name: string): Promise<In
     if (instance.state === "suspended") return instance;
     if (mayBeAlive(instance.state)) await stopLocked(ctx, instance, "suspend");
     await setState(ctx, instance, "suspended", { operation: null });
-    await recordEvent(ctx, name, "suspend", "ok", { cause: "cli" });
+    await recordEvent(ctx, name, "suspend", "ok", { cause: causeOf(ctx) });
     return instance;
   });
 }
@@ -456,7 +464,7 @@ export async function resumeInstance(ctx: AccContext, name: string): Promise<Ins
     }
     await setState(ctx, instance, "stopped", { operation: null });
     await recordEvent(ctx, name, "resume", "ok", {
-      cause: "cli",
+      cause: causeOf(ctx),
       message: "wakes on its next request",
     });
     return instance;
@@ -466,7 +474,7 @@ export async function resumeInstance(ctx: AccContext, name: string): Promise<Ins
 export async function restartInstance(
   ctx: AccContext,
   name: string,
-  cause = "cli",
+  cause = causeOf(ctx),
 ): Promise<InstanceRecord> {
   await getInstance(ctx, name);
   return lease(ctx, name, "restart", async () => {
@@ -509,7 +517,7 @@ export async function destroyInstance(
     ctx.progress.step(`removing ${name}`);
     await removeEverywhere(ctx, name);
     await recordEvent(ctx, name, "destroy", "ok", {
-      cause: "cli",
+      cause: causeOf(ctx),
       durationMs: elapsed(started),
       message: backup ? `final backup in ${backup}` : "no final backup (--no-backup)",
     });
