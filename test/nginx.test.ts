@@ -162,7 +162,16 @@ async function startNginx(
     // The master waits for its workers, so the group must be empty now.
     assert.equal(isAlive(-pid), false, "nginx workers outlived their master");
   });
-  await nginx.waitRunning(10_000);
+  try {
+    await nginx.waitRunning(10_000);
+  } catch (error) {
+    // Its error log and stderr in the test's report: a port taken meanwhile by another test
+    // file (free ports are found before nginx binds them) reads differently from a slow start.
+    const details = isAccError(error) ? (error.details ?? "") : "";
+    throw new Error(`${String(error)}\nerror log: ${details}\nstderr: ${output}`, {
+      cause: error,
+    });
+  }
   return pid;
 }
 
