@@ -84,6 +84,14 @@ export async function storeContract(
     assert.equal(b?.idleTimeout, 60_000);
     assert.equal(await store.hostOwner("b.localhost"), undefined);
     assert.equal(await store.hostOwner("x.example.com"), "b");
+    // A host another instance has: a conflict, and the instance keeps its hosts.
+    await assert.rejects(
+      store.updateInstance("c", { hosts: ["c.localhost", "x.example.com"] }, NOW),
+      (e: unknown) => e instanceof AccError && e.code === "ACC_CONFLICT",
+    );
+    assert.deepEqual((await store.getInstance("c"))?.hosts, ["c.localhost"]);
+    assert.equal(await store.hostOwner("c.localhost"), "c");
+    assert.equal(await store.hostOwner("x.example.com"), "b");
   });
 
   await t.test("activity only moves forward, many instances at once", async () => {

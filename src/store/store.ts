@@ -481,10 +481,21 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
           values.hosts = JSON.stringify(patch.hosts);
           await trx.deleteFrom("hosts").where("instance", "=", name).execute();
           if (patch.hosts.length > 0) {
-            await trx
-              .insertInto("hosts")
-              .values(patch.hosts.map((host) => ({ host, instance: name })))
-              .execute();
+            try {
+              await trx
+                .insertInto("hosts")
+                .values(patch.hosts.map((host) => ({ host, instance: name })))
+                .execute();
+            } catch (error) {
+              // Another instance took one of them since the caller looked (acc host add twice
+              // at once): refused as at insert, and the transaction changes nothing.
+              if (!isUniqueViolation(error)) throw error;
+              throw new AccError(
+                "ACC_CONFLICT",
+                `one of the hosts ${patch.hosts.join(", ")} is already used by another instance`,
+                { cause: error },
+              );
+            }
           }
         }
         await trx.updateTable("instances").set(values).where("name", "=", name).execute();
