@@ -4,7 +4,7 @@
 // and removed by doctor. restore --as-new renders the new instance for itself.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cp, readdir, readFile, writeFile } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { Client } from "pg";
@@ -213,6 +213,23 @@ test(
       const again = await runAcc(acc, ["doctor"]);
       assert.doesNotMatch(again.stdout + again.stderr, /incomplete backup/);
     });
+
+    await t.test(
+      "a restore folder left without its journal (killed as it began or ended) is named as such and removed",
+      async () => {
+        // What a kill between removing the journal and removing its folder leaves, at the end
+        // of a restore that finished: the instance is whole, nothing is to be undone.
+        const before = await markers(acc, name, who);
+        await mkdir(path.join(acc.home, "restores", name), { recursive: true, mode: 0o700 });
+        const seen = await runAcc(acc, ["doctor"]);
+        const said = seen.stdout + seen.stderr;
+        assert.match(said, new RegExp(`${name}: a restore left its folder .* without a journal`));
+        assert.doesNotMatch(said, /commit point/);
+        await runAcc(acc, ["doctor", "--repair"]);
+        assert.deepEqual(await readdir(path.join(acc.home, "restores")), []);
+        assert.deepEqual(await markers(acc, name, who), before);
+      },
+    );
 
     await t.test(
       "restore --as-new: rendered for the new instance from the backup's model version",

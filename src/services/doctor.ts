@@ -323,7 +323,16 @@ async function checkRestores(
         `finish it: put the backup's database and data/ in place together, remove ${where}`,
         () => settleLocked(ctx, name),
       );
-    } else if (journal?.asNew === true && exists) {
+    } else if (journal === undefined) {
+      // The journal is written right after the folder is made, and removed just before the
+      // folder at the end: without it, the restore was killed as it began (nothing staged yet)
+      // or as it ended (everything in place). Either way the instance is whole as it is.
+      await add(
+        `${name}: a restore left its folder ${where} without a journal (killed as it began or as it ended): nothing of it is staged`,
+        `remove the folder${exists ? `; ${name} keeps its data/ and database as they are` : ""}`,
+        () => settleLocked(ctx, name),
+      );
+    } else if (journal.asNew === true && exists) {
       await add(
         `${name}: acc restore --as-new${from} was interrupted before its commit point`,
         `undo it: remove ${name}, which it was making, and the staged copy in ${where}`,
