@@ -274,21 +274,9 @@ function matching<O>(
 
 function toRecord(row: InstancesTable): InstanceRecord {
   return {
-    name: row.name,
-    model: row.model,
-    modelVersion: row.model_version,
+    ...toSummary(row),
     modelHash: row.model_hash,
-    state: row.state as InstanceState,
     operation: row.operation,
-    port: Number(row.port),
-    hosts: JSON.parse(row.hosts) as string[],
-    params: JSON.parse(row.params) as Record<string, string>,
-    idleTimeout: idleFromText(row.idle_timeout),
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    stateChangedAt: row.state_changed_at,
-    lastActivityAt: row.last_activity_at,
-    lastError: row.last_error,
     database: row.database ?? null,
     limits: row.limits ? (JSON.parse(row.limits) as InstanceLimits) : {},
   };
