@@ -33,6 +33,17 @@ export function renderPrune(result: PruneResult): string {
   return lines.join("\n");
 }
 
+/** A model as `acc models` and `model.show` give it (its parameters aside). */
+const MODEL_PROPERTIES = {
+  name: { type: "string" },
+  version: { type: "string" },
+  description: { type: "string" },
+  source: { type: "string" },
+  dir: { type: "string" },
+  overrides: { type: "boolean" },
+  error: { type: "string", description: "why its manifest is not valid" },
+};
+
 export const modelListOperation: Operation<Record<string, never>, ModelInfo[]> = {
   id: "model.list",
   summary:
@@ -46,13 +57,7 @@ export const modelListOperation: Operation<Record<string, never>, ModelInfo[]> =
       type: "object",
       required: ["name", "source", "dir", "overrides"],
       properties: {
-        name: { type: "string" },
-        version: { type: "string" },
-        description: { type: "string" },
-        source: { type: "string" },
-        dir: { type: "string" },
-        overrides: { type: "boolean" },
-        error: { type: "string", description: "why its manifest is not valid" },
+        ...MODEL_PROPERTIES,
         params: { type: "array", description: "the parameters it declares (the create form)" },
       },
     },
@@ -94,13 +99,7 @@ export const modelShowOperation: Operation<{ name: string }, ModelShown> = {
     type: "object",
     required: ["name", "source", "dir", "overrides", "params"],
     properties: {
-      name: { type: "string" },
-      version: { type: "string" },
-      description: { type: "string" },
-      source: { type: "string" },
-      dir: { type: "string" },
-      overrides: { type: "boolean" },
-      error: { type: "string", description: "why its manifest is not valid" },
+      ...MODEL_PROPERTIES,
       params: {
         type: "array",
         items: {
