@@ -5,7 +5,7 @@ import https from "node:https";
 import path from "node:path";
 import { test } from "node:test";
 import { homePaths } from "../src/core/paths.js";
-import { createAccHome, type AccHome } from "./harness/acc.js";
+import { createAccHome, httpRequest, type AccHome, type HttpAnswer } from "./harness/acc.js";
 import { createTestCa } from "./harness/certs.js";
 import { freePort, makeTempDir, removeDir } from "./harness/common.js";
 
@@ -13,47 +13,17 @@ const here = import.meta.dirname;
 const ECHO_MODEL = path.resolve(here, "../../test/fixtures/models/echo");
 const DOMAIN = "tls.test";
 
-interface HttpsAnswer {
-  status: number;
-  body: string;
-  headers: Record<string, string | string[] | undefined>;
-}
-
 /** GET over HTTPS through acc's nginx, the chain and the name checked against the test CA. */
 function httpsGet(
   port: number,
   servername: string,
   ca: string,
   options: { path?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
-): Promise<HttpsAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: "127.0.0.1",
-        port,
-        servername,
-        ca,
-        path: options.path ?? "/",
-        headers: { host: `${servername}:${port}`, ...options.headers },
-        agent: false,
-        timeout: options.timeoutMs ?? 60_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body: Buffer.concat(chunks).toString("utf8"),
-            headers: res.headers,
-          }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error(`request to ${servername} timed out`)));
-    req.on("error", reject);
-    req.end();
+): Promise<HttpAnswer> {
+  return httpRequest(port, `${servername}:${port}`, {
+    ...options,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    tls: { ca },
   });
 }
 
@@ -72,7 +42,7 @@ async function tlsFiles(home: string): Promise<string> {
   return hash.digest("hex");
 }
 
-function echo(answer: HttpsAnswer): Record<string, unknown> {
+function echo(answer: HttpAnswer): Record<string, unknown> {
   assert.equal(answer.status, 200, answer.body);
   return JSON.parse(answer.body) as Record<string, unknown>;
 }

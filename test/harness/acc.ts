@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import http from "node:http";
+import https from "node:https";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { exec } from "../../src/lib/exec.js";
@@ -46,19 +47,28 @@ export interface HttpAnswer {
 export function httpRequest(
   port: number,
   host: string,
-  options: { path?: string; method?: string; body?: string; timeoutMs?: number } = {},
+  options: {
+    path?: string;
+    method?: string;
+    body?: string;
+    timeoutMs?: number;
+    headers?: Record<string, string>;
+    /** HTTPS, the chain and the name (host without its port) checked against this CA. */
+    tls?: { ca: string };
+  } = {},
 ): Promise<HttpAnswer> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const req = http.request(
+    const req = (options.tls ? https : http).request(
       {
         host: "127.0.0.1",
         port,
         path: options.path ?? "/",
         method: options.method ?? "GET",
-        headers: { host },
+        headers: { host, ...options.headers },
         agent: false,
         timeout: options.timeoutMs ?? 10_000,
+        ...(options.tls ? { servername: host.split(":")[0], ca: options.tls.ca } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
