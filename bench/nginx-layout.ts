@@ -14,7 +14,7 @@ import {
   readMasterPid,
   waitSettled,
 } from "../src/drivers/nginx/control.js";
-import { createNginx, type Mutex, type NginxEvent } from "../src/drivers/nginx/index.js";
+import { createNginx, type NginxEvent } from "../src/drivers/nginx/index.js";
 import {
   hostMapPath,
   renderGeneration,
@@ -23,32 +23,12 @@ import {
   sitePath,
 } from "../src/drivers/nginx/render.js";
 import { exec } from "../src/lib/exec.js";
+import { childrenOf, createLocalMutex, median, rssKb, workerUser } from "./nginx-bench.js";
 import { freePort, makeTempDir, removeDir, waitFor } from "../test/harness/common.js";
 
 /** acc's default instance port range: the upstream has a server per port. */
 const PORTS = { min: 20_000, max: 29_999 };
 const NGINX_BIN = "/usr/sbin/nginx";
-
-function createLocalMutex(): Mutex {
-  let tail: Promise<unknown> = Promise.resolve();
-  return {
-    run<T>(_key: string, fn: () => Promise<T>): Promise<T> {
-      const result = tail.then(() => fn());
-      tail = result.catch(() => undefined);
-      return result;
-    },
-  };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
-async function rssKb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN);
-}
 
 /** Proportional set size: shared pages split among the processes that share them. */
 async function pssKb(pid: number): Promise<number> {
@@ -65,23 +45,6 @@ function variedNames(n: number): string[] {
     const word = Array.from({ length }, () => "abcdefghijklmnopqrstuvwxyz"[next() % 26]).join("");
     return `${word}-${i.toString(36)}`;
   });
-}
-
-async function childrenOf(pid: number): Promise<number[]> {
-  const raw = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8");
-  return raw.split(/\s+/).filter(Boolean).map(Number);
-}
-
-async function workerUser(): Promise<string> {
-  for (const name of ["acc_nginx", "nobody"]) {
-    try {
-      await exec("id", ["-u", name], { timeoutMs: 5_000 });
-      return name;
-    } catch {
-      // Not on this machine: try the next one.
-    }
-  }
-  throw new Error("neither user acc_nginx nor nobody exists");
 }
 
 async function main(): Promise<void> {

@@ -15,7 +15,7 @@ import tls from "node:tls";
 import { parseArgs } from "node:util";
 import { homePaths } from "../src/core/paths.js";
 import { listAcceptingWorkers, readMasterPid } from "../src/drivers/nginx/control.js";
-import { createNginx, type Mutex, type NginxEvent } from "../src/drivers/nginx/index.js";
+import { createNginx, type NginxEvent } from "../src/drivers/nginx/index.js";
 import {
   certificatePath,
   hostMapPath,
@@ -29,6 +29,7 @@ import {
   tlsSitePath,
 } from "../src/drivers/nginx/render.js";
 import { exec } from "../src/lib/exec.js";
+import { childrenOf, createLocalMutex, median, rssKb, workerUser } from "./nginx-bench.js";
 import { createTestCa } from "../test/harness/certs.js";
 import { freePort, makeTempDir, removeDir, waitFor } from "../test/harness/common.js";
 
@@ -37,44 +38,6 @@ const DOMAIN = "bench.test";
 const DISTINCT = 40;
 
 type Layout = "blocks" | "variable" | "data";
-
-function createLocalMutex(): Mutex {
-  let tail: Promise<unknown> = Promise.resolve();
-  return {
-    run<T>(_key: string, fn: () => Promise<T>): Promise<T> {
-      const result = tail.then(() => fn());
-      tail = result.catch(() => undefined);
-      return result;
-    },
-  };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
-async function rssKb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN);
-}
-
-async function childrenOf(pid: number): Promise<number[]> {
-  const raw = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8");
-  return raw.split(/\s+/).filter(Boolean).map(Number);
-}
-
-async function workerUser(): Promise<string> {
-  for (const name of ["acc_nginx", "nobody"]) {
-    try {
-      await exec("id", ["-u", name], { timeoutMs: 5_000 });
-      return name;
-    } catch {
-      // Not on this machine: try the next one.
-    }
-  }
-  throw new Error("neither user acc_nginx nor nobody exists");
-}
 
 /** Full TLS handshakes (no session reuse) with random names, for `ms`, 8 at a time. */
 async function handshakes(port: number, names: string[], ca: string, ms: number): Promise<number> {

@@ -1,0 +1,43 @@
+// Helpers of the nginx benches (bench/nginx-layout.ts, bench/tls-layout.ts): one nginx run by
+// hand with acc's driver, its processes' memory and its worker's user.
+import { readFile } from "node:fs/promises";
+import type { Mutex } from "../src/drivers/nginx/index.js";
+import { exec } from "../src/lib/exec.js";
+
+export function createLocalMutex(): Mutex {
+  let tail: Promise<unknown> = Promise.resolve();
+  return {
+    run<T>(_key: string, fn: () => Promise<T>): Promise<T> {
+      const result = tail.then(() => fn());
+      tail = result.catch(() => undefined);
+      return result;
+    },
+  };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+export async function rssKb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN);
+}
+
+export async function childrenOf(pid: number): Promise<number[]> {
+  const raw = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8");
+  return raw.split(/\s+/).filter(Boolean).map(Number);
+}
+
+export async function workerUser(): Promise<string> {
+  for (const name of ["acc_nginx", "nobody"]) {
+    try {
+      await exec("id", ["-u", name], { timeoutMs: 5_000 });
+      return name;
+    } catch {
+      // Not on this machine: try the next one.
+    }
+  }
+  throw new Error("neither user acc_nginx nor nobody exists");
+}
