@@ -2,6 +2,7 @@
 // leaves signed by it, in a temp folder. EC P-256 keys: quick to make.
 import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 
@@ -21,7 +22,7 @@ export interface TestCa {
   /** The root: what clients trust. */
   rootPem: string;
   /**
-   * Makes a leaf for `names` (DNS), signed by the intermediate: FILE.crt (leaf then
+   * Makes a leaf for `names` (DNS names, or IP addresses such as 127.0.0.1), signed by the intermediate: FILE.crt (leaf then
    * intermediate), FILE.rev (the other way round), FILE.leaf and FILE.key.
    */
   issue(
@@ -123,7 +124,7 @@ export async function createTestCa(dir: string): Promise<TestCa> {
           "[p]",
           "commonName = supplied",
           "[ext]",
-          `subjectAltName = ${names.map((n) => `DNS:${n}`).join(",")}`,
+          `subjectAltName = ${names.map((n) => `${isIP(n) === 0 ? "DNS" : "IP"}:${n}`).join(",")}`,
           "basicConstraints = CA:false",
           "",
         ].join("\n"),
