@@ -98,6 +98,8 @@ const CLI_ARGS: Record<string, ((input: Input) => string[]) | null> = {
   // The CLI reads files where the API takes their text: nothing to compare line by line.
   "tls.import": null,
   "tls.list": null,
+  "tls.issue": (i) =>
+    args(["tls", "issue"], i.skip_check === true ? ["--skip-check"] : [], [i.name]),
 };
 
 /**

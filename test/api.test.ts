@@ -324,6 +324,14 @@ const ROUTE_CASES: Record<string, (s: Suite) => Promise<void>> = {
     assert.match(errorOf(refused).message, /tls/);
     assert.deepEqual(json(await call(s, "GET", "/tls/certificates")), []);
   },
+  "tls.issue": async (s) => {
+    // tls is off in this home: refused with the CLI's words; no ACME state is written.
+    const refused = await call(s, "POST", `/instances/${MAIN}/certificate`, { body: {} });
+    assert.equal(refused.status, 400, refused.body);
+    assert.match(errorOf(refused).message, /^tls is off in acc.toml, not acme$/);
+    const missing = await call(s, "POST", "/instances/nosuch/certificate", { body: {} });
+    assert.equal(missing.status, 400, missing.body);
+  },
   "model.show": async (s) => {
     const model = json<{ name: string; params: { name: string }[] }>(
       await call(s, "GET", "/models/hello"),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parse } from "smol-toml";
 import { AccError } from "../lib/errors.js";
-import { CONFIG_KEYS, renderConfigFile, resolveConfig } from "./config.js";
+import { CONFIG_KEYS, LETSENCRYPT_PRODUCTION, renderConfigFile, resolveConfig } from "./config.js";
 
 test("defaults differ for root and a normal user", () => {
   assert.equal(resolveConfig({}, {}, true).http_port, 80);
@@ -103,7 +103,7 @@ test("nginx_user and postgres_user: defaults, and never one user, root or an ins
   assert.throws(() => resolveConfig({}, { ACC_NGINX_USER: "acc-web" }, true), /invalid nginx_user/);
 });
 
-test("tls keys: off by default, https_port 443 or 8443, acme refused as not built, ports apart", () => {
+test("tls keys: off by default, https_port 443 or 8443, acme keys checked, ports apart", () => {
   const user = resolveConfig({}, {}, false);
   assert.deepEqual([user.tls, user.https_port, user.http_redirect], ["off", 8443, false]);
   assert.equal(resolveConfig({}, {}, true).https_port, 443);
@@ -113,10 +113,28 @@ test("tls keys: off by default, https_port 443 or 8443, acme refused as not buil
     false,
   );
   assert.deepEqual([manual.tls, manual.https_port, manual.http_redirect], ["manual", 9443, true]);
-  assert.throws(
-    () => resolveConfig({ tls: "acme" }, {}, false),
-    /^AccError: tls = "acme" is not built yet$/,
+  const acme = resolveConfig(
+    { tls: "acme", acme_email: "ops@example.org", acme_resolver: "127.0.0.1:8053" },
+    {},
+    false,
   );
+  assert.deepEqual(
+    [acme.tls, acme.acme_directory, acme.acme_email, acme.acme_ca_bundle, acme.acme_resolver],
+    ["acme", LETSENCRYPT_PRODUCTION, "ops@example.org", "", "127.0.0.1:8053"],
+  );
+  assert.equal(acme.tls_check_interval, 3600_000);
+  const refused: [Record<string, unknown>, RegExp][] = [
+    [{ acme_directory: "http://ca.test/dir" }, /invalid acme_directory "http:\/\/ca.test\/dir"/],
+    [{ acme_directory: "https://ca.test/a b" }, /invalid acme_directory/],
+    [{ acme_email: "ops" }, /invalid acme_email "ops" in acc.toml/],
+    [{ acme_email: "a@b.org,c@d.org" }, /invalid acme_email/],
+    [{ acme_ca_bundle: "ca.pem" }, /invalid acme_ca_bundle "ca.pem"/],
+    [{ acme_resolver: "1.2.3.4:99999" }, /invalid acme_resolver/],
+    [{ acme_resolver: "dns.example" }, /invalid acme_resolver "dns.example"/],
+  ];
+  for (const [file, message] of refused) {
+    assert.throws(() => resolveConfig({ tls: "acme", ...file }, {}, false), message);
+  }
   assert.throws(() => resolveConfig({ tls: "yes" }, {}, false), /invalid tls "yes" in acc.toml/);
   assert.throws(
     () => resolveConfig({ tls: "manual", https_port: 8080 }, {}, false),

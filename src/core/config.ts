@@ -14,8 +14,18 @@ export interface AccConfig {
   http_port: number;
   /** Public HTTPS port of acc's nginx (when tls is not off). */
   https_port: number;
-  /** "off": HTTP only; "manual": certificates imported with `acc tls import`; "acme": not built yet. */
+  /** "off": HTTP only; "manual": certificates imported with `acc tls import`; "acme": issued and renewed by acc. */
   tls: "off" | "manual" | "acme";
+  /** The ACME server's directory URL (tls = "acme"). */
+  acme_directory: string;
+  /** The ACME account's contact address ("" for none). */
+  acme_email: string;
+  /** A PEM file of extra CAs to trust when talking to the ACME server ("" for none). */
+  acme_ca_bundle: string;
+  /** The DNS server the reachability check asks ("" for the system's resolver). */
+  acme_resolver: string;
+  /** How often acc server looks at the certificates (renewal, retries). */
+  tls_check_interval: number;
   /** HTTP answers 301 to HTTPS for hosts served over HTTPS (never the ACME challenge path). */
   http_redirect: boolean;
   /** Address acc's nginx listens on. */
@@ -93,11 +103,17 @@ interface KeySpec {
     | "postgres-url"
     | "sandbox"
     | "tls"
+    | "url"
+    | "email"
+    | "file"
+    | "resolver"
     | "limit"
     | "bool";
   /** Default for root, then for a normal user; "<domain>" in it stands for the resolved domain. */
   defaults: [string | number | boolean | string[], string | number | boolean | string[]];
 }
+
+export const LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory";
 
 /** Uptime checkers and crawlers: they must not keep every instance awake. */
 export const DEFAULT_WAKE_FILTER = [
@@ -133,9 +149,34 @@ export const CONFIG_KEYS: Readonly<Record<keyof AccConfig, KeySpec>> = {
     defaults: [443, 8443],
   },
   tls: {
-    doc: "'off': HTTP only; 'manual': HTTPS for instances with a certificate imported by 'acc tls import' ('acme' is not built yet).",
+    doc: "'off': HTTP only; 'manual': HTTPS for instances with a certificate imported by 'acc tls import'; 'acme': acc gets and renews each instance's certificate from acme_directory.",
     kind: "tls",
     defaults: ["off", "off"],
+  },
+  acme_directory: {
+    doc: "The ACME server's directory URL: Let's Encrypt's production by default; its staging is https://acme-staging-v02.api.letsencrypt.org/directory.",
+    kind: "url",
+    defaults: [LETSENCRYPT_PRODUCTION, LETSENCRYPT_PRODUCTION],
+  },
+  acme_email: {
+    doc: "Contact address of the home's ACME account (expiry notices from the CA); empty for none.",
+    kind: "email",
+    defaults: ["", ""],
+  },
+  acme_ca_bundle: {
+    doc: "Absolute path of a PEM file of extra CAs to trust when talking to the ACME server (a test CA); empty for none.",
+    kind: "file",
+    defaults: ["", ""],
+  },
+  acme_resolver: {
+    doc: "The DNS server ('IP' or 'IP:PORT') that the check before each order asks, as the CA would; empty for the system's resolver.",
+    kind: "resolver",
+    defaults: ["", ""],
+  },
+  tls_check_interval: {
+    doc: "How often acc server looks at the certificates: renews those past two thirds of their lifetime, retries failed ones.",
+    kind: "duration",
+    defaults: ["1h", "1h"],
   },
   http_redirect: {
     doc: "HTTP answers 301 to HTTPS for the hosts served over HTTPS (the path /.well-known/acme-challenge/ stays on HTTP).",
@@ -375,6 +416,24 @@ function convert(key: string, spec: KeySpec, raw: unknown, source: string): unkn
       if (text !== "off" && text !== "manual" && text !== "acme")
         throw bad("expected off, manual or acme");
       return text;
+    case "url":
+      if (!/^https:\/\/[^\s/?#]+\S*$/.test(text)) throw bad("expected an https:// URL");
+      return text;
+    case "email":
+      if (text !== "" && !/^[^\s@<>"',;:]+@[a-z0-9.-]+\.[a-z]{2,}$/i.test(text))
+        throw bad("expected an email address");
+      return text;
+    case "file":
+      if (text !== "" && (!text.startsWith("/") || hasControlCharacter(text)))
+        throw bad("expected an absolute path");
+      return text;
+    case "resolver": {
+      if (text === "") return text;
+      const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(text);
+      if (!m || m[1]!.split(".").some((o) => Number(o) > 255) || Number(m[2] ?? 53) > 65535)
+        throw bad("expected IP or IP:PORT");
+      return text;
+    }
     case "limit":
       return parseLimit(key.replace(/_limit$/, "") as LimitKey, text, source);
   }
@@ -475,11 +534,6 @@ export function resolveConfig(
     });
   }
   checkServiceUsers(config);
-  if (config.tls === "acme") {
-    throw new AccError("ACC_INVALID", 'tls = "acme" is not built yet', {
-      hint: 'use tls = "manual" with certificates imported by acc tls import, or tls = "off"',
-    });
-  }
   if (config.tls !== "off" && config.https_port === config.http_port) {
     throw new AccError("ACC_INVALID", `https_port and http_port are both ${config.http_port}`, {
       hint: "give HTTPS a port of its own",

@@ -42,6 +42,20 @@ export interface HomePaths {
   /** tls/wildcard.crt and wildcard.key: *.<domain>, for instances without one of their own. */
   tlsWildcardCert: string;
   tlsWildcardKey: string;
+  /**
+   * ACME (tls = "acme"), root (or acc's user) only, 0700, in no backup: account.key and
+   * account.json (the home's account), state/NAME.json (an instance's certificate: where it
+   * came from, its renewal attempts), challenges/TOKEN (what acc server answers to the CA),
+   * orders.json (the recent orders, for the rate-limit guard).
+   */
+  acme: string;
+  acmeAccountKey: string;
+  acmeAccount: string;
+  acmeState: string;
+  acmeChallenges: string;
+  acmeOrders: string;
+  /** acme/warnings.json: the certificates that need a look, for acc list and acc status. */
+  acmeWarnings: string;
   postgres: string;
   /** acc-ports, the keeper of instances' ports: its control socket and its state across restarts. */
   portsSocket: string;
@@ -91,6 +105,13 @@ export function homePaths(home: string): HomePaths {
     tlsInstances: p("tls", "instances"),
     tlsWildcardCert: p("tls", "wildcard.crt"),
     tlsWildcardKey: p("tls", "wildcard.key"),
+    acme: p("acme"),
+    acmeAccountKey: p("acme", "account.key"),
+    acmeAccount: p("acme", "account.json"),
+    acmeState: p("acme", "state"),
+    acmeChallenges: p("acme", "challenges"),
+    acmeOrders: p("acme", "orders.json"),
+    acmeWarnings: p("acme", "warnings.json"),
     postgres: p("postgres"),
     portsSocket: p("run", "ports.sock"),
     portsState: p("run", "ports.state"),
@@ -121,6 +142,11 @@ export interface InstancePaths {
   /** HOME/logs/NAME: root 0700. */
   logs: string;
   appLog: string;
+}
+
+/** HOME/acme/state/NAME.json: where an instance's certificate came from, and its renewal. */
+export function certificateStatePath(paths: Pick<HomePaths, "acmeState">, name: string): string {
+  return `${paths.acmeState}/${name}.json`;
 }
 
 export function instancePaths(home: string, name: string): InstancePaths {

@@ -50,3 +50,11 @@ export function mayBeAlive(state: InstanceState): boolean {
 export function isInstanceState(value: string): value is InstanceState {
   return (INSTANCE_STATES as readonly string[]).includes(value);
 }
+
+/** States no operation is in the middle of: an instance's hosts or certificate may change. */
+export const SETTLED_STATES: ReadonlySet<InstanceState> = new Set([
+  "running",
+  "stopped",
+  "suspended",
+  "failed",
+]);

@@ -41,3 +41,9 @@ export function dnsNamesOf(subjectAltName: string | undefined): string[] {
 export function wildcardName(domain: string): string {
   return `*.${domain.toLowerCase()}`;
 }
+
+/**
+ * X-Acc-Instance of a request for an ACME challenge, as nginx sets it: never an instance's name
+ * (none holds ':'), and nginx replaces a client's own, so no request can pass for the other.
+ */
+export const ACME_CHALLENGE_INSTANCE = ":acme";

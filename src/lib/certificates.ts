@@ -141,7 +141,11 @@ export function checkCertificate(input: CertificateInput): CheckedCertificate {
 export function describeCertificate(
   pem: string,
   file: string,
-): { names: string[]; notAfter: Date } {
+): { names: string[]; notBefore: Date; notAfter: Date } {
   const leaf = parseChain(pem, file)[0]!;
-  return { names: dnsNamesOf(leaf.subjectAltName), notAfter: new Date(leaf.validTo) };
+  return {
+    names: dnsNamesOf(leaf.subjectAltName),
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+  };
 }

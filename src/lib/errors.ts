@@ -119,3 +119,8 @@ export function hasErrno(error: unknown, code: string): boolean {
 export function isAccErrorCode(code: unknown): code is AccErrorCode {
   return typeof code === "string" && (ALL_ERROR_CODES as readonly string[]).includes(code);
 }
+
+/** The message of anything thrown. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

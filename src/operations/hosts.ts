@@ -4,7 +4,7 @@ import { validateInstanceName } from "../core/validate.js";
 import { AccError } from "../lib/errors.js";
 import type { InstanceJson } from "../services/instance-view.js";
 import { commandFromOperation } from "./cli.js";
-import { INSTANCE, NAME } from "./schemas.js";
+import { CERTIFICATE_OUTCOME, INSTANCE, NAME } from "./schemas.js";
 import { causeOf } from "./tokens.js";
 import type { Operation } from "./types.js";
 
@@ -24,6 +24,11 @@ const HOST_INPUT = {
 
 type HostChange = "add" | "remove";
 
+interface HostResult extends InstanceJson {
+  /** tls = "acme": the certificate for the new set of hosts, or why none yet. */
+  certificate?: { issued: boolean; message: string };
+}
+
 /** `acc host add|remove NAME HOST`: the same input and answer, another change of the hosts. */
 function hostOperation(options: {
   action: HostChange;
@@ -31,25 +36,32 @@ function hostOperation(options: {
   method: "POST" | "DELETE";
   path: string;
   errors: Operation["errors"];
-}): Operation<HostInput, InstanceJson> {
+}): Operation<HostInput, HostResult> {
   return {
     id: `instance.host-${options.action}`,
     summary: options.summary,
     method: options.method,
     path: options.path,
     input: HOST_INPUT,
-    output: INSTANCE,
+    output: {
+      allOf: [INSTANCE, { type: "object", properties: { certificate: CERTIFICATE_OUTCOME } }],
+    },
     errors: options.errors,
     permission: "change",
     async run(call, input) {
       const { addHost, removeHost } = await import("../services/instance-hosts.js");
       const { instanceJson } = await import("../services/instance-view.js");
+      const { certificateAfterChange } = await import("../services/acme.js");
       const change = options.action === "add" ? addHost : removeHost;
       const name = validateInstanceName(input.name);
-      return instanceJson(
-        call.ctx,
-        await change(call.ctx, name, input.host, { cause: causeOf(call.caller) }),
-      );
+      const cause = causeOf(call.caller);
+      await change(call.ctx, name, input.host, { cause });
+      const certificate = await certificateAfterChange(call.ctx, name, cause);
+      const { getInstance } = await import("../services/instances.js");
+      return {
+        ...instanceJson(call.ctx, await getInstance(call.ctx, name)),
+        ...(certificate === undefined ? {} : { certificate }),
+      };
     },
     cli: {
       name: `host ${options.action}`,
@@ -62,7 +74,14 @@ function hostOperation(options: {
         name: validateInstanceName(positional(args, 0)),
         host: positional(args, 1),
       }),
-      render: (view) => ({ text: `${view.name} answers ${view.hosts.join(", ")}` }),
+      render: (view) => ({
+        text: [
+          `${view.name} answers ${view.hosts.join(", ")}`,
+          ...(view.certificate === undefined
+            ? []
+            : [`${view.certificate.issued ? "" : "warning: "}${view.certificate.message}`]),
+        ].join("\n"),
+      }),
     },
   };
 }

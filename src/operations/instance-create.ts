@@ -1,6 +1,7 @@
 import { flag, listOption, positional, stringOption } from "../cli/command.js";
 import type { InstanceJson } from "../services/instance-view.js";
-import { INSTANCE } from "./schemas.js";
+import { CERTIFICATE_OUTCOME, INSTANCE } from "./schemas.js";
+import { causeOf } from "./tokens.js";
 import type { Operation } from "./types.js";
 
 interface CreateInput {
@@ -13,7 +14,12 @@ interface CreateInput {
   start?: boolean;
 }
 
-type CreateOutput = InstanceJson & { generated: Record<string, string>; secrets_file: string };
+type CreateOutput = InstanceJson & {
+  generated: Record<string, string>;
+  secrets_file: string;
+  /** tls = "acme": its certificate, or why none yet (acc server retries). */
+  certificate?: { issued: boolean; message: string };
+};
 
 const strings = (description: string) => ({
   type: "array",
@@ -57,6 +63,10 @@ export const createOperation: Operation<CreateInput, CreateOutput> = {
             additionalProperties: { type: "string" },
             description: "generated secrets, shown once",
           },
+          certificate: {
+            ...CERTIFICATE_OUTCOME,
+            description: 'tls = "acme": its certificate, or why none yet',
+          },
           secrets_file: { type: "string" },
         },
       },
@@ -74,8 +84,13 @@ export const createOperation: Operation<CreateInput, CreateOutput> = {
   permission: "change",
   long: true,
   async run(call, input) {
-    const { createInstance } = await import("../services/instances.js");
+    const { createInstance, getInstance, startInstance } = await import("../services/instances.js");
     const { instanceJson } = await import("../services/instance-view.js");
+    const { certificateAfterChange } = await import("../services/acme.js");
+    const start = input.start !== false;
+    // Under tls = "acme" the certificate comes before the first start, so that the app's first
+    // ACC_URL is already https.
+    const acme = call.ctx.config.tls === "acme";
     const result = await createInstance(call.ctx, {
       model: input.model,
       ...(input.name !== undefined ? { name: input.name } : {}),
@@ -83,12 +98,19 @@ export const createOperation: Operation<CreateInput, CreateOutput> = {
       hosts: input.hosts ?? [],
       params: input.params ?? [],
       limits: input.limits ?? [],
-      start: input.start !== false,
+      start: start && !acme,
     });
+    const cause = causeOf(call.caller);
+    const certificate = await certificateAfterChange(call.ctx, result.instance.name, cause);
+    const instance =
+      start && acme
+        ? await startInstance(call.ctx, result.instance.name, cause)
+        : await getInstance(call.ctx, result.instance.name);
     return {
-      ...instanceJson(call.ctx, result.instance),
+      ...instanceJson(call.ctx, instance),
       generated: result.generated,
       secrets_file: result.secretsFile,
+      ...(certificate === undefined ? {} : { certificate }),
     };
   },
   cli: {
@@ -128,6 +150,9 @@ export const createOperation: Operation<CreateInput, CreateOutput> = {
     },
     render(view) {
       const lines = [`${view.name} ${view.state}: ${view.url}`];
+      if (view.certificate !== undefined) {
+        lines.push(`${view.certificate.issued ? "" : "warning: "}${view.certificate.message}`);
+      }
       const generated = Object.entries(view.generated);
       if (generated.length > 0) {
         lines.push("generated secrets (shown once; kept in the instance's env file):");

@@ -150,7 +150,16 @@ export const listOperation: Operation<ListInput, ListedInstance[]> = {
     items: {
       allOf: [
         INSTANCE,
-        { type: "object", properties: { memory_mb: { type: ["integer", "null"] } } },
+        {
+          type: "object",
+          properties: {
+            memory_mb: { type: ["integer", "null"] },
+            certificate_warning: {
+              type: ["string", "null"],
+              description: "when tls is not off: what needs a look about its certificate",
+            },
+          },
+        },
       ],
     },
   },
@@ -190,17 +199,22 @@ export const listOperation: Operation<ListInput, ListedInstance[]> = {
           ? Object.keys(input).length > 0
             ? "no instances match"
             : "no instances yet: acc create hello"
-          : table(
-              ["NAME", "MODEL", "STATE", "URL", "LAST ACTIVITY", "MEMORY"],
-              instances.map((i) => [
-                i.name,
-                `${i.model} ${i.model_version}`,
-                i.state,
-                i.url,
-                ago(i.last_activity_at, now),
-                i.memory_mb === null ? "-" : `${i.memory_mb} MB`,
-              ]),
-            ),
+          : [
+              table(
+                ["NAME", "MODEL", "STATE", "URL", "LAST ACTIVITY", "MEMORY"],
+                instances.map((i) => [
+                  i.name,
+                  `${i.model} ${i.model_version}`,
+                  i.state,
+                  i.url,
+                  ago(i.last_activity_at, now),
+                  i.memory_mb === null ? "-" : `${i.memory_mb} MB`,
+                ]),
+              ),
+              ...instances
+                .filter((i) => i.certificate_warning)
+                .map((i) => `warning: ${i.name}: ${i.certificate_warning}`),
+            ].join("\n"),
     }),
   },
 };
@@ -244,6 +258,16 @@ function showRows(view: ShownInstance): [string, string][] {
   if (view.last_log) rows.push(["last log", view.last_log.split("\n").join("\n  ")]);
   if (view.exposed_listeners !== null && view.exposed_listeners.length > 0)
     rows.push(["warning", describeExposedEndpoints(view.exposed_listeners)]);
+  const cert = view.certificate;
+  if (cert !== null) {
+    rows.push([
+      "certificate",
+      cert.source === "none"
+        ? "none (served over HTTP)"
+        : `${cert.source}, valid until ${cert.not_after}${cert.failures > 0 ? `; ${cert.failures} failed renewal(s), next try from ${cert.next_attempt}` : ""}`,
+    ]);
+    if (cert.warning !== null) rows.push(["warning", cert.warning]);
+  }
   for (const [key, value] of Object.entries(view.params)) rows.push([`param ${key}`, value]);
   for (const [key, value] of Object.entries(view.env ?? {})) rows.push([`env ${key}`, value]);
   return rows;
@@ -278,6 +302,17 @@ export const showOperation: Operation<ShowInput, ShownInstance> = {
           limits: { type: "object" },
           memory_bytes: { type: ["integer", "null"] },
           oom_kills: { type: "integer" },
+          certificate: {
+            type: ["object", "null"],
+            properties: {
+              source: { type: "string", enum: ["acme", "manual", "wildcard", "none"] },
+              not_after: { type: ["string", "null"] },
+              failures: { type: "integer" },
+              last_error: { type: ["string", "null"] },
+              next_attempt: { type: ["string", "null"] },
+              warning: { type: ["string", "null"] },
+            },
+          },
           env: { type: "object", additionalProperties: { type: "string" } },
         },
       },

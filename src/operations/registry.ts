@@ -21,7 +21,7 @@ import { logsOperation } from "./logs.js";
 import { modelListOperation, modelPruneOperation, modelShowOperation } from "./models.js";
 import { doctorOperation, monitorOperation, statusOperation } from "./system.js";
 import { tokenCreateOperation, tokenListOperation, tokenRevokeOperation } from "./tokens.js";
-import { tlsImportOperation, tlsListOperation } from "./tls.js";
+import { tlsImportOperation, tlsIssueOperation, tlsListOperation } from "./tls.js";
 import type { Operation } from "./types.js";
 
 /** Every operation of the API, in the order the OpenAPI document lists them. */
@@ -38,6 +38,7 @@ export const OPERATIONS: readonly Operation[] = [
   hostAddOperation,
   hostRemoveOperation,
   tlsImportOperation,
+  tlsIssueOperation,
   tlsListOperation,
   destroyOperation,
   logsOperation,

@@ -45,6 +45,13 @@ export const INSTANCE: JsonSchema = {
   },
 };
 
+/** Under tls = "acme", after a create or a host change: the certificate, or why none yet. */
+export const CERTIFICATE_OUTCOME: JsonSchema = {
+  type: "object",
+  required: ["issued", "message"],
+  properties: { issued: { type: "boolean" }, message: { type: "string" } },
+};
+
 export const EVENT: JsonSchema = {
   type: "object",
   required: ["id", "time", "instance", "action", "cause", "outcome", "duration_ms", "message"],

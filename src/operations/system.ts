@@ -174,6 +174,16 @@ function statusRows(report: StatusReport): string[][] {
         : `off: ${report.cgroups.reason ?? "unknown"}; NOT contained: an instance's detached processes can outlive its stop, and memory, cpu and pids limits are not enforced`,
     ],
     ["domain", `${report.domain} (instance NAME answers at NAME.${report.domain})`],
+    [
+      "tls",
+      report.tls.mode === "off"
+        ? "off (HTTP only)"
+        : `${report.tls.mode}, HTTPS on port ${report.tls.https_port}`,
+    ],
+    ...Object.entries(report.tls.warnings).map(([name, warning]): [string, string] => [
+      "warning",
+      `${name}: ${warning}`,
+    ]),
     ["instance ports", report.instance_ports],
     ["instances", report.total === 0 ? "none" : `${report.total}: ${counts}`],
     [
@@ -206,6 +216,14 @@ export const statusOperation: Operation<Record<string, never>, StatusReport> = {
       ports: { type: "object" },
       sandbox: { type: "object" },
       cgroups: { type: "object" },
+      tls: {
+        type: "object",
+        properties: {
+          mode: { type: "string", enum: ["off", "manual", "acme"] },
+          https_port: { type: "integer" },
+          warnings: { type: "object", additionalProperties: { type: "string" } },
+        },
+      },
       instances: { type: "object", additionalProperties: { type: "integer" } },
       total: { type: "integer" },
       versions: { type: "object" },

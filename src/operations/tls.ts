@@ -1,10 +1,17 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { flag, stringOption, type Command, type CommandResult } from "../cli/command.js";
+import {
+  flag,
+  positional,
+  stringOption,
+  type Command,
+  type CommandResult,
+} from "../cli/command.js";
 import { table } from "../cli/output.js";
 import { didYouMean } from "../cli/suggest.js";
 import { showValue, validateInstanceName } from "../core/validate.js";
 import { AccError, hasErrno } from "../lib/errors.js";
+import type { IssueResult } from "../services/acme.js";
 import type { CertificateInfo, ImportResult } from "../services/tls.js";
 import { commandFromOperation } from "./cli.js";
 import { NAME, NO_INPUT } from "./schemas.js";
@@ -31,7 +38,12 @@ const CERTIFICATE: JsonSchema = {
     for: { type: "string", description: 'the instance, or "*" for the wildcard' },
     hosts: { type: "array", items: { type: "string" } },
     not_after: { type: "string", format: "date-time" },
-    source: { type: "string", enum: ["manual"] },
+    source: { type: "string", enum: ["manual", "acme"] },
+    failures: { type: "integer", description: "failed renewals in a row (acme)" },
+    warning: {
+      type: ["string", "null"],
+      description: "what needs a look: renewal failing, expiry close",
+    },
   },
 };
 
@@ -210,30 +222,116 @@ export const tlsListOperation: Operation<Record<string, never>, CertificateInfo[
   },
 };
 
+interface IssueInput {
+  name: string;
+  skip_check?: boolean;
+}
+
+export const tlsIssueOperation: Operation<IssueInput, IssueResult> = {
+  id: "tls.issue",
+  summary:
+    'Order a certificate for an instance\'s hosts from the ACME server (tls = "acme"), after checking that each host reaches this server; serve it over HTTPS. acc server renews it.',
+  method: "POST",
+  path: "/instances/{name}/certificate",
+  input: {
+    type: "object",
+    properties: {
+      name: NAME,
+      skip_check: {
+        type: "boolean",
+        description: "order without first fetching a token through each host name",
+      },
+    },
+    required: ["name"],
+    additionalProperties: false,
+  },
+  output: {
+    type: "object",
+    required: ["name", "hosts", "not_after", "url_changed"],
+    properties: {
+      name: { type: "string" },
+      hosts: { type: "array", items: { type: "string" } },
+      not_after: { type: "string", format: "date-time" },
+      url_changed: { type: "boolean" },
+    },
+  },
+  errors: [
+    "ACC_NOT_FOUND",
+    "ACC_INVALID",
+    "ACC_BUSY",
+    "ACC_NGINX",
+    "ACC_RATE_LIMITED",
+    "ACC_FAILED",
+  ],
+  permission: "change",
+  long: true,
+  async run(call, input) {
+    const { issueCertificate } = await import("../services/acme.js");
+    return issueCertificate(call.ctx, validateInstanceName(input.name), {
+      cause: causeOf(call.caller),
+      ...(input.skip_check === true ? { skipCheck: true } : {}),
+    });
+  },
+  cli: {
+    name: "tls issue",
+    usage: "NAME [--skip-check]",
+    help: [
+      "--skip-check        order without first fetching a token through each host name",
+      "                    (a server that cannot reach its own public address)",
+    ],
+    options: { "skip-check": { type: "boolean" } },
+    positionals: { min: 1, max: 1, names: "NAME" },
+    json: true,
+    input: (args) => ({
+      name: validateInstanceName(positional(args, 0)),
+      ...(flag(args, "skip-check") ? { skip_check: true } : {}),
+    }),
+    render: (result) => ({
+      text: [
+        `certificate for ${result.name}: ${result.hosts.join(", ")}, valid until ${result.not_after}`,
+        ...(result.url_changed ? [`URL now https (ACC_URL: read at the next start)`] : []),
+      ].join("\n"),
+    }),
+  },
+};
+
 const ACTIONS: Record<string, Operation> = {
   import: tlsImportOperation,
+  issue: tlsIssueOperation,
   list: tlsListOperation,
 };
 
 /** `acc tls import|list`. */
 export const tlsCommand: Command = {
   name: "tls",
-  summary: "HTTPS certificates: import one (for an instance or the wildcard), list them.",
-  usage: "import|list [OPTIONS] [--json]",
+  summary:
+    "HTTPS certificates: order one from the ACME server, import one (for an instance or the wildcard), list them.",
+  usage: "issue|import|list [OPTIONS] [--json]",
   help: [
+    'issue NAME [--skip-check]  order NAME\'s certificate now (tls = "acme")',
     "import --cert FILE --key FILE --for NAME|--wildcard",
     "list                what certificates acc serves, their hosts and expiry",
   ],
-  options: { ...tlsImportOperation.cli!.options },
-  positionals: { min: 1, max: 1, names: "import or list" },
+  options: { ...tlsImportOperation.cli!.options, ...tlsIssueOperation.cli!.options },
+  positionals: { min: 1, max: 2, names: "issue, import or list" },
   json: true,
   async run(args, cli): Promise<CommandResult> {
     const [action = "", ...rest] = args.positionals;
     const op = ACTIONS[action];
     if (!op) {
       throw new AccError("ACC_USAGE", `acc tls: unknown action ${JSON.stringify(action)}`, {
-        hint: didYouMean(action, Object.keys(ACTIONS)) ?? "usage: acc tls import|list",
+        hint: didYouMean(action, Object.keys(ACTIONS)) ?? "usage: acc tls issue|import|list",
       });
+    }
+    const { min, max, names } = op.cli!.positionals;
+    if (rest.length < min || rest.length > max) {
+      throw new AccError(
+        "ACC_USAGE",
+        rest.length < min
+          ? `acc tls ${action}: missing ${names}`
+          : `acc tls ${action}: unexpected argument ${showValue(rest[max] ?? "")}`,
+        { hint: `usage: acc tls ${action} ${op.cli!.usage}` },
+      );
     }
     return commandFromOperation(op).run({ values: args.values, positionals: rest }, cli);
   },

@@ -1,8 +1,10 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
+import { ACME_CHALLENGE_INSTANCE } from "../core/tls-hosts.js";
 import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
+import { challengeAnswer } from "../services/acme.js";
 import type { AccContext } from "../services/context.js";
 import { codeDirOf, instanceManifest, requestTimeoutOf } from "../services/model-code.js";
 import { restartCheck } from "../services/crashes.js";
@@ -310,9 +312,26 @@ export function createServerApp(deps: ServerDeps): http.Server {
     });
   }
 
+  /** The CA's HTTP-01 challenge (or acc's own reachability probe): the token's answer, or 404. */
+  async function answerChallenge(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const prefix = "/.well-known/acme-challenge/";
+    const url = req.url ?? "";
+    const answer = url.startsWith(prefix)
+      ? await challengeAnswer(ctx, url.slice(prefix.length))
+      : undefined;
+    if (answer === undefined) {
+      res.writeHead(404, { "content-type": "text/plain" }).end("no such challenge\n");
+      return;
+    }
+    res
+      .writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" })
+      .end(req.method === "HEAD" ? undefined : answer);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const header = req.headers["x-acc-instance"];
     if (header === undefined) return answerStatus(req, res);
+    if (header === ACME_CHALLENGE_INSTANCE) return answerChallenge(req, res);
     let name: string;
     try {
       // nginx sets X-Acc-Instance from its host map, so a client cannot name another instance.

@@ -13,6 +13,7 @@ import { createSessionStore } from "./ui/sessions.js";
 import type { AccContext } from "../services/context.js";
 import { idleMessage } from "../core/duration.js";
 import { startMonitorLoop } from "../services/monitor.js";
+import { startRenewalLoop } from "../services/acme-renewal.js";
 import { createMetrics, type Metrics } from "../services/metrics.js";
 import { observeEvents } from "../services/observe-events.js";
 import { createWaker, type Waker } from "../services/wake.js";
@@ -77,6 +78,7 @@ export async function runServer(ctx: AccContext): Promise<void> {
     `acc server: waker on ${ctx.paths.wakerSocket}, API on ${ctx.paths.apiSocket} and ${ctx.paths.adminSocket}, health on 127.0.0.1:${ctx.config.server_port}`,
   );
   const monitor = startMonitor(ctx, stop.signal, log);
+  const renewal = startRenewalLoop(ctx, { signal: stop.signal, log });
   await new Promise<void>((resolve) => {
     for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => resolve());
   });
@@ -92,6 +94,7 @@ export async function runServer(ctx: AccContext): Promise<void> {
     listener.closeIdleConnections();
   }
   await monitor;
+  await renewal;
   await Promise.race([
     once(server, "close"),
     new Promise((resolve) => setTimeout(resolve, 10_000).unref()),

@@ -1,5 +1,6 @@
 // An instance's host names after its create: acc host add|remove. The store says which hosts
 // an instance answers; nginx's files are written from it, checked by nginx -t and reloaded.
+import { SETTLED_STATES } from "../core/states.js";
 import { showValue, validateHostname, validateInstanceHost } from "../core/validate.js";
 import { AccError } from "../lib/errors.js";
 import type { InstanceRecord } from "../store/store.js";
@@ -9,8 +10,6 @@ import { instanceManifest, siteOf } from "./model-code.js";
 
 /** Operations that change hosts hold the instance's lease under this name (doctor reads it). */
 export const HOSTS_OPERATION = "host";
-
-const SETTLED = new Set(["running", "stopped", "suspended", "failed"]);
 
 /**
  * The hosts recorded, then nginx's files written from them; nginx refusing them (nginx -t, or
@@ -26,7 +25,7 @@ async function changeHosts(
   await getInstance(ctx, name);
   return lease(ctx, name, HOSTS_OPERATION, async () => {
     const instance = await getInstance(ctx, name);
-    if (!SETTLED.has(instance.state)) {
+    if (!SETTLED_STATES.has(instance.state)) {
       throw new AccError(
         "ACC_STATE",
         `${name} is ${instance.state}: its hosts change once that is over`,

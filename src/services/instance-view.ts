@@ -44,6 +44,8 @@ export function instanceJson(ctx: AccContext, instance: InstanceSummary): Instan
 
 export interface ListedInstance extends InstanceJson {
   memory_mb: number | null;
+  /** When tls is not off: what needs a look about its certificate, or null. */
+  certificate_warning?: string | null;
 }
 
 export interface ListQuery extends Omit<InstanceQuery, "sort"> {
@@ -70,7 +72,10 @@ export async function listInstancesView(
     const sorted = rows.sort((a, b) => figure(b) - figure(a));
     const start = offset ?? 0;
     const page = sorted.slice(start, limit === undefined ? undefined : start + limit);
-    return page.map((i) => listedInstance(ctx, i, memory));
+    return withWarnings(
+      ctx,
+      page.map((i) => listedInstance(ctx, i, memory)),
+    );
   }
   const rows = await ctx.store.listInstanceSummaries({
     ...filters,
@@ -79,7 +84,19 @@ export async function listInstancesView(
     ...(offset !== undefined ? { offset } : {}),
   });
   const memory = await runningMemory(ctx, aliveNames(rows));
-  return rows.map((i) => listedInstance(ctx, i, memory));
+  return withWarnings(
+    ctx,
+    rows.map((i) => listedInstance(ctx, i, memory)),
+  );
+}
+
+/** When tls is not off: each row's certificate warning, from one file (acme/warnings.json). */
+async function withWarnings(ctx: AccContext, rows: ListedInstance[]): Promise<ListedInstance[]> {
+  if (ctx.config.tls === "off") return rows;
+  const { certificateWarnings } = await import("./acme.js");
+  const warnings = await certificateWarnings(ctx);
+  for (const row of rows) row.certificate_warning = warnings[row.name] ?? null;
+  return rows;
 }
 
 /** Those that may have a process (and so a memory figure): no other is looked up. */
@@ -106,6 +123,8 @@ export interface ShownInstance extends InstanceJson {
   limits: Limits & { enforced: boolean };
   memory_bytes: number | null;
   oom_kills: number;
+  /** Its certificate (null when tls is off): where it came from, expiry, renewal, warning. */
+  certificate: import("./acme.js").CertificateStatus | null;
   /** The env file's values, with secrets: only when asked. */
   env?: Record<string, string>;
 }
@@ -124,6 +143,7 @@ export async function showInstanceView(
     { restartCheck },
     { effectiveLimitsOf },
     { instanceCgroups },
+    { certificateStatus },
   ] = await Promise.all([
     import("./instances.js"),
     import("./instance-secrets.js"),
@@ -132,6 +152,7 @@ export async function showInstanceView(
     import("./crashes.js"),
     import("./instance-settings.js"),
     import("./cgroups.js"),
+    import("./acme.js"),
   ]);
   const instance = await getInstance(ctx, name);
   const view = instanceJson(ctx, instance);
@@ -163,6 +184,7 @@ export async function showInstanceView(
     limits: { ...limits, enforced: cgroups !== undefined },
     memory_bytes: mayBeAlive(instance.state) ? (memoryBytes ?? null) : null,
     oom_kills: oomKills,
+    certificate: ctx.config.tls === "off" ? null : await certificateStatus(ctx, instance),
   };
   return secrets ? { ...data, env: secrets } : data;
 }

@@ -2,7 +2,7 @@ import { rm } from "node:fs/promises";
 import { formatDuration, parseDuration } from "../core/duration.js";
 import { parseParamArgs, resolveParams } from "../core/model-params.js";
 import type { ModelManifest } from "../core/model.js";
-import { instancePaths } from "../core/paths.js";
+import { certificateStatePath, instancePaths } from "../core/paths.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
 import { assertTransition, mayBeAlive, type InstanceState } from "../core/states.js";
 import {
@@ -276,6 +276,8 @@ export async function removeEverywhere(
   // Nothing of it may outlive it, detached children included.
   await removeCgroup(ctx, name);
   await ctx.proxy.removeSite(name);
+  // Its certificate went with its nginx files; what acc knew of its renewal goes too.
+  await rm(certificateStatePath(ctx.paths, name), { force: true });
   if (row) await releasePort(ctx, row.port);
   // The user goes first, and every process of it: then nothing can swap an entry of data/ for
   // a link while root removes the folder.

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { certificateExpiries } from "./acme.js";
 import { INSTANCE_STATES } from "../core/states.js";
 import { hasErrno } from "../lib/errors.js";
 import type { AccContext } from "./context.js";
@@ -149,6 +150,18 @@ export function createMetrics(ctx: AccContext, options: MetricsOptions): Metrics
     labelNames: ["version", "node"],
     registers,
   }).set({ version: accVersion(ctx.accRoot), node: process.version }, 1);
+
+  new Gauge({
+    name: "acc_certificate_expiry_timestamp_seconds",
+    help: "When each instance's own certificate expires (one series per instance with one).",
+    labelNames: ["instance"],
+    registers,
+    async collect() {
+      this.reset();
+      for (const [instance, seconds] of await certificateExpiries(ctx))
+        this.set({ instance }, seconds);
+    },
+  });
 
   if (options.instanceMemory) {
     new Gauge({

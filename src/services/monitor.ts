@@ -2,7 +2,7 @@ import { idleMessage } from "../core/duration.js";
 // The monitor (design.md, "Idle clock"): stops running instances idle for longer than their
 // idle timeout. One pass reads the store once and the activity sources once, whatever the
 // number of instances; only the instances it stops cost more.
-import { isAccError } from "../lib/errors.js";
+import { errorMessage, isAccError } from "../lib/errors.js";
 import { holderAlive, type InstanceRecord } from "../store/store.js";
 import {
   openConnectionPorts,
@@ -184,10 +184,6 @@ export function planIdleStops(
   return plan;
 }
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 async function runLimited<T>(
   items: readonly T[],
   limit: number,
@@ -308,7 +304,7 @@ export interface MonitorLoopOptions {
   log?: (line: string) => void;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const done = (): void => {

@@ -77,6 +77,7 @@ function createProxy(
               port: config.https_port,
               redirect: config.http_redirect,
               domain: config.domain,
+              acme: config.tls === "acme",
             },
           }),
     },

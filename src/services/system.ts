@@ -7,6 +7,7 @@ import { exec, ExecError, type Exec } from "../lib/exec.js";
 import { readFileIfExists, writeFileAtomic, pathExists } from "../lib/files.js";
 import { childLogDir } from "../drivers/supervisord/render.js";
 import type { ServiceProgram } from "../drivers/supervisord/index.js";
+import { certificateWarnings } from "./acme.js";
 import type { AccContext } from "./context.js";
 import { managedPostgres, pgAdmin } from "./databases.js";
 import { findPostgresBin } from "../drivers/postgres/index.js";
@@ -506,6 +507,8 @@ export interface StatusReport {
   versions: { acc: string; node: string; nginx: string; supervisord: string };
   /** The home's filesystem: what is free for instances' data, logs and backups. */
   disk: { free_bytes: number; total_bytes: number };
+  /** tls and, when not off, the certificates that need a look (acme/warnings.json). */
+  tls: { mode: "off" | "manual" | "acme"; https_port: number; warnings: Record<string, string> };
 }
 
 export async function status(ctx: AccContext): Promise<StatusReport> {
@@ -594,6 +597,11 @@ export async function status(ctx: AccContext): Promise<StatusReport> {
     },
     instances: counts,
     total: all.length,
+    tls: {
+      mode: ctx.config.tls,
+      https_port: ctx.config.https_port,
+      warnings: ctx.config.tls === "off" ? {} : await certificateWarnings(ctx),
+    },
     versions: {
       acc: pkg.version,
       node: process.version,

@@ -5,6 +5,9 @@ import { hostCovered, wildcardName } from "../core/tls-hosts.js";
 import { certificatePath } from "../drivers/nginx/render.js";
 import type { AccContext } from "./context.js";
 
+/** Operations on an instance's certificate hold its lease under this name. */
+export const TLS_OPERATION = "tls";
+
 /**
  * Its own certificate covers every host it had at import and its URL's host never goes; the
  * wildcard was checked to cover *.<domain>. Synchronous: `acc list` asks it of every instance,

@@ -1,26 +1,18 @@
 // Manual certificates (acc tls import, acc tls list): checked before use, stored under
 // HOME/tls (root only), served by acc's nginx when acc.toml's tls is not off.
-import { readFile } from "node:fs/promises";
-import { parseEnvFile } from "../core/instance-env.js";
-import { instancePaths } from "../core/paths.js";
+import { rm } from "node:fs/promises";
+import { certificateStatePath } from "../core/paths.js";
 import { wildcardName } from "../core/tls-hosts.js";
 import { isValidInstanceName } from "../core/validate.js";
 import { certificatePath } from "../drivers/nginx/render.js";
 import { checkCertificate, describeCertificate } from "../lib/certificates.js";
 import { AccError } from "../lib/errors.js";
 import { readDirIfExists, readFileIfExists } from "../lib/files.js";
-import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
-import { dataOwner } from "./instance-data.js";
-import { writeInstanceFiles } from "./instance-files.js";
+import { certificateWarning, readCertificateState } from "./acme.js";
 import { getInstance, lease, recordEvent, urlOf } from "./instances.js";
-import { codeDirOf, instanceManifest } from "./model-code.js";
-
-/** Operations on an instance's certificate hold its lease under this name. */
-export const TLS_OPERATION = "tls";
-
-/** What the instance's env file keeps from its database across a rewrite. */
-const DATABASE_ENV = ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"];
+import { rewriteInstanceFiles } from "./instance-url.js";
+import { TLS_OPERATION } from "./tls-url.js";
 
 export interface ImportRequest {
   cert: string;
@@ -38,7 +30,11 @@ export interface CertificateInfo {
   for: string;
   hosts: string[];
   not_after: string;
-  source: "manual";
+  /** acme: ordered and renewed by acc (tls = "acme"); manual: imported by acc tls import. */
+  source: "manual" | "acme";
+  /** Failed renewals in a row (acme), and what needs a look (failures, a close expiry). */
+  failures?: number;
+  warning?: string | null;
 }
 
 export interface ImportResult extends CertificateInfo {
@@ -93,6 +89,8 @@ export async function importCertificate(
       hosts: instance.hosts,
     });
     const changed = urlOf(ctx, instance) !== urlBefore;
+    // An imported certificate is the sysadmin's: acc no longer orders or renews one for it.
+    await rm(certificateStatePath(ctx.paths, name), { force: true });
     if (changed) await rewriteInstanceFiles(ctx, instance);
     await recordEvent(ctx, name, TLS_OPERATION, "ok", {
       cause: request.cause,
@@ -156,41 +154,28 @@ export async function listCertificates(ctx: AccContext): Promise<CertificateInfo
     const file = certificatePath(ctx.paths, name);
     const pem = await readFileIfExists(file);
     if (pem === undefined) continue;
-    out.push(info(name, pem, file));
+    const state = await readCertificateState(ctx, name);
+    const { names: hosts, notBefore, notAfter } = describeCertificate(pem, file);
+    out.push({
+      for: name,
+      hosts,
+      not_after: notAfter.toISOString(),
+      source: state === undefined ? "manual" : "acme",
+      failures: state?.failures ?? 0,
+      warning: certificateWarning({ notBefore, notAfter }, state, ctx.now()),
+    });
   }
   const wildcard = await readFileIfExists(ctx.paths.tlsWildcardCert);
-  if (wildcard !== undefined) out.push(info("*", wildcard, ctx.paths.tlsWildcardCert));
-  return out;
-}
-
-function info(name: string, pem: string, file: string): CertificateInfo {
-  const { names, notAfter } = describeCertificate(pem, file);
-  return { for: name, hosts: names, not_after: notAfter.toISOString(), source: "manual" };
-}
-
-/**
- * Writes the instance's env file and config templates again, as at its create: ACC_URL (and
- * {{ url }} in templates) follow its scheme. The running process keeps its environment: the
- * new one is read at its next start.
- */
-async function rewriteInstanceFiles(ctx: AccContext, instance: InstanceRecord): Promise<void> {
-  const p = instancePaths(ctx.home, instance.name);
-  // HOME/instances/NAME is root's: the instance cannot have swapped its env file for a link.
-  const oldEnv = parseEnvFile(await readFile(p.env, "utf8"));
-  const manifest = await instanceManifest(ctx, instance);
-  const codeDir = codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash);
-  const databaseEnv: Record<string, string> = {};
-  for (const key of DATABASE_ENV) {
-    const value = oldEnv[key];
-    if (value !== undefined) databaseEnv[key] = value;
+  if (wildcard !== undefined) {
+    const { names, notBefore, notAfter } = describeCertificate(wildcard, ctx.paths.tlsWildcardCert);
+    out.push({
+      for: "*",
+      hosts: names,
+      not_after: notAfter.toISOString(),
+      source: "manual",
+      failures: 0,
+      warning: certificateWarning({ notBefore, notAfter }, undefined, ctx.now()),
+    });
   }
-  await writeInstanceFiles(
-    ctx,
-    instance,
-    { manifest, dir: codeDir, source: "user", hash: instance.modelHash },
-    instance.params,
-    codeDir,
-    await dataOwner(ctx, instance.name),
-    databaseEnv,
-  );
+  return out;
 }

@@ -134,7 +134,8 @@ async function claimPortSlice(): Promise<{ base: number; release(): Promise<void
  */
 export async function createAccHome(options: { env?: NodeJS.ProcessEnv } = {}): Promise<AccHome> {
   const home = await makeTempDir("acc-home-");
-  const httpPort = await freePort();
+  // A test that must know the port first (a CA validating on it) gives ACC_HTTP_PORT itself.
+  const httpPort = Number(options.env?.ACC_HTTP_PORT ?? (await freePort()));
   const serverPort = await freePort();
   const postgresPort = await freePort();
   const slice = await claimPortSlice();

@@ -322,6 +322,8 @@ export const MINIMAL_INPUTS: Record<string, (n: InputNames) => Record<string, un
   // No certificate is valid here (tls is off in the test homes): refused before anything else.
   "tls.import": () => ({ cert: "-----BEGIN CERTIFICATE-----", key: "k", wildcard: true }),
   "tls.list": () => ({}),
+  // tls is off in the test homes: refused as such, after the name is checked.
+  "tls.issue": (n) => ({ name: n.instance }),
   "token.revoke": (n) => ({ token: n.token }),
 };
 

@@ -64,7 +64,7 @@ export interface NginxConfig {
   /** acc.toml's request_timeout, in seconds. */
   requestTimeout: number;
   /** When acc.toml's tls is not off. */
-  https?: { port: number; redirect: boolean; domain: string };
+  https?: { port: number; redirect: boolean; domain: string; acme?: boolean };
 }
 
 /** An instance's certificate (or the wildcard's, without a name) put in place or removed. */
@@ -257,6 +257,7 @@ export function createNginx(deps: NginxDeps): Nginx {
             https: {
               port: https.port,
               redirect: https.redirect,
+              ...(https.acme === true ? { acme: true } : {}),
               ...(hasWildcard ? { wildcardDomain: https.domain } : {}),
             },
           }

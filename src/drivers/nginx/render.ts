@@ -3,6 +3,7 @@
 // first, so a bad value at this point is a bug, and nothing a user typed may reach nginx's
 // parser as syntax.
 import type { HomePaths } from "../../core/paths.js";
+import { ACME_CHALLENGE_INSTANCE } from "../../core/tls-hosts.js";
 import {
   isNginxMapWord,
   isValidHostname,
@@ -37,6 +38,8 @@ export interface HttpsOptions {
   port: number;
   /** HTTP answers 301 to HTTPS for the hosts served over HTTPS (not the ACME challenge path). */
   redirect: boolean;
+  /** tls = "acme": /.well-known/acme-challenge/ goes to acc server, for every host. */
+  acme?: boolean;
   /** The domain of HOME/tls/wildcard.crt (*.<domain>), when there is one. */
   wildcardDomain?: string;
 }
@@ -248,6 +251,7 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     `        listen ${listen} default_server backlog=4096;`,
     ...instanceServer(opts, {
       redirect: opts.https?.redirect === true ? opts.https.port : undefined,
+      acme: opts.https?.acme === true,
     }).map((line) => (line === "" ? "" : `        ${line}`)),
     "    }",
     "",
@@ -298,7 +302,10 @@ function instanceLocation(opts: MainConfigOptions, others: readonly number[]): s
  * HTTPS one (through HOME/nginx/https-locations.conf). With `redirect` (the HTTPS port), HTTP
  * answers 301 for the hosts served over HTTPS, but never on the ACME challenge path.
  */
-function instanceServer(opts: MainConfigOptions, options: { redirect?: number }): string[] {
+function instanceServer(
+  opts: MainConfigOptions,
+  options: { redirect?: number; acme?: boolean },
+): string[] {
   const others = otherTimeouts(opts);
   // A unix socket that only root and nginx's workers can open: no other local user can hand the
   // waker a request, nor name the instance it is for.
@@ -327,15 +334,27 @@ function instanceServer(opts: MainConfigOptions, options: { redirect?: number })
     ...indent(instanceLocation(opts, others)),
     "}",
     "",
-    ...(port === undefined
-      ? []
-      : [
-          "# Certificate authorities check HTTP-01 challenges over HTTP: never redirected.",
-          "location /.well-known/acme-challenge/ {",
-          ...indent(instanceLocation(opts, others)),
+    ...(options.acme === true
+      ? [
+          "# The CA's HTTP-01 challenges: answered by acc server, never redirected, never sent",
+          "# to an instance (nor waking it). One location for every token: no reload per order.",
+          "location ^~ /.well-known/acme-challenge/ {",
+          `    proxy_pass http://${waker};`,
+          ...indent(proxyHeaders(ACME_CHALLENGE_INSTANCE, "-")),
+          "    proxy_connect_timeout 2s;",
+          "    proxy_read_timeout 10s;",
           "}",
           "",
-        ]),
+        ]
+      : port === undefined
+        ? []
+        : [
+            "# Certificate authorities check HTTP-01 challenges over HTTP: never redirected.",
+            "location /.well-known/acme-challenge/ {",
+            ...indent(instanceLocation(opts, others)),
+            "}",
+            "",
+          ]),
     ...others.flatMap((seconds) => [
       `location @timeout${seconds} {`,
       ...indent(instanceProxy(seconds)),

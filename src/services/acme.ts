@@ -1,0 +1,730 @@
+// ACME certificates (acc.toml tls = "acme"): one account per home, one certificate per
+// instance covering its hosts, HTTP-01 challenges answered by acc server through the permanent
+// location /.well-known/acme-challenge/ of acc's nginx (no reload per challenge). Before any
+// order, each host is checked to reach this server through its name, so that a host whose DNS
+// is not ready costs nothing at the CA. Renewal runs in acc server (see acme-renewal.ts).
+import { randomBytes } from "node:crypto";
+import { Resolver, lookup } from "node:dns/promises";
+import { link, readFile, rm, stat } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import path from "node:path";
+import { rootCertificates } from "node:tls";
+import type { Client } from "acme-client";
+import { certificateStatePath } from "../core/paths.js";
+import { SETTLED_STATES } from "../core/states.js";
+import { orderRefusal, recentOrders, type OrderRecord } from "../core/acme-limits.js";
+import { hostCovered, wildcardName } from "../core/tls-hosts.js";
+import { isValidInstanceName } from "../core/validate.js";
+import { certificatePath } from "../drivers/nginx/render.js";
+import { checkCertificate, describeCertificate } from "../lib/certificates.js";
+import { AccError, errorMessage } from "../lib/errors.js";
+import {
+  ensureOwnedDir,
+  readDirIfExists,
+  readFileIfExists,
+  writeFileAtomic,
+} from "../lib/files.js";
+import type { InstanceRecord } from "../store/store.js";
+import type { AccContext } from "./context.js";
+import { getInstance, lease, recordEvent, urlOf } from "./instances.js";
+import { rewriteInstanceFiles } from "./instance-url.js";
+import { TLS_OPERATION } from "./tls-url.js";
+
+type AcmeModule = typeof import("acme-client");
+
+/** What acc keeps of an instance's certificate and its renewal (HOME/acme/state/NAME.json). */
+export interface CertificateState {
+  source: "acme";
+  /** The hosts of the last order that succeeded. */
+  hosts: string[];
+  issued_at?: string;
+  /** Failed attempts since the last success. */
+  failures: number;
+  last_attempt?: string;
+  /** No attempt before this (backoff after failures). */
+  next_attempt?: string;
+  last_error?: string;
+}
+
+/** A certificate's renewal: what `acc show`, `acc tls list` and `acc status` say of it. */
+export interface CertificateStatus {
+  source: "acme" | "manual" | "wildcard" | "none";
+  not_after: string | null;
+  failures: number;
+  last_error: string | null;
+  next_attempt: string | null;
+  /** Set when something needs a look: repeated failures, or an expiry coming close. */
+  warning: string | null;
+}
+
+/** After this many failed attempts in a row, list, show and status warn. */
+export const WARN_AFTER_FAILURES = 3;
+/** Backoff after failures: the check interval doubled each time, at most this. */
+const MAX_BACKOFF_MS = 24 * 3600_000;
+/** The reachability check's wait for each host. */
+const CHECK_TIMEOUT_MS = 5000;
+const TOKEN_RE = /^[A-Za-z0-9_-]{1,256}$/;
+
+// --- the CA's challenges and the reachability probe: files that acc server answers ---
+
+function challengeFile(ctx: AccContext, token: string): string {
+  if (!TOKEN_RE.test(token)) throw new Error(`bad ACME token ${JSON.stringify(token)}`);
+  return path.join(ctx.paths.acmeChallenges, token);
+}
+
+async function ensureAcmeDirs(ctx: AccContext): Promise<void> {
+  await ensureOwnedDir(ctx.paths.acme, 0o700);
+  await ensureOwnedDir(ctx.paths.acmeChallenges, 0o700);
+  await ensureOwnedDir(ctx.paths.acmeState, 0o700);
+}
+
+/**
+ * What acc server answers at /.well-known/acme-challenge/TOKEN (any host), or undefined: 404.
+ * The token comes from the network: only base64url characters reach the file system.
+ */
+export async function challengeAnswer(
+  ctx: Pick<AccContext, "paths">,
+  token: string,
+): Promise<string | undefined> {
+  if (!TOKEN_RE.test(token)) return undefined;
+  return readFileIfExists(path.join(ctx.paths.acmeChallenges, token));
+}
+
+async function withChallenge<T>(
+  ctx: AccContext,
+  token: string,
+  content: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const file = challengeFile(ctx, token);
+  await writeFileAtomic(file, content, { mode: 0o600 });
+  try {
+    return await fn();
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+/** The addresses a host resolves to, as the CA would see them (acme_resolver, else the system). */
+async function addressesOf(ctx: AccContext, host: string): Promise<string[]> {
+  const server = ctx.config.acme_resolver;
+  if (server === "") {
+    const found = await lookup(host, { all: true, verbatim: true }).catch(() => []);
+    return found.map((entry) => entry.address);
+  }
+  const resolver = new Resolver({ timeout: 2000, tries: 2 });
+  resolver.setServers([server]);
+  const [v4, v6] = await Promise.all([
+    resolver.resolve4(host).catch(() => [] as string[]),
+    resolver.resolve6(host).catch(() => [] as string[]),
+  ]);
+  return [...v4, ...v6];
+}
+
+/** GET http://ADDRESS:http_port/.well-known/acme-challenge/TOKEN with Host: host; its body. */
+function fetchProbe(
+  address: string,
+  port: number,
+  host: string,
+  token: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      {
+        host: address,
+        port,
+        path: `/.well-known/acme-challenge/${token}`,
+        headers: { host: port === 80 ? host : `${host}:${port}`, "user-agent": "acc-acme-check" },
+        timeout: CHECK_TIMEOUT_MS,
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          if (body.length < 4096) body += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)));
+    req.on("error", reject);
+  });
+}
+
+/**
+ * Each host must reach this server through its name: a random token is served at the
+ * challenge path, then fetched from every address the host resolves to, on http_port as the
+ * CA does. Resolves with nothing, or throws ACC_INVALID naming each host that does not and why.
+ */
+export async function checkHostsReach(ctx: AccContext, hosts: readonly string[]): Promise<void> {
+  await ensureAcmeDirs(ctx);
+  const token = `acc-check-${randomBytes(12).toString("hex")}`;
+  const content = randomBytes(24).toString("base64url");
+  const port = ctx.config.http_port;
+  const problems = await withChallenge(ctx, token, content, () =>
+    Promise.all(
+      hosts.map(async (host): Promise<string | undefined> => {
+        const addresses = await addressesOf(ctx, host);
+        if (addresses.length === 0) return `${host} does not resolve (no A or AAAA record)`;
+        const failures: string[] = [];
+        for (const address of addresses) {
+          try {
+            const answer = await fetchProbe(address, port, host, token);
+            if (answer.status === 200 && answer.body.trim() === content) return undefined;
+            failures.push(`${address}:${port} answered ${answer.status} without acc's token`);
+          } catch (error) {
+            failures.push(`${address}:${port}: ${errorMessage(error)}`);
+          }
+        }
+        return `${host} does not reach this server (${failures.join("; ")})`;
+      }),
+    ),
+  );
+  const bad = problems.filter((problem): problem is string => problem !== undefined);
+  if (bad.length > 0) {
+    throw new AccError("ACC_INVALID", bad.join("; "), {
+      hint: `point each host's DNS at this server, with port ${port} open to the internet, then try again (no order was made)`,
+    });
+  }
+}
+
+// --- the account and the order ---
+
+let loaded: Promise<AcmeModule> | undefined;
+
+/** acme-client, loaded on first use only (the CLI's start-up never pays for it). */
+async function acmeClientModule(ctx: AccContext): Promise<AcmeModule> {
+  // A CommonJS module: its exports come as `default` too.
+  loaded ??= import("acme-client").then((m) => (m as { default?: AcmeModule }).default ?? m);
+  const acme = await loaded;
+  const bundle = ctx.config.acme_ca_bundle;
+  const extra = bundle === "" ? [] : [await readCaBundle(bundle)];
+  acme.axios.defaults.httpsAgent = new https.Agent({ ca: [...rootCertificates, ...extra] });
+  acme.axios.defaults.timeout = 30_000;
+  // A CA that is down fails an attempt in seconds; acc's own backoff does the rest.
+  const settings = (acme.axios.defaults as { acmeSettings?: Record<string, number> }).acmeSettings;
+  if (settings) {
+    settings.retryMaxAttempts = 2;
+    settings.retryDefaultDelay = 1;
+  }
+  return acme;
+}
+
+async function readCaBundle(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    throw new AccError(
+      "ACC_INVALID",
+      `cannot read acme_ca_bundle ${file}: ${errorMessage(error)}`,
+      {
+        hint: "give the PEM file of the CA that signed the ACME server's own certificate",
+      },
+    );
+  }
+}
+
+interface AccountFile {
+  directory: string;
+  url: string;
+  email: string;
+}
+
+/** The home's account key: made once (0600), never replaced by a concurrent maker. */
+async function accountKey(ctx: AccContext, acme: AcmeModule): Promise<string> {
+  const existing = await readFileIfExists(ctx.paths.acmeAccountKey);
+  if (existing !== undefined) return existing;
+  const made = (await acme.crypto.createPrivateEcdsaKey()).toString();
+  const temp = `${ctx.paths.acmeAccountKey}.${randomBytes(6).toString("hex")}.tmp`;
+  await writeFileAtomic(temp, made, { mode: 0o600 });
+  try {
+    await link(temp, ctx.paths.acmeAccountKey);
+  } catch (error) {
+    if (!(error instanceof Error && "code" in error && error.code === "EEXIST")) throw error;
+  } finally {
+    await rm(temp, { force: true });
+  }
+  return readFile(ctx.paths.acmeAccountKey, "utf8");
+}
+
+/**
+ * A client for the home's account. The account is looked up by its key at each order (ACME's
+ * newAccount answers the existing one): a CA that forgot it (a test CA restarted) gets it again.
+ * account.json records what the CA answered, for the sysadmin.
+ */
+async function accountClient(ctx: AccContext, acme: AcmeModule): Promise<Client> {
+  return new acme.Client({
+    directoryUrl: ctx.config.acme_directory,
+    accountKey: await accountKey(ctx, acme),
+  });
+}
+
+async function recordAccount(ctx: AccContext, client: Client): Promise<void> {
+  const file: AccountFile = {
+    directory: ctx.config.acme_directory,
+    url: client.getAccountUrl(),
+    email: ctx.config.acme_email,
+  };
+  const text = `${JSON.stringify(file, null, 2)}\n`;
+  if ((await readFileIfExists(ctx.paths.acmeAccount)) === text) return;
+  await writeFileAtomic(ctx.paths.acmeAccount, text, { mode: 0o600 });
+}
+
+async function readOrders(ctx: AccContext): Promise<OrderRecord[]> {
+  const text = await readFileIfExists(ctx.paths.acmeOrders);
+  if (text === undefined) return [];
+  try {
+    return JSON.parse(text) as OrderRecord[];
+  } catch {
+    return [];
+  }
+}
+
+/** Serializes the order book of this process (its read, check and write). */
+let ordersQueue: Promise<unknown> = Promise.resolve();
+
+async function recordOrder(
+  ctx: AccContext,
+  hosts: readonly string[],
+  renewal: boolean,
+): Promise<void> {
+  const run = ordersQueue.then(async () => {
+    const now = ctx.now().getTime();
+    const orders = recentOrders(await readOrders(ctx), now);
+    const refusal = orderRefusal(ctx.config.acme_directory, orders, hosts, renewal, now);
+    if (refusal !== undefined) {
+      throw new AccError("ACC_RATE_LIMITED", refusal, {
+        hint: "acc tls list shows the certificates; the guard lets orders through as the week goes by",
+      });
+    }
+    orders.push({ at: now, hosts: [...hosts], renewal });
+    await writeFileAtomic(ctx.paths.acmeOrders, `${JSON.stringify(orders)}\n`, { mode: 0o600 });
+  });
+  ordersQueue = run.catch(() => undefined);
+  await run;
+}
+
+/** An order for `hosts`, its HTTP-01 challenges answered by acc server: the chain and its key. */
+async function order(
+  ctx: AccContext,
+  hosts: readonly string[],
+): Promise<{ cert: string; key: string }> {
+  const acme = await acmeClientModule(ctx);
+  const client = await accountClient(ctx, acme);
+  const keyPem = (await acme.crypto.createPrivateEcdsaKey()).toString();
+  // The common name is limited to 64 characters; the names that count are the altNames.
+  const first = hosts[0]!;
+  const [, csr] = await acme.crypto.createCsr(
+    { ...(first.length <= 64 ? { commonName: first } : {}), altNames: [...hosts] },
+    keyPem,
+  );
+  const email = ctx.config.acme_email;
+  const cert = await client.auto({
+    csr,
+    termsOfServiceAgreed: true,
+    ...(email === "" ? {} : { email }),
+    challengePriority: ["http-01"],
+    // checkHostsReach did it, through acc's real path; acme-client's own check fetches port 80.
+    skipChallengeVerification: true,
+    challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
+      await writeFileAtomic(challengeFile(ctx, challenge.token), keyAuthorization, {
+        mode: 0o600,
+      });
+    },
+    challengeRemoveFn: async (_authz, challenge) => {
+      await rm(challengeFile(ctx, challenge.token), { force: true });
+    },
+  });
+  await recordAccount(ctx, client);
+  return { cert, key: keyPem };
+}
+
+// --- an instance's certificate ---
+
+export async function readCertificateState(
+  ctx: Pick<AccContext, "paths">,
+  name: string,
+): Promise<CertificateState | undefined> {
+  const text = await readFileIfExists(certificateStatePath(ctx.paths, name));
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as CertificateState;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeCertificateState(
+  ctx: AccContext,
+  name: string,
+  state: CertificateState,
+): Promise<void> {
+  await writeFileAtomic(
+    certificateStatePath(ctx.paths, name),
+    `${JSON.stringify(state, null, 2)}\n`,
+    {
+      mode: 0o600,
+    },
+  );
+}
+
+/** The instance's own certificate as served: its names and dates, or undefined. */
+async function ownCertificate(
+  ctx: AccContext,
+  name: string,
+): Promise<{ names: string[]; notBefore: Date; notAfter: Date } | undefined> {
+  const file = certificatePath(ctx.paths, name);
+  const pem = await readFileIfExists(file);
+  if (pem === undefined) return undefined;
+  const { names, notAfter, notBefore } = describeCertificate(pem, file);
+  return { names, notAfter, notBefore };
+}
+
+function wildcardCovers(ctx: AccContext, hosts: readonly string[], haveWildcard: boolean): boolean {
+  return (
+    haveWildcard && hosts.every((host) => hostCovered([wildcardName(ctx.config.domain)], host))
+  );
+}
+
+/** Why the instance needs an order now, or undefined (see README "TLS"). */
+export function renewalReason(
+  own: { names: string[]; notBefore: Date; notAfter: Date } | undefined,
+  state: CertificateState | undefined,
+  hosts: readonly string[],
+  coveredByWildcard: boolean,
+  now: Date,
+): string | undefined {
+  if (own !== undefined && state === undefined) return undefined; // imported by hand
+  if (own === undefined) return coveredByWildcard ? undefined : "it has no certificate yet";
+  const missing = hosts.filter((host) => !hostCovered(own.names, host));
+  if (missing.length > 0) return `its certificate does not cover ${missing.join(", ")}`;
+  const lifetime = own.notAfter.getTime() - own.notBefore.getTime();
+  const renewAt = own.notBefore.getTime() + (lifetime * 2) / 3;
+  if (now.getTime() >= renewAt) {
+    return `its certificate is past two thirds of its lifetime (expires ${own.notAfter.toISOString()})`;
+  }
+  return undefined;
+}
+
+/** What needs a look about a certificate, or null. */
+export function certificateWarning(
+  own: { notBefore: Date; notAfter: Date } | undefined,
+  state: CertificateState | undefined,
+  now: Date,
+): string | null {
+  const failures = state?.failures ?? 0;
+  const expires = own === undefined ? "" : `; it expires ${own.notAfter.toISOString()}`;
+  if (failures >= WARN_AFTER_FAILURES) {
+    return `certificate renewal failed ${failures} times (last: ${state?.last_error ?? "?"})${
+      own === undefined ? "; no certificate yet" : expires
+    }`;
+  }
+  if (own === undefined) return null;
+  const lifetime = own.notAfter.getTime() - own.notBefore.getTime();
+  const left = own.notAfter.getTime() - now.getTime();
+  if (left <= 0) return `certificate expired on ${own.notAfter.toISOString()}`;
+  // Renewal starts at two thirds; a sixth left means several checks have not renewed it.
+  if (left < lifetime / 6) return `certificate expires ${own.notAfter.toISOString()}`;
+  return null;
+}
+
+export async function certificateStatus(
+  ctx: AccContext,
+  instance: Pick<InstanceRecord, "name" | "hosts">,
+): Promise<CertificateStatus> {
+  const own = await ownCertificate(ctx, instance.name).catch(() => undefined);
+  const state = await readCertificateState(ctx, instance.name);
+  const now = ctx.now();
+  let source: CertificateStatus["source"] = "none";
+  let notAfter: string | null = null;
+  if (own !== undefined) {
+    source = state === undefined ? "manual" : "acme";
+    notAfter = own.notAfter.toISOString();
+  } else {
+    const wildcard = await readFileIfExists(ctx.paths.tlsWildcardCert);
+    if (wildcard !== undefined && wildcardCovers(ctx, instance.hosts, true)) {
+      source = "wildcard";
+      notAfter = describeCertificate(wildcard, ctx.paths.tlsWildcardCert).notAfter.toISOString();
+    }
+  }
+  return {
+    source,
+    not_after: notAfter,
+    failures: state?.failures ?? 0,
+    last_error: state?.last_error ?? null,
+    next_attempt: state?.next_attempt ?? null,
+    warning: certificateWarning(own, state, now),
+  };
+}
+
+export interface IssueResult {
+  name: string;
+  hosts: string[];
+  not_after: string;
+  /** The instance's URL changed (its first certificate): its env is rewritten. */
+  url_changed: boolean;
+}
+
+const inFlight = new Map<string, Promise<IssueResult>>();
+
+/**
+ * Orders a certificate for the instance's hosts and serves it. One at a time per instance in
+ * this process (acc server runs them all: it answers the challenges). The order runs outside
+ * the instance's lease, so a wake never waits for the CA; the lease is taken to put it in place.
+ * A failure is an event, counted for the backoff, and the old certificate keeps serving.
+ */
+export function issueCertificate(
+  ctx: AccContext,
+  name: string,
+  options: { cause: string; skipCheck?: boolean; reason?: string },
+): Promise<IssueResult> {
+  const running = inFlight.get(name);
+  if (running) return running;
+  const attempt = issueOnce(ctx, name, options).finally(() => inFlight.delete(name));
+  inFlight.set(name, attempt);
+  return attempt;
+}
+
+function assertAcme(ctx: AccContext): void {
+  if (ctx.config.tls !== "acme") {
+    throw new AccError("ACC_INVALID", `tls is ${ctx.config.tls} in acc.toml, not acme`, {
+      hint: 'set tls = "acme" in acc.toml (and acme_email), then acc boot',
+    });
+  }
+}
+
+async function issueOnce(
+  ctx: AccContext,
+  name: string,
+  options: { cause: string; skipCheck?: boolean; reason?: string },
+): Promise<IssueResult> {
+  assertAcme(ctx);
+  const instance = await getInstance(ctx, name);
+  const hosts = [...instance.hosts];
+  const before = await readCertificateState(ctx, name);
+  const own = await ownCertificate(ctx, name).catch(() => undefined);
+  const renewal =
+    own !== undefined &&
+    own.names.length === hosts.length &&
+    hosts.every((host) => own.names.includes(host));
+  const started = Date.now();
+  const what = renewal ? "renewal" : "certificate";
+  try {
+    await ensureAcmeDirs(ctx);
+    if (options.skipCheck !== true) await checkHostsReach(ctx, hosts);
+    await recordOrder(ctx, hosts, renewal);
+    const { cert, key } = await order(ctx, hosts);
+    return await lease(ctx, name, TLS_OPERATION, async () => {
+      const current = await getInstance(ctx, name);
+      const checked = checkCertificate({
+        cert,
+        key,
+        certFile: "the CA's certificate",
+        keyFile: "its key",
+        hosts,
+        now: ctx.now(),
+      });
+      const urlBefore = urlOf(ctx, current);
+      await ctx.proxy.applyCertificate({
+        name,
+        files: { cert: checked.chainPem, key: checked.keyPem },
+        hosts: current.hosts,
+      });
+      await writeCertificateState(ctx, name, {
+        source: "acme",
+        hosts,
+        issued_at: ctx.now().toISOString(),
+        failures: 0,
+        last_attempt: ctx.now().toISOString(),
+      });
+      await setWarning(ctx, name, null);
+      const changed = urlOf(ctx, current) !== urlBefore;
+      if (changed) await rewriteInstanceFiles(ctx, current);
+      await recordEvent(ctx, name, TLS_OPERATION, "ok", {
+        cause: options.cause,
+        durationMs: Date.now() - started,
+        message: `${what} from ${ctx.config.acme_directory} for ${checked.names.join(", ")}, valid until ${checked.notAfter.toISOString()}${options.reason ? ` (${options.reason})` : ""}`,
+      });
+      return {
+        name,
+        hosts: checked.names,
+        not_after: checked.notAfter.toISOString(),
+        url_changed: changed,
+      };
+    });
+  } catch (error) {
+    if (error instanceof AccError && (error.code === "ACC_BUSY" || error.code === "ACC_NOT_FOUND"))
+      throw error;
+    const failures = (before?.failures ?? 0) + 1;
+    const backoff = Math.min(ctx.config.tls_check_interval * 2 ** (failures - 1), MAX_BACKOFF_MS);
+    const now = ctx.now();
+    const state: CertificateState = {
+      source: "acme",
+      hosts: before?.hosts ?? [],
+      ...(before?.issued_at !== undefined ? { issued_at: before.issued_at } : {}),
+      failures,
+      last_attempt: now.toISOString(),
+      next_attempt: new Date(now.getTime() + backoff).toISOString(),
+      last_error: errorMessage(error).slice(0, 500),
+    };
+    await writeCertificateState(ctx, name, state).catch(() => undefined);
+    await setWarning(ctx, name, certificateWarning(own, state, now)).catch(() => undefined);
+    await recordEvent(ctx, name, TLS_OPERATION, "failed", {
+      cause: options.cause,
+      durationMs: Date.now() - started,
+      message: `${what} failed (attempt ${failures}, next after ${new Date(now.getTime() + backoff).toISOString()}${own ? `; the certificate valid until ${own.notAfter.toISOString()} keeps serving` : ""}): ${errorMessage(error)}`,
+    });
+    if (error instanceof AccError) throw error;
+    throw new AccError("ACC_FAILED", `${name}: ${what} failed: ${errorMessage(error)}`, {
+      hint: `acc events ${name} shows each attempt; acc server retries with a backoff`,
+    });
+  }
+}
+
+/**
+ * After a create or a host change under tls = "acme": a certificate for the instance's hosts,
+ * or the reason it has none yet (acc server retries). Never throws: the instance is made.
+ */
+export async function certificateAfterChange(
+  ctx: AccContext,
+  name: string,
+  cause: string,
+): Promise<{ issued: boolean; message: string } | undefined> {
+  if (ctx.config.tls !== "acme") return undefined;
+  const instance = await getInstance(ctx, name);
+  const own = await ownCertificate(ctx, name).catch(() => undefined);
+  const state = await readCertificateState(ctx, name);
+  const haveWildcard = (await readFileIfExists(ctx.paths.tlsWildcardCert)) !== undefined;
+  const reason = renewalReason(
+    own,
+    state,
+    instance.hosts,
+    wildcardCovers(ctx, instance.hosts, haveWildcard),
+    ctx.now(),
+  );
+  if (reason === undefined) return undefined;
+  try {
+    const result = await issueCertificate(ctx, name, { cause, reason });
+    return { issued: true, message: `certificate valid until ${result.not_after}` };
+  } catch (error) {
+    return {
+      issued: false,
+      message: `no certificate yet: ${errorMessage(error)} (acc server retries; acc tls issue ${name} to try now)`,
+    };
+  }
+}
+
+/** The instances acc server should order for now, each with its reason. */
+export async function dueCertificates(
+  ctx: AccContext,
+): Promise<{ name: string; reason: string }[]> {
+  if (ctx.config.tls !== "acme") return [];
+  const haveWildcard = (await readFileIfExists(ctx.paths.tlsWildcardCert)) !== undefined;
+  const now = ctx.now();
+  const due: { name: string; reason: string }[] = [];
+  for (const instance of await ctx.store.listInstances()) {
+    // One being created (not yet in nginx) or destroyed: its own operation sees to it.
+    if (!SETTLED_STATES.has(instance.state)) continue;
+    const state = await readCertificateState(ctx, instance.name);
+    if (state?.next_attempt !== undefined && new Date(state.next_attempt) > now) continue;
+    const own = await ownCertificate(ctx, instance.name).catch(() => undefined);
+    const reason = renewalReason(
+      own,
+      state,
+      instance.hosts,
+      wildcardCovers(ctx, instance.hosts, haveWildcard),
+      now,
+    );
+    if (reason !== undefined) due.push({ name: instance.name, reason });
+  }
+  return due;
+}
+
+// --- warnings: one file that acc list and acc status read, kept by the attempts and passes ---
+
+/** The instances whose certificate needs a look, with what: one file read for a whole list. */
+export async function certificateWarnings(
+  ctx: Pick<AccContext, "paths">,
+): Promise<Record<string, string>> {
+  const text = await readFileIfExists(ctx.paths.acmeWarnings);
+  if (text === undefined) return {};
+  try {
+    return JSON.parse(text) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+/** Serializes this process's changes of the warnings file. */
+let warningsQueue: Promise<unknown> = Promise.resolve();
+
+function changeWarnings(
+  ctx: AccContext,
+  change: (warnings: Record<string, string>) => Record<string, string>,
+): Promise<void> {
+  const run = warningsQueue.then(async () => {
+    await ensureAcmeDirs(ctx);
+    const next = change(await certificateWarnings(ctx));
+    await writeFileAtomic(ctx.paths.acmeWarnings, `${JSON.stringify(next, null, 2)}\n`, {
+      mode: 0o600,
+    });
+  });
+  warningsQueue = run.catch(() => undefined);
+  return run;
+}
+
+async function setWarning(ctx: AccContext, name: string, warning: string | null): Promise<void> {
+  await changeWarnings(ctx, (warnings) => {
+    const next = { ...warnings };
+    if (warning === null) delete next[name];
+    else next[name] = warning;
+    return next;
+  });
+}
+
+/** Every instance's warning again (an expiry comes closer with time): each renewal pass. */
+export async function refreshWarnings(ctx: AccContext): Promise<Record<string, string>> {
+  const fresh: Record<string, string> = {};
+  const now = ctx.now();
+  for (const instance of await ctx.store.listInstances()) {
+    const own = await ownCertificate(ctx, instance.name).catch(() => undefined);
+    const state = await readCertificateState(ctx, instance.name);
+    const warning = certificateWarning(own, state, now);
+    if (warning !== null) fresh[instance.name] = warning;
+  }
+  await changeWarnings(ctx, () => fresh);
+  return fresh;
+}
+
+/** The expiry of each certificate file read, by its path, while its mtime stays the same. */
+const expiryCache = new Map<string, { mtimeMs: number; seconds: number }>();
+
+/**
+ * Every instance's own certificate expiry (seconds since the epoch), for the metric: a stat per
+ * file, and a parse only for a file that changed since the last scrape.
+ */
+export async function certificateExpiries(ctx: AccContext): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const seen = new Set<string>();
+  for (const file of await readDirIfExists(ctx.paths.tlsInstances)) {
+    if (!file.endsWith(".crt")) continue;
+    const name = file.slice(0, -4);
+    if (!isValidInstanceName(name)) continue;
+    const full = certificatePath(ctx.paths, name);
+    seen.add(full);
+    const info = await stat(full).catch(() => undefined);
+    if (!info) continue;
+    let cached = expiryCache.get(full);
+    if (cached?.mtimeMs !== info.mtimeMs) {
+      const own = await ownCertificate(ctx, name).catch(() => undefined);
+      if (!own) continue;
+      cached = { mtimeMs: info.mtimeMs, seconds: Math.floor(own.notAfter.getTime() / 1000) };
+      expiryCache.set(full, cached);
+    }
+    out.set(name, cached.seconds);
+  }
+  for (const key of expiryCache.keys()) if (!seen.has(key)) expiryCache.delete(key);
+  return out;
+}
