@@ -2,11 +2,12 @@
 // nothing leaves the machine. pebble validates HTTP-01 on acc's nginx HTTP port; the host names
 // resolve through challtestsrv, for pebble and for acc's reachability check alike.
 import assert from "node:assert/strict";
-import { cp, readFile, stat, writeFile } from "node:fs/promises";
+import { cp, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { test } from "node:test";
 import tls from "node:tls";
+import { gunzipSync } from "node:zlib";
 import { homePaths } from "../src/core/paths.js";
 import { createAccHome, httpRequest, type AccHome, type HttpAnswer } from "./harness/acc.js";
 import { freePort, makeTempDir, removeDir, waitFor } from "./harness/common.js";
@@ -73,6 +74,19 @@ function metrics(home: string): Promise<string> {
     });
     req.on("error", reject);
   });
+}
+
+/** The base64 of a PEM block's first line of data: enough to find it anywhere. */
+function pemBody(pem: string): string {
+  return pem.split("\n").find((line) => /^[A-Za-z0-9+/]{40,}/.test(line)) ?? pem;
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out.push(path.join(entry.parentPath, entry.name));
+  }
+  return out;
 }
 
 interface Event {
@@ -286,6 +300,20 @@ test(
       30_000,
       500,
     );
+
+    // No backup holds a key: neither the instance's nor the home's ACME account key.
+    await acc.ok(["backup", "me1"]);
+    const secrets = [
+      await readFile(paths.acmeAccountKey, "utf8"),
+      await readFile(path.join(paths.tlsInstances, "me1.key"), "utf8"),
+    ].map(pemBody);
+    const backupFiles = await filesUnder(path.join(acc.home, "backups"));
+    assert.ok(backupFiles.some((file) => file.endsWith(".tar.gz")), backupFiles.join(", "));
+    for (const file of backupFiles) {
+      const raw = await readFile(file);
+      const text = (file.endsWith(".gz") ? gunzipSync(raw) : raw).toString("latin1");
+      for (const secret of secrets) assert.ok(!text.includes(secret), `a key is in ${file}`);
+    }
 
     // Destroy: its certificate, key and renewal state go.
     await acc.ok(["destroy", "me2", "--yes"]);

@@ -4,7 +4,12 @@
 // day), each attempt is an event, and after a few failures list, show and status warn. A sleeping
 // instance is never woken: acc server answers the CA's challenges itself.
 import { errorMessage } from "../lib/errors.js";
-import { dueCertificates, issueCertificate, refreshWarnings } from "./acme.js";
+import {
+  dueCertificates,
+  issueCertificate,
+  refreshWarnings,
+  removeStaleChallenges,
+} from "./acme.js";
 import type { AccContext } from "./context.js";
 import { sleep } from "./monitor.js";
 
@@ -28,6 +33,7 @@ export async function renewalPass(ctx: AccContext): Promise<RenewalPass> {
     }
   }
   if (ctx.config.tls !== "off") await refreshWarnings(ctx);
+  await removeStaleChallenges(ctx);
   return report;
 }
 

@@ -106,6 +106,20 @@ async function withChallenge<T>(
   }
 }
 
+/** Challenges left by a process killed during an order (a live order takes seconds). */
+export async function removeStaleChallenges(
+  ctx: AccContext,
+  olderThanMs = 3600_000,
+): Promise<void> {
+  const now = Date.now();
+  for (const token of await readDirIfExists(ctx.paths.acmeChallenges)) {
+    if (!TOKEN_RE.test(token)) continue;
+    const file = path.join(ctx.paths.acmeChallenges, token);
+    const info = await stat(file).catch(() => undefined);
+    if (info && now - info.mtimeMs > olderThanMs) await rm(file, { force: true });
+  }
+}
+
 /** The addresses a host resolves to, as the CA would see them (acme_resolver, else the system). */
 async function addressesOf(ctx: AccContext, host: string): Promise<string[]> {
   const server = ctx.config.acme_resolver;

@@ -14,6 +14,7 @@ import type { PortEntry } from "../drivers/ports/index.js";
 import type { AccContext } from "./context.js";
 import { removeEverywhere } from "./instances.js";
 import { HOSTS_OPERATION, rewriteSite } from "./instance-hosts.js";
+import { TLS_OPERATION } from "./tls-url.js";
 import { instanceManifest, siteOf } from "./model-code.js";
 import { withLease } from "./leases.js";
 import { instanceCgroups, killCgroup, stopProcesses } from "./cgroups.js";
@@ -54,8 +55,9 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
   const busy = new Set(leases.filter((l) => holderAlive(l.holder)).map((l) => l.resource));
   for (const lease of leases.filter((l) => !holderAlive(l.holder))) {
     const pid = lease.holder.split(":")[0];
-    // A host change writes the store, then nginx's files: they are written from the store again.
-    const hosts = lease.operation === HOSTS_OPERATION;
+    // A host change writes the store, then nginx's files; a certificate change its files, then
+    // nginx's: nginx's are written again from the store and the stored certificate.
+    const hosts = lease.operation === HOSTS_OPERATION || lease.operation === TLS_OPERATION;
     // Taking the lease over (as any next operation would) and letting it go clears it.
     await add(
       `${lease.resource}: ${lease.operation} by pid ${pid} (since ${lease.acquiredAt}) died before it finished`,
