@@ -9,7 +9,13 @@ import { test } from "node:test";
 import tls from "node:tls";
 import { gunzipSync } from "node:zlib";
 import { homePaths } from "../src/core/paths.js";
-import { createAccHome, httpRequest, type AccHome, type HttpAnswer } from "./harness/acc.js";
+import {
+  createAccHome,
+  httpRequest,
+  logDiagnostics,
+  type AccHome,
+  type HttpAnswer,
+} from "./harness/acc.js";
 import { freePort, makeTempDir, removeDir, waitFor } from "./harness/common.js";
 import { startTestPebble } from "./harness/pebble.js";
 
@@ -147,10 +153,7 @@ test(
     });
     t.after(async () => {
       // nginx's own words, when a handshake or a reload failed.
-      const log = await readFile(path.join(acc.home, "nginx/logs/error.log"), "utf8").catch(
-        () => "",
-      );
-      if (/\[(emerg|crit)\]/.test(log)) t.diagnostic(log.slice(-3000));
+      await logDiagnostics(t, acc.home);
       await acc.cleanup();
     });
     await cp(ECHO_MODEL, path.join(acc.home, "models/echo"), { recursive: true });
@@ -308,7 +311,10 @@ test(
       await readFile(path.join(paths.tlsInstances, "me1.key"), "utf8"),
     ].map(pemBody);
     const backupFiles = await filesUnder(path.join(acc.home, "backups"));
-    assert.ok(backupFiles.some((file) => file.endsWith(".tar.gz")), backupFiles.join(", "));
+    assert.ok(
+      backupFiles.some((file) => file.endsWith(".tar.gz")),
+      backupFiles.join(", "),
+    );
     for (const file of backupFiles) {
       const raw = await readFile(file);
       const text = (file.endsWith(".gz") ? gunzipSync(raw) : raw).toString("latin1");

@@ -2,13 +2,13 @@
 // and echoes, whether the instance runs or the upgrade itself has to wake it.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { cp, readFile } from "node:fs/promises";
+import { cp } from "node:fs/promises";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import path from "node:path";
 import { test } from "node:test";
-import { createAccHome, httpRequest, type AccHome } from "./harness/acc.js";
+import { createAccHome, httpRequest, logDiagnostics, type AccHome } from "./harness/acc.js";
 import { createTestCa } from "./harness/certs.js";
 import { freePort, makeTempDir, removeDir } from "./harness/common.js";
 
@@ -145,14 +145,10 @@ test(
     });
     t.after(async () => {
       // nginx's and acc server's own words, when a handshake, a reload or a wake failed.
-      const logs: [string, RegExp][] = [
+      await logDiagnostics(t, acc.home, [
         ["nginx/logs/error.log", /\[(emerg|crit)\]/],
         ["supervisor/logs/acc-server.log", /upgrade failed|wake of .* failed|internal error/],
-      ];
-      for (const [file, worth] of logs) {
-        const log = await readFile(path.join(acc.home, file), "utf8").catch(() => "");
-        if (worth.test(log)) t.diagnostic(`${file}:\n${log.slice(-3000)}`);
-      }
+      ]);
       await acc.cleanup();
     });
     const certDir = await makeTempDir("acc-tls-certs-");

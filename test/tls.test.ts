@@ -5,7 +5,13 @@ import https from "node:https";
 import path from "node:path";
 import { test } from "node:test";
 import { homePaths } from "../src/core/paths.js";
-import { createAccHome, httpRequest, type AccHome, type HttpAnswer } from "./harness/acc.js";
+import {
+  createAccHome,
+  httpRequest,
+  logDiagnostics,
+  type AccHome,
+  type HttpAnswer,
+} from "./harness/acc.js";
 import { createTestCa } from "./harness/certs.js";
 import { freePort, makeTempDir, removeDir } from "./harness/common.js";
 
@@ -65,10 +71,7 @@ test(
     });
     t.after(async () => {
       // nginx's own words, when a handshake or a reload failed.
-      const log = await readFile(path.join(acc.home, "nginx/logs/error.log"), "utf8").catch(
-        () => "",
-      );
-      if (/\[(emerg|crit)\]/.test(log)) t.diagnostic(log.slice(-3000));
+      await logDiagnostics(t, acc.home);
       await acc.cleanup();
     });
     const certDir = await makeTempDir("acc-tls-certs-");

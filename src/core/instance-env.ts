@@ -71,3 +71,15 @@ export function instanceUrl(host: string, port: number, scheme: "http" | "https"
   const standard = scheme === "http" ? 80 : 443;
   return port === standard ? `${scheme}://${host}/` : `${scheme}://${host}:${port}/`;
 }
+
+/** The database's variables of an env file: kept when acc writes the file again. */
+const DATABASE_ENV = ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"];
+
+export function databaseEnvOf(env: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of DATABASE_ENV) {
+    const value = env[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}

@@ -66,6 +66,28 @@ const MAX_BACKOFF_MS = 24 * 3600_000;
 const CHECK_TIMEOUT_MS = 5000;
 const TOKEN_RE = /^[A-Za-z0-9_-]{1,256}$/;
 
+/**
+ * What one process keeps across calls (in ctx.cache): the orders under way, one per instance;
+ * the order book's and the warnings file's queues (read, change, write: one at a time); each
+ * certificate's expiry while its file's mtime stays the same.
+ */
+export interface AcmeCache {
+  inFlight: Map<string, Promise<IssueResult>>;
+  orders: Promise<unknown>;
+  warnings: Promise<unknown>;
+  expiry: Map<string, { mtimeMs: number; seconds: number }>;
+}
+
+function acmeCache(ctx: AccContext): AcmeCache {
+  ctx.cache.acme ??= {
+    inFlight: new Map(),
+    orders: Promise.resolve(),
+    warnings: Promise.resolve(),
+    expiry: new Map(),
+  };
+  return ctx.cache.acme;
+}
+
 // --- the CA's challenges and the reachability probe: files that acc server answers ---
 
 function challengeFile(ctx: AccContext, token: string): string {
@@ -296,15 +318,13 @@ async function readOrders(ctx: AccContext): Promise<OrderRecord[]> {
   }
 }
 
-/** Serializes the order book of this process (its read, check and write). */
-let ordersQueue: Promise<unknown> = Promise.resolve();
-
 async function recordOrder(
   ctx: AccContext,
   hosts: readonly string[],
   renewal: boolean,
 ): Promise<void> {
-  const run = ordersQueue.then(async () => {
+  const cache = acmeCache(ctx);
+  const run = cache.orders.then(async () => {
     const now = ctx.now().getTime();
     const orders = recentOrders(await readOrders(ctx), now);
     const refusal = orderRefusal(ctx.config.acme_directory, orders, hosts, renewal, now);
@@ -316,7 +336,7 @@ async function recordOrder(
     orders.push({ at: now, hosts: [...hosts], renewal });
     await writeFileAtomic(ctx.paths.acmeOrders, `${JSON.stringify(orders)}\n`, { mode: 0o600 });
   });
-  ordersQueue = run.catch(() => undefined);
+  cache.orders = run.catch(() => undefined);
   await run;
 }
 
@@ -481,8 +501,6 @@ export interface IssueResult {
   url_changed: boolean;
 }
 
-const inFlight = new Map<string, Promise<IssueResult>>();
-
 /**
  * Orders a certificate for the instance's hosts and serves it. One at a time per instance in
  * this process (acc server runs them all: it answers the challenges). The order runs outside
@@ -494,6 +512,7 @@ export function issueCertificate(
   name: string,
   options: { cause: string; skipCheck?: boolean; reason?: string },
 ): Promise<IssueResult> {
+  const { inFlight } = acmeCache(ctx);
   const running = inFlight.get(name);
   if (running) return running;
   const attempt = issueOnce(ctx, name, options).finally(() => inFlight.delete(name));
@@ -671,21 +690,19 @@ export async function certificateWarnings(
   }
 }
 
-/** Serializes this process's changes of the warnings file. */
-let warningsQueue: Promise<unknown> = Promise.resolve();
-
 function changeWarnings(
   ctx: AccContext,
   change: (warnings: Record<string, string>) => Record<string, string>,
 ): Promise<void> {
-  const run = warningsQueue.then(async () => {
+  const cache = acmeCache(ctx);
+  const run = cache.warnings.then(async () => {
     await ensureAcmeDirs(ctx);
     const next = change(await certificateWarnings(ctx));
     await writeFileAtomic(ctx.paths.acmeWarnings, `${JSON.stringify(next, null, 2)}\n`, {
       mode: 0o600,
     });
   });
-  warningsQueue = run.catch(() => undefined);
+  cache.warnings = run.catch(() => undefined);
   return run;
 }
 
@@ -712,9 +729,6 @@ export async function refreshWarnings(ctx: AccContext): Promise<Record<string, s
   return fresh;
 }
 
-/** The expiry of each certificate file read, by its path, while its mtime stays the same. */
-const expiryCache = new Map<string, { mtimeMs: number; seconds: number }>();
-
 /**
  * Every instance's own certificate expiry (seconds since the epoch), for the metric: a stat per
  * file, and a parse only for a file that changed since the last scrape.
@@ -722,6 +736,7 @@ const expiryCache = new Map<string, { mtimeMs: number; seconds: number }>();
 export async function certificateExpiries(ctx: AccContext): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   const seen = new Set<string>();
+  const expiryCache = acmeCache(ctx).expiry;
   for (const file of await readDirIfExists(ctx.paths.tlsInstances)) {
     if (!file.endsWith(".crt")) continue;
     const name = file.slice(0, -4);

@@ -47,5 +47,6 @@ export interface AccContext {
     pgAdmin?: Promise<import("../drivers/postgres/index.js").PgAdmin>;
     sandbox?: Promise<import("./sandbox.js").SandboxState>;
     cgroups?: Promise<import("./cgroups.js").CgroupsState>;
+    acme?: import("./acme.js").AcmeCache;
   };
 }

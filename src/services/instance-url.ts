@@ -1,16 +1,13 @@
 // An instance's URL follows its certificate (https once it is served so): its env file and
 // config templates are written again, read by the app at its next start.
 import { readFile } from "node:fs/promises";
-import { parseEnvFile } from "../core/instance-env.js";
+import { databaseEnvOf, parseEnvFile } from "../core/instance-env.js";
 import { instancePaths } from "../core/paths.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { dataOwner } from "./instance-data.js";
 import { writeInstanceFiles } from "./instance-files.js";
 import { codeDirOf, instanceManifest } from "./model-code.js";
-
-/** What the instance's env file keeps from its database across a rewrite. */
-const DATABASE_ENV = ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"];
 
 /**
  * Writes the instance's env file and config templates again, as at its create: ACC_URL (and
@@ -26,11 +23,6 @@ export async function rewriteInstanceFiles(
   const oldEnv = parseEnvFile(await readFile(p.env, "utf8"));
   const manifest = await instanceManifest(ctx, instance);
   const codeDir = codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash);
-  const databaseEnv: Record<string, string> = {};
-  for (const key of DATABASE_ENV) {
-    const value = oldEnv[key];
-    if (value !== undefined) databaseEnv[key] = value;
-  }
   await writeInstanceFiles(
     ctx,
     instance,
@@ -38,6 +30,6 @@ export async function rewriteInstanceFiles(
     instance.params,
     codeDir,
     await dataOwner(ctx, instance.name),
-    databaseEnv,
+    databaseEnvOf(oldEnv),
   );
 }

@@ -4,7 +4,7 @@
 import { lstat, open, rename, unlink } from "node:fs/promises";
 import { constants } from "node:fs";
 import path from "node:path";
-import { parseEnvFile } from "../core/instance-env.js";
+import { databaseEnvOf, parseEnvFile } from "../core/instance-env.js";
 import { instancePaths } from "../core/paths.js";
 import { hasErrno } from "../lib/errors.js";
 import { ExecError } from "../lib/exec.js";
@@ -24,7 +24,6 @@ import type { UserIds } from "./users.js";
 const OLD_ENTRIES = ["config", "logs", "run.sh"];
 /** The last this much of an old log is kept in the new log folder. */
 const OLD_LOG_BYTES = 10 * 1024 * 1024;
-const DATABASE_ENV = ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"];
 
 export interface MigrationReport {
   /** Instances moved to today's layout. */
@@ -137,13 +136,7 @@ async function migrateInstance(ctx: AccContext, instance: InstanceRecord): Promi
     const value = instance.params[key] ?? oldEnv[`PARAM_${key.toUpperCase()}`];
     if (value !== undefined) params[key] = value;
   }
-  const databaseEnv: Record<string, string> = {};
-  if (instance.database !== null) {
-    for (const key of DATABASE_ENV) {
-      const value = oldEnv[key];
-      if (value !== undefined) databaseEnv[key] = value;
-    }
-  }
+  const databaseEnv = instance.database !== null ? databaseEnvOf(oldEnv) : {};
   await writeInstanceFiles(
     ctx,
     instance,

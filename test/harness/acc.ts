@@ -132,6 +132,21 @@ async function claimPortSlice(): Promise<{ base: number; release(): Promise<void
  * A fresh home on free ports, initialised (not booted). `env` adds ACC_* overrides, such as
  * ACC_POSTGRES=external for a test that needs no database and should not start the cluster.
  */
+/**
+ * For a test's t.after: the end of each of the home's logs that says something went wrong
+ * (nginx's emerg or crit lines by default), as diagnostics.
+ */
+export async function logDiagnostics(
+  t: { diagnostic(message: string): void },
+  home: string,
+  logs: [file: string, worth: RegExp][] = [["nginx/logs/error.log", /\[(emerg|crit)\]/]],
+): Promise<void> {
+  for (const [file, worth] of logs) {
+    const log = await readFile(path.join(home, file), "utf8").catch(() => "");
+    if (worth.test(log)) t.diagnostic(`${file}:\n${log.slice(-3000)}`);
+  }
+}
+
 export async function createAccHome(options: { env?: NodeJS.ProcessEnv } = {}): Promise<AccHome> {
   const home = await makeTempDir("acc-home-");
   // A test that must know the port first (a CA validating on it) gives ACC_HTTP_PORT itself.
