@@ -15,7 +15,7 @@ import { certificateStatePath } from "../core/paths.js";
 import { SETTLED_STATES } from "../core/states.js";
 import { orderRefusal, recentOrders, type OrderRecord } from "../core/acme-limits.js";
 import { hostCovered, wildcardName } from "../core/tls-hosts.js";
-import { isValidInstanceName } from "../core/validate.js";
+import { isValidInstanceName, reservedInstanceName } from "../core/validate.js";
 import { certificatePath } from "../drivers/nginx/render.js";
 import { checkCertificate, describeCertificate } from "../lib/certificates.js";
 import { AccError, errorMessage } from "../lib/errors.js";
@@ -528,14 +528,59 @@ function assertAcme(ctx: AccContext): void {
   }
 }
 
+/**
+ * The name acc's admin host's certificate goes by (HOME/tls/instances/NAME.crt, its events,
+ * `acc tls issue NAME`): the admin host's first label, which no instance may take.
+ */
+export function adminCertificateName(ctx: Pick<AccContext, "config">): string {
+  return reservedInstanceName(ctx.config.admin_host);
+}
+
+/** What a certificate is for: an instance (its hosts), or acc's admin host. */
+export interface Target {
+  name: string;
+  hosts: string[];
+  instance?: InstanceRecord;
+}
+
+export async function targetOf(ctx: AccContext, name: string): Promise<Target> {
+  if (name === adminCertificateName(ctx)) return { name, hosts: [ctx.config.admin_host] };
+  const instance = await getInstance(ctx, name);
+  return { name, hosts: [...instance.hosts], instance };
+}
+
+/** An event of the target: the instance's, or acc's own (no instance) for the admin host. */
+export async function targetEvent(
+  ctx: AccContext,
+  target: Target,
+  outcome: "ok" | "failed",
+  extra: { cause: string; durationMs: number; message: string },
+): Promise<void> {
+  if (target.instance) {
+    await recordEvent(ctx, target.name, TLS_OPERATION, outcome, extra);
+    return;
+  }
+  await ctx.store.addEvent(
+    {
+      instance: null,
+      action: TLS_OPERATION,
+      outcome,
+      cause: extra.cause,
+      durationMs: extra.durationMs,
+      message: `admin host ${ctx.config.admin_host}: ${extra.message}`,
+    },
+    ctx.now().toISOString(),
+  );
+}
+
 async function issueOnce(
   ctx: AccContext,
   name: string,
   options: { cause: string; skipCheck?: boolean; reason?: string },
 ): Promise<IssueResult> {
   assertAcme(ctx);
-  const instance = await getInstance(ctx, name);
-  const hosts = [...instance.hosts];
+  const target = await targetOf(ctx, name);
+  const { hosts } = target;
   const before = await readCertificateState(ctx, name);
   const own = await ownCertificate(ctx, name).catch(() => undefined);
   const renewal =
@@ -550,7 +595,7 @@ async function issueOnce(
     await recordOrder(ctx, hosts, renewal);
     const { cert, key } = await order(ctx, hosts);
     return await lease(ctx, name, TLS_OPERATION, async () => {
-      const current = await getInstance(ctx, name);
+      const current = target.instance ? await getInstance(ctx, name) : undefined;
       const checked = checkCertificate({
         cert,
         key,
@@ -559,11 +604,11 @@ async function issueOnce(
         hosts,
         now: ctx.now(),
       });
-      const urlBefore = urlOf(ctx, current);
+      const urlBefore = current ? urlOf(ctx, current) : undefined;
       await ctx.proxy.applyCertificate({
         name,
         files: { cert: checked.chainPem, key: checked.keyPem },
-        hosts: current.hosts,
+        hosts: current?.hosts ?? hosts,
       });
       await writeCertificateState(ctx, name, {
         source: "acme",
@@ -573,9 +618,9 @@ async function issueOnce(
         last_attempt: ctx.now().toISOString(),
       });
       await setWarning(ctx, name, null);
-      const changed = urlOf(ctx, current) !== urlBefore;
+      const changed = current !== undefined && urlOf(ctx, current) !== urlBefore;
       if (changed) await rewriteInstanceFiles(ctx, current);
-      await recordEvent(ctx, name, TLS_OPERATION, "ok", {
+      await targetEvent(ctx, target, "ok", {
         cause: options.cause,
         durationMs: Date.now() - started,
         message: `${what} from ${ctx.config.acme_directory} for ${checked.names.join(", ")}, valid until ${checked.notAfter.toISOString()}${options.reason ? ` (${options.reason})` : ""}`,
@@ -604,7 +649,7 @@ async function issueOnce(
     };
     await writeCertificateState(ctx, name, state).catch(() => undefined);
     await setWarning(ctx, name, certificateWarning(own, state, now)).catch(() => undefined);
-    await recordEvent(ctx, name, TLS_OPERATION, "failed", {
+    await targetEvent(ctx, target, "failed", {
       cause: options.cause,
       durationMs: Date.now() - started,
       message: `${what} failed (attempt ${failures}, next after ${new Date(now.getTime() + backoff).toISOString()}${own ? `; the certificate valid until ${own.notAfter.toISOString()} keeps serving` : ""}): ${errorMessage(error)}`,
@@ -657,20 +702,18 @@ export async function dueCertificates(
   const haveWildcard = (await readFileIfExists(ctx.paths.tlsWildcardCert)) !== undefined;
   const now = ctx.now();
   const due: { name: string; reason: string }[] = [];
-  for (const instance of await ctx.store.listInstances()) {
-    // One being created (not yet in nginx) or destroyed: its own operation sees to it.
-    if (!SETTLED_STATES.has(instance.state)) continue;
-    const state = await readCertificateState(ctx, instance.name);
+  const targets = [
+    { name: adminCertificateName(ctx), hosts: [ctx.config.admin_host] },
+    ...(await ctx.store.listInstances())
+      // One being created (not yet in nginx) or destroyed: its own operation sees to it.
+      .filter((instance) => SETTLED_STATES.has(instance.state)),
+  ];
+  for (const { name, hosts } of targets) {
+    const state = await readCertificateState(ctx, name);
     if (state?.next_attempt !== undefined && new Date(state.next_attempt) > now) continue;
-    const own = await ownCertificate(ctx, instance.name).catch(() => undefined);
-    const reason = renewalReason(
-      own,
-      state,
-      instance.hosts,
-      wildcardCovers(ctx, instance.hosts, haveWildcard),
-      now,
-    );
-    if (reason !== undefined) due.push({ name: instance.name, reason });
+    const own = await ownCertificate(ctx, name).catch(() => undefined);
+    const reason = renewalReason(own, state, hosts, wildcardCovers(ctx, hosts, haveWildcard), now);
+    if (reason !== undefined) due.push({ name, reason });
   }
   return due;
 }
@@ -719,11 +762,15 @@ async function setWarning(ctx: AccContext, name: string, warning: string | null)
 export async function refreshWarnings(ctx: AccContext): Promise<Record<string, string>> {
   const fresh: Record<string, string> = {};
   const now = ctx.now();
-  for (const instance of await ctx.store.listInstances()) {
-    const own = await ownCertificate(ctx, instance.name).catch(() => undefined);
-    const state = await readCertificateState(ctx, instance.name);
+  const names = [
+    adminCertificateName(ctx),
+    ...(await ctx.store.listInstances()).map((instance) => instance.name),
+  ];
+  for (const name of names) {
+    const own = await ownCertificate(ctx, name).catch(() => undefined);
+    const state = await readCertificateState(ctx, name);
     const warning = certificateWarning(own, state, now);
-    if (warning !== null) fresh[instance.name] = warning;
+    if (warning !== null) fresh[name] = warning;
   }
   await changeWarnings(ctx, () => fresh);
   return fresh;

@@ -9,8 +9,8 @@ import { checkCertificate, describeCertificate } from "../lib/certificates.js";
 import { AccError } from "../lib/errors.js";
 import { readDirIfExists, readFileIfExists } from "../lib/files.js";
 import type { AccContext } from "./context.js";
-import { certificateWarning, readCertificateState } from "./acme.js";
-import { getInstance, lease, recordEvent, urlOf } from "./instances.js";
+import { certificateWarning, readCertificateState, targetEvent, targetOf } from "./acme.js";
+import { lease, urlOf } from "./instances.js";
 import { rewriteInstanceFiles } from "./instance-url.js";
 import { TLS_OPERATION } from "./tls-url.js";
 
@@ -70,29 +70,30 @@ export async function importCertificate(
       hint: "--for NAME: that instance's hosts; --wildcard: *.<domain>, every NAME.<domain>",
     });
   }
-  await getInstance(ctx, name);
+  await targetOf(ctx, name);
   return lease(ctx, name, TLS_OPERATION, async () => {
-    const instance = await getInstance(ctx, name);
+    const target = await targetOf(ctx, name);
     const checked = checkCertificate({
       cert: request.cert,
       key: request.key,
       certFile: request.certFile,
       keyFile: request.keyFile,
-      hosts: instance.hosts,
+      hosts: target.hosts,
       now: ctx.now(),
     });
-    const urlBefore = urlOf(ctx, instance);
+    const { instance } = target;
+    const urlBefore = instance ? urlOf(ctx, instance) : undefined;
     const started = Date.now();
     await ctx.proxy.applyCertificate({
       name,
       files: { cert: checked.chainPem, key: checked.keyPem },
-      hosts: instance.hosts,
+      hosts: target.hosts,
     });
-    const changed = urlOf(ctx, instance) !== urlBefore;
+    const changed = instance !== undefined && urlOf(ctx, instance) !== urlBefore;
     // An imported certificate is the sysadmin's: acc no longer orders or renews one for it.
     await rm(certificateStatePath(ctx.paths, name), { force: true });
     if (changed) await rewriteInstanceFiles(ctx, instance);
-    await recordEvent(ctx, name, TLS_OPERATION, "ok", {
+    await targetEvent(ctx, target, "ok", {
       cause: request.cause,
       durationMs: Date.now() - started,
       message: `certificate imported for ${checked.names.join(", ")}, valid until ${checked.notAfter.toISOString()}`,
