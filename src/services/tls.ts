@@ -1,5 +1,6 @@
 // Manual certificates (acc tls import, acc tls list): checked before use, stored under
-// HOME/tls (root only), served by acc's nginx when acc.toml's tls is not off.
+// HOME/tls (root's, readable by nginx's workers only), served by acc's nginx when acc.toml's
+// tls is not off.
 import { readFile } from "node:fs/promises";
 import { parseEnvFile } from "../core/instance-env.js";
 import { instancePaths } from "../core/paths.js";
