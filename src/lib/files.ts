@@ -28,6 +28,25 @@ export async function writeFileAtomic(
   content: string,
   options: WriteOptions = {},
 ): Promise<void> {
+  const temp = await stageFile(file, content, options);
+  try {
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Writes the content of `file` beside it under a temporary name, synced, with its mode and
+ * owner: renaming the returned path onto `file` replaces it at once (writeFileAtomic's first
+ * half, for callers that put several files in place together).
+ */
+export async function stageFile(
+  file: string,
+  content: string,
+  options: WriteOptions = {},
+): Promise<string> {
   const temp = path.join(
     path.dirname(file),
     `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`,
@@ -40,15 +59,13 @@ export async function writeFileAtomic(
       await handle.chown(options.uid, options.gid);
     }
     await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
   } catch (error) {
+    await handle.close();
     await rm(temp, { force: true });
     throw error;
   }
+  await handle.close();
+  return temp;
 }
 
 /** The file's content, or undefined when it does not exist. */

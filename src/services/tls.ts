@@ -1,5 +1,6 @@
 // Manual certificates (acc tls import, acc tls list): checked before use, stored under
-// HOME/tls (root only), served by acc's nginx when acc.toml's tls is not off.
+// HOME/tls (root's, readable by nginx's workers only), served by acc's nginx when acc.toml's
+// tls is not off.
 import { rm } from "node:fs/promises";
 import { certificateStatePath } from "../core/paths.js";
 import { wildcardName } from "../core/tls-hosts.js";

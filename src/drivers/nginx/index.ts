@@ -1,7 +1,7 @@
 // The nginx driver's I/O edge: writes the files render.ts produces, checks them with
 // `nginx -t`, and makes the running nginx load them (design.md, "nginx at scale").
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, rm } from "node:fs/promises";
+import { chmod, lchown, lstat, readFile, rename, rm } from "node:fs/promises";
 import type { HomePaths } from "../../core/paths.js";
 import { isValidInstanceName } from "../../core/validate.js";
 import { describeCertificate } from "../../lib/certificates.js";
@@ -14,6 +14,7 @@ import {
   ensureOwnedDir,
   readDirIfExists,
   readFileIfExists,
+  stageFile,
   writeFileAtomic,
 } from "../../lib/files.js";
 import {
@@ -26,6 +27,7 @@ import {
 } from "./control.js";
 import {
   TEMP_DIRS,
+  certificateFiles,
   certificatePath,
   errorLogPath,
   hostMapPath,
@@ -135,8 +137,9 @@ interface FileChange {
   path: string;
   /** Undefined removes the file. */
   content: string | undefined;
-  /** 0o600 for keys; else writeFileAtomic's default. */
+  /** For certificates and keys (certificateAccess); else writeFileAtomic's default. */
   mode?: number;
+  owner?: { uid: number; gid: number };
 }
 
 /** nginx's complaint when it rejected the configuration; other failures are thrown. */
@@ -175,10 +178,10 @@ export function createNginx(deps: NginxDeps): Nginx {
     for (const dir of [paths.nginxSites, paths.nginxHosts, paths.nginxLogs, paths.run]) {
       await ensureDirMode(dir, 0o700);
     }
-    // Keys: read by the master (root) only, never by the workers nor any instance.
-    for (const dir of [paths.nginxTls, paths.tls, paths.tlsInstances]) {
-      await ensureDirMode(dir, 0o700);
-    }
+    // The map entries naming the certificate files: read by the master (root) only.
+    await ensureDirMode(paths.nginxTls, 0o700);
+    await restrictCertificates(owner);
+    await migrateInlineCertificates();
     for (const file of await readDirIfExists(paths.nginxLogs)) {
       const full = `${paths.nginxLogs}/${file}`;
       if ((await lstat(full)).isFile()) await chmod(full, 0o600);
@@ -205,6 +208,75 @@ export function createNginx(deps: NginxDeps): Nginx {
     // bind it: it would never start again.
     if ((await readMasterPid(paths.nginxPid, paths.nginxConf)) === undefined) {
       await rm(paths.nginxControlSocket, { force: true });
+    }
+  }
+
+  /**
+   * Certificates and keys: the workers load them at each handshake (render.ts, httpsServers), so
+   * as root they are root's, readable by nginx's workers' group and nobody else (instances
+   * included): folders 0750, files 0640. As a normal user the workers are that user: 0700, 0600.
+   * Only acc's certificate files are opened to the workers, not whatever else HOME/tls holds.
+   */
+  async function restrictCertificates(owner: WorkerAccount | undefined): Promise<void> {
+    const access = await certificateAccess();
+    for (const dir of [paths.tls, paths.tlsInstances]) {
+      await ensureOwnedDir(dir, owner ? 0o750 : 0o700, access.owner);
+    }
+    const files = [
+      paths.tlsWildcardCert,
+      paths.tlsWildcardKey,
+      ...(await readDirIfExists(paths.tlsInstances))
+        .filter((file) => /^[^.].*\.(crt|key)$/.test(file))
+        .filter((file) => isValidInstanceName(file.slice(0, -4)))
+        .map((file) => `${paths.tlsInstances}/${file}`),
+    ];
+    for (const file of files) {
+      let info;
+      try {
+        info = await lstat(file);
+      } catch (error) {
+        if (hasErrno(error, "ENOENT")) continue;
+        throw error;
+      }
+      if (!info.isFile()) continue;
+      const { uid, gid } = access.owner ?? info;
+      if (info.uid !== uid || info.gid !== gid) await lchown(file, uid, gid);
+      if ((info.mode & 0o7777) !== access.mode) await chmod(file, access.mode);
+    }
+  }
+
+  /** The mode and (as root) owner of certificate and key files. */
+  async function certificateAccess(): Promise<{
+    mode: number;
+    owner?: { uid: number; gid: number };
+  }> {
+    if (!config.isRoot) return { mode: 0o600 };
+    return { mode: 0o640, owner: { uid: 0, gid: (await workerAccount()).gid } };
+  }
+
+  /**
+   * A home of the layout before held each certificate and key inline in HOME/nginx/tls/NAME.pem
+   * (`host "PEM";`): its hosts now name the certificate files, and those copies of the keys go.
+   */
+  async function migrateInlineCertificates(): Promise<void> {
+    for (const file of await readDirIfExists(paths.nginxTls)) {
+      if (!file.endsWith(".pem")) continue;
+      const full = `${paths.nginxTls}/${file}`;
+      const name = file.slice(0, -4);
+      const hosts = [...(await readFile(full, "utf8")).matchAll(/^(\S+) "-----BEGIN /gm)].map(
+        (match) => match[1]!,
+      );
+      const wildcard = name === "_wildcard";
+      if (hosts.length > 0 && (wildcard || isValidInstanceName(name))) {
+        const files = certificateFiles(paths, wildcard ? undefined : name);
+        if ((await readFileIfExists(`${files}.crt`)) !== undefined) {
+          await writeFileAtomic(
+            wildcard ? tlsWildcardSitePath(paths) : tlsSitePath(paths, name),
+            renderTlsSite({ hosts, files }),
+          );
+        }
+      }
+      await rm(full, { force: true });
     }
   }
 
@@ -387,12 +459,10 @@ export function createNginx(deps: NginxDeps): Nginx {
     const previous = await Promise.all(changes.map((change) => readFileIfExists(change.path)));
     const rollback = async (): Promise<void> => {
       // Reverse order, so that a host never points at an upstream that is gone.
-      for (let i = changes.length - 1; i >= 0; i--) {
-        await putFile(changes[i]!.path, previous[i], changes[i]!.mode);
-      }
+      await putFiles(changes.map((change, i) => ({ ...change, content: previous[i] })).reverse());
     };
     try {
-      for (const change of changes) await putFile(change.path, change.content, change.mode);
+      await putFiles(changes);
     } catch (error) {
       await rollback();
       throw error;
@@ -432,9 +502,8 @@ export function createNginx(deps: NginxDeps): Nginx {
       {
         path: tlsSitePath(paths, name),
         content: serve
-          ? renderTlsSite({ hosts: covered, pem: `${cert!.trim()}\n${key.trim()}` })
+          ? renderTlsSite({ hosts: covered, files: certificateFiles(paths, name) })
           : undefined,
-        mode: 0o600,
       },
       { path: tlsHostMapPath(paths, name), content: serve ? renderTlsHostMap(covered) : undefined },
     ];
@@ -444,9 +513,12 @@ export function createNginx(deps: NginxDeps): Nginx {
     const { name, files } = change;
     const certFile = name === undefined ? paths.tlsWildcardCert : certificatePath(paths, name);
     const keyFile = name === undefined ? paths.tlsWildcardKey : keyPath(paths, name);
+    const access = await certificateAccess();
+    // Put in place together (putFiles): a handshake that loads the pair between the two renames
+    // gets a certificate with the other key and fails; that window is a few microseconds.
     const pemFiles: FileChange[] = [
-      { path: certFile, content: files?.cert, mode: 0o600 },
-      { path: keyFile, content: files?.key, mode: 0o600 },
+      { path: certFile, content: files?.cert, ...access },
+      { path: keyFile, content: files?.key, ...access },
     ];
     let served: FileChange[];
     if (name === undefined) {
@@ -455,21 +527,24 @@ export function createNginx(deps: NginxDeps): Nginx {
           ? undefined
           : renderTlsSite({
               hosts: [wildcardName(config.https.domain)],
-              pem: `${files.cert.trim()}\n${files.key.trim()}`,
+              files: certificateFiles(paths),
             });
       served = [
-        { path: tlsWildcardSitePath(paths), content: entry, mode: 0o600 },
+        { path: tlsWildcardSitePath(paths), content: entry },
         // Its hosts' redirect.
         { path: paths.nginxConf, content: await renderMainConfig(undefined, files !== undefined) },
       ];
     } else {
       served = await tlsSiteChanges(name, files === undefined ? [] : change.hosts, files);
     }
-    // The stored files first, then what nginx reads; removed the other way round.
-    await changeFiles(
-      name ?? "wildcard",
-      files ? [...pemFiles, ...served] : [...served, ...pemFiles],
-    );
+    if (files) {
+      // The stored files first, then the map entries naming them.
+      await changeFiles(name ?? "wildcard", [...pemFiles, ...served]);
+    } else {
+      // Workers load the files at each handshake: they go once nginx no longer names them.
+      await changeFiles(name ?? "wildcard", served);
+      await putFiles(pemFiles);
+    }
   }
 
   /** The instance's timeout file, and nginx.conf when the set of timeouts changes with it. */
@@ -495,14 +570,19 @@ export function createNginx(deps: NginxDeps): Nginx {
 
   async function removeSite(name: string): Promise<void> {
     await changeFiles(name, [
-      // Its HTTPS server first, then its certificate and key: destroy keeps no key.
+      // Its HTTPS server first, then its routing.
       { path: tlsSitePath(paths, name), content: undefined },
+      // The layout before held its key inline here, in a home not booted since.
+      { path: tlsSitePath(paths, name).replace(/\.conf$/, ".pem"), content: undefined },
       { path: tlsHostMapPath(paths, name), content: undefined },
-      { path: certificatePath(paths, name), content: undefined },
-      { path: keyPath(paths, name), content: undefined },
       { path: hostMapPath(paths, name), content: undefined },
       { path: sitePath(paths, name), content: undefined },
       { path: timeoutPath(paths, name), content: undefined },
+    ]);
+    // Once nginx no longer names them (workers load them at each handshake): destroy keeps no key.
+    await putFiles([
+      { path: certificatePath(paths, name), content: undefined },
+      { path: keyPath(paths, name), content: undefined },
     ]);
   }
 
@@ -580,9 +660,36 @@ function newGeneration(): string {
   return `${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
 }
 
-async function putFile(path: string, content: string | undefined, mode?: number): Promise<void> {
-  if (content === undefined) await rm(path, { force: true });
-  else await writeFileAtomic(path, content, mode === undefined ? {} : { mode });
+/**
+ * Puts each file in place (or removes it), in order. Every content is written and synced first,
+ * so the renames follow each other closely: nginx's workers, which load certificate files at
+ * each handshake, see the old pair or the new one but for microseconds.
+ */
+async function putFiles(changes: readonly FileChange[]): Promise<void> {
+  const staged: (string | undefined)[] = [];
+  try {
+    for (const change of changes) {
+      staged.push(
+        change.content === undefined
+          ? undefined
+          : await stageFile(change.path, change.content, {
+              ...(change.mode === undefined ? {} : { mode: change.mode }),
+              ...change.owner,
+            }),
+      );
+    }
+    for (const [i, change] of changes.entries()) {
+      const temp = staged[i];
+      if (temp === undefined) {
+        await rm(change.path, { force: true });
+      } else {
+        await rename(temp, change.path);
+        staged[i] = undefined;
+      }
+    }
+  } finally {
+    for (const temp of staged) if (temp !== undefined) await rm(temp, { force: true });
+  }
 }
 
 async function readBootId(): Promise<string> {

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { homePaths } from "../../core/paths.js";
 import {
+  certificateFiles,
+  certificatePath,
   hostMapPath,
+  keyPath,
   renderGeneration,
   renderHostMap,
   renderHttpsLocations,
@@ -12,6 +15,8 @@ import {
   renderSite,
   renderTimeout,
   sitePath,
+  tlsSitePath,
+  tlsWildcardSitePath,
   type MainConfigOptions,
   crc32,
   hashIndex,
@@ -394,11 +399,7 @@ test("renderNginxConf: instances with a request timeout of their own get one loc
   assert.throws(() => renderTimeout("c;rm", 45));
 });
 
-const PEM =
-  "-----BEGIN CERTIFICATE-----\nMIIBojCCAUig+/=\n-----END CERTIFICATE-----\n" +
-  "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMG\n-----END PRIVATE KEY-----\n";
-
-test("renderNginxConf with https: one SNI server loading data:$acc_tls_pem, TLS 1.2+, session cache", () => {
+test("renderNginxConf with https: one SNI server loading the certificate files a map names, TLS 1.2+, session cache", () => {
   const off = renderNginxConf(userOptions);
   assert.doesNotMatch(off, /ssl|acc_https|acme-challenge/);
   const conf = renderNginxConf({
@@ -407,24 +408,39 @@ test("renderNginxConf with https: one SNI server loading data:$acc_tls_pem, TLS 
   });
   for (const line of [
     "        listen 127.0.0.1:8443 ssl http2 default_server;",
-    "        ssl_certificate data:$acc_tls_pem;",
-    "        ssl_certificate_key data:$acc_tls_pem;",
+    "    map $ssl_server_name $acc_tls_files {",
+    "        ssl_certificate $acc_tls_files.crt;",
+    "        ssl_certificate_key $acc_tls_files.key;",
     "    ssl_protocols TLSv1.2 TLSv1.3;",
     "    ssl_session_cache shared:acc_tls:10m;",
-    `        include ${paths.nginxTls}/*.pem;`,
+    `        include ${paths.nginxTls}/*.conf;`,
     `        include ${paths.nginxHttpsLocations};`,
-    "        ~^[a-z0-9-]+\\.example\\.test$ 1;",
   ]) {
     assert.ok(conf.split("\n").includes(line), line);
   }
-  assert.doesNotMatch(conf, /ssl_stapling on|return 301/);
+  // The hosts served over HTTPS are mapped only for the redirect.
+  assert.doesNotMatch(conf, /acc_https/);
+  const redirecting = renderNginxConf({
+    ...userOptions,
+    https: { port: 8443, redirect: true, wildcardDomain: "example.test" },
+  }).split("\n");
+  for (const line of [
+    "    map $host $acc_https {",
+    "        ~^[a-z0-9-]+\\.example\\.test$ 1;",
+    `        include ${paths.nginxTls}/*.map;`,
+  ]) {
+    assert.ok(redirecting.includes(line), line);
+  }
+  // The client's name only selects an entry: no path is made of it.
+  assert.doesNotMatch(conf, /ssl_certificate(_key)? [^;]*\$(ssl_server_name|host)/);
+  assert.doesNotMatch(conf, /data:|ssl_stapling on|return 301/);
   const redirect = renderNginxConf({ ...userOptions, https: { port: 443, redirect: true } });
   assert.match(redirect, /if \(\$acc_https\) \{\n\s+return 301 https:\/\/\$host\$request_uri;/);
   assert.match(
     redirect,
     /location \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/acc_instances;/,
   );
-  assert.doesNotMatch(redirect, /ssl_certificate_key data:\$acc_tls_pem;[\s\S]*return 301/);
+  assert.doesNotMatch(redirect, /ssl_certificate_key \$acc_tls_files\.key;[\s\S]*return 301/);
   const other = renderNginxConf({ ...userOptions, https: { port: 8443, redirect: true } });
   assert.match(other, /return 301 https:\/\/\$host:8443\$request_uri;/);
 });
@@ -437,21 +453,24 @@ test("renderHttpsLocations: the instance locations, without the redirect", () =>
   assert.doesNotMatch(text, /return 301|acme-challenge/);
 });
 
-test("renderTlsSite: a map entry per host; nothing but PEM and host names reaches nginx", () => {
+test("renderTlsSite: a map entry per host naming the certificate files; nothing else reaches nginx", () => {
+  const files = certificateFiles(paths, "shop");
+  assert.equal(files, `${paths.tlsInstances}/shop`);
+  assert.equal(certificatePath(paths, "shop"), `${files}.crt`);
+  assert.equal(keyPath(paths, "shop"), `${files}.key`);
+  assert.equal(certificateFiles(paths), paths.tlsWildcardCert.slice(0, -4));
   assert.equal(
-    renderTlsSite({ hosts: ["a.example.test", "*.example.test", "a.example.test"], pem: PEM }),
-    `a.example.test "${PEM.trim()}";\n*.example.test "${PEM.trim()}";\n`,
+    renderTlsSite({ hosts: ["a.example.test", "*.example.test", "a.example.test"], files }),
+    `a.example.test ${files};\n*.example.test ${files};\n`,
   );
-  assert.throws(() => renderTlsSite({ hosts: [], pem: PEM }), /bug/);
-  assert.throws(() => renderTlsSite({ hosts: ["a b;"], pem: PEM }), /bug/);
-  assert.throws(() => renderTlsSite({ hosts: ["default"], pem: PEM }), /bug/);
-  for (const pem of [
-    PEM.replace("MIGH", 'MI"GH'),
-    PEM.replace("MIGH", "MI$GH"),
-    "x",
-    `${PEM}";\n}`,
-  ]) {
-    assert.throws(() => renderTlsSite({ hosts: ["a.example.test"], pem }), /bug: invalid PEM/);
+  assert.equal(tlsSitePath(paths, "shop"), `${paths.nginxTls}/shop.conf`);
+  assert.equal(tlsWildcardSitePath(paths), `${paths.nginxTls}/_wildcard.conf`);
+  assert.throws(() => renderTlsSite({ hosts: [], files }), /bug/);
+  assert.throws(() => renderTlsSite({ hosts: ["a b;"], files }), /bug/);
+  assert.throws(() => renderTlsSite({ hosts: ["default"], files }), /bug/);
+  assert.throws(() => certificateFiles(paths, "../x"), /bug/);
+  for (const bad of [`${files}; x`, "relative/path", `${files}/../../etc/shadow`, `${files}$x`]) {
+    assert.throws(() => renderTlsSite({ hosts: ["a.example.test"], files: bad }), /bug/, bad);
   }
   assert.equal(renderTlsHostMap(["a.example.test"]), "a.example.test 1;\n");
 });

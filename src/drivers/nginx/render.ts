@@ -47,8 +47,8 @@ export interface HttpsOptions {
 export interface TlsSiteSpec {
   /** The instance's hosts its certificate covers (or `*.<domain>` for the wildcard). */
   hosts: readonly string[];
-  /** The certificate chain, then its key, in PEM (checked by lib/certificates.ts). */
-  pem: string;
+  /** Its files without their suffix: nginx loads FILES.crt and FILES.key (certificateFiles). */
+  files: string;
 }
 
 export interface PortRange {
@@ -84,14 +84,29 @@ export function sitePath(paths: HomePaths, name: string): string {
   return `${checkPath(paths.nginxSites)}/${checkName(name)}.conf`;
 }
 
-/** HOME/nginx/tls/NAME.pem: its hosts' certificate and key, as `map` entries. */
+/** HOME/nginx/tls/NAME.conf: its hosts' certificate files, as `map` entries. */
 export function tlsSitePath(paths: HomePaths, name: string): string {
-  return `${checkPath(paths.nginxTls)}/${checkName(name)}.pem`;
+  return `${checkPath(paths.nginxTls)}/${checkName(name)}.conf`;
 }
 
 /** The wildcard's map entry: "_" is in no instance name, so no instance's file is this one. */
 export function tlsWildcardSitePath(paths: HomePaths): string {
-  return `${checkPath(paths.nginxTls)}/_wildcard.pem`;
+  return `${checkPath(paths.nginxTls)}/_wildcard.conf`;
+}
+
+/**
+ * The certificate files of an instance (HOME/tls/instances/NAME), or of the wildcard
+ * (HOME/tls/wildcard) without a name, without their suffix: FILES.crt and FILES.key.
+ */
+export function certificateFiles(paths: HomePaths, name?: string): string {
+  if (name === undefined) {
+    const cert = checkPath(paths.tlsWildcardCert);
+    if (!cert.endsWith(".crt") || paths.tlsWildcardKey !== `${cert.slice(0, -4)}.key`) {
+      throw bug("wildcard certificate path", cert);
+    }
+    return cert.slice(0, -4);
+  }
+  return `${checkPath(paths.tlsInstances)}/${checkName(name)}`;
 }
 
 /** The hosts an instance serves over HTTPS, for http_redirect's map. */
@@ -100,11 +115,11 @@ export function tlsHostMapPath(paths: HomePaths, name: string): string {
 }
 
 export function certificatePath(paths: HomePaths, name: string): string {
-  return `${checkPath(paths.tlsInstances)}/${checkName(name)}.crt`;
+  return `${certificateFiles(paths, name)}.crt`;
 }
 
 export function keyPath(paths: HomePaths, name: string): string {
-  return `${checkPath(paths.tlsInstances)}/${checkName(name)}.key`;
+  return `${certificateFiles(paths, name)}.key`;
 }
 
 export function hostMapPath(paths: HomePaths, name: string): string {
@@ -386,13 +401,14 @@ export function renderHttpsLocations(opts: MainConfigOptions): string {
 }
 
 /**
- * The HTTPS side of nginx.conf. Layout (bench/tls-layout.ts, README "TLS"): one server whose
- * certificate is `data:$acc_tls_pem`, picked by SNI from a `map` whose entries
- * (HOME/nginx/tls/NAME.pem) hold each certificate and key. nginx's master (root) reads them at
- * reload, so keys stay in root-only files, and a worker parses the chosen one at each full
- * handshake. A server block per certificate costs an OpenSSL context each (~7x the memory and
- * the reload time at 1,000); `ssl_certificate $file` tests and reloads faster at 10,000 but
- * needs every key readable by nginx's workers.
+ * The HTTPS side of nginx.conf. Layout (bench/tls.ts, README "TLS"): one server whose
+ * certificate and key are files named by a `map $ssl_server_name` (HOME/nginx/tls/NAME.conf:
+ * `host HOME/tls/instances/NAME;`), which a worker loads at each full handshake. The map's
+ * entries are short, so a test and a reload stay cheap at 10,000 certificates; the price is
+ * that the workers read the key files (root:nginx's group, 0640), where the layout before held
+ * them inline in the map, read by the master (root) at reload: the workers held every key in
+ * memory in both. A server block per certificate costs an OpenSSL context each (~7x the memory
+ * and the reload time at 1,000).
  */
 function httpsServers(opts: MainConfigOptions, https: HttpsOptions): string[] {
   const listen = `${checkListenAddress(opts.listenAddress)}:${checkPort(https.port)}`;
@@ -407,58 +423,54 @@ function httpsServers(opts: MainConfigOptions, https: HttpsOptions): string[] {
     "    ssl_session_timeout 1d;",
     "    ssl_session_tickets off;",
     "",
-    "    # The hosts served over HTTPS, for the redirect.",
-    "    map $host $acc_https {",
-    "        hostnames;",
-    "        default 0;",
-    ...(https.wildcardDomain === undefined
-      ? []
-      : [
-          `        ~^[a-z0-9-]+\\.${checkServerName(https.wildcardDomain).replaceAll(".", "\\.")}$ 1;`,
-        ]),
-    `        include ${tlsDir}/*.map;`,
-    "    }",
-    "",
-    "    # Each certificate and key by name (exact names first, then *.<domain>); none: the",
-    "    # handshake fails.",
-    "    map $ssl_server_name $acc_tls_pem {",
+    // Only with the redirect, its one user: each map of 10,000 files costs nginx -t ~0.13 s.
+    ...(https.redirect
+      ? [
+          "    # The hosts served over HTTPS, for the redirect.",
+          "    map $host $acc_https {",
+          "        hostnames;",
+          "        default 0;",
+          ...(https.wildcardDomain === undefined
+            ? []
+            : [
+                `        ~^[a-z0-9-]+\\.${checkServerName(https.wildcardDomain).replaceAll(".", "\\.")}$ 1;`,
+              ]),
+          `        include ${tlsDir}/*.map;`,
+          "    }",
+          "",
+        ]
+      : []),
+    "    # Each name's certificate files (exact names first, then *.<domain>): only paths acc",
+    "    # wrote, never the name the client sent. None: no HOME/nginx/.crt, the handshake fails.",
+    "    map $ssl_server_name $acc_tls_files {",
     "        hostnames;",
     '        default "";',
-    `        include ${tlsDir}/*.pem;`,
+    `        include ${tlsDir}/*.conf;`,
     "    }",
     "",
     "    server {",
     // `listen ... ssl http2` is what nginx 1.22 (Debian 12) knows; 1.25.1+ (Debian 13's 1.26)
     // still accepts it, with a deprecation warning in favour of `http2 on`.
     `        listen ${listen} ssl http2 default_server;`,
-    "        ssl_certificate data:$acc_tls_pem;",
-    "        ssl_certificate_key data:$acc_tls_pem;",
+    "        ssl_certificate $acc_tls_files.crt;",
+    "        ssl_certificate_key $acc_tls_files.key;",
     `        include ${checkPath(opts.paths.nginxHttpsLocations)};`,
     "    }",
     "",
   ];
 }
 
-/** HOME/nginx/tls/NAME.pem: a `map` entry per host, its certificate chain and key inline. */
+/** HOME/nginx/tls/NAME.conf: a `map` entry per host, its certificate files (certificateFiles). */
 export function renderTlsSite(spec: TlsSiteSpec): string {
   const hosts = [...new Set(spec.hosts.map(checkMapHost))];
   if (hosts.length === 0) throw bug("host list", spec.hosts);
-  const pem = checkPem(spec.pem);
-  return hosts.map((host) => `${host} "${pem}";\n`).join("");
+  const files = checkPath(spec.files);
+  return hosts.map((host) => `${host} ${files};\n`).join("");
 }
 
 /** A host, or a wildcard `*.<domain>` (the wildcard's entry). */
 function checkMapHost(host: string): string {
   return host.startsWith("*.") ? `*.${checkHost(host.slice(2))}` : checkHost(host);
-}
-
-/** PEM blocks only: base64, dashes, spaces and newlines; nothing nginx's parser reads as syntax. */
-function checkPem(pem: string): string {
-  const trimmed = pem.trim();
-  if (!/^-----BEGIN [A-Z ]+-----\n[A-Za-z0-9+/=\n -]+-----END [A-Z ]+-----$/.test(trimmed)) {
-    throw bug("PEM", "(not shown)");
-  }
-  return trimmed;
 }
 
 /** HOME/nginx/tls/NAME.map: its hosts served over HTTPS (http_redirect's map). */
