@@ -130,7 +130,9 @@ test(
     t.after(() => removeDir(dir));
     const bundle = path.join(dir, "ca.pem");
     await writeFile(bundle, pebble.caBundlePem);
-    for (const host of ["me1", "me2", "me3"]) await pebble.addA(`${host}.${DOMAIN}`, "127.0.0.1");
+    for (const host of ["me1", "me2", "me3", "acc"]) {
+      await pebble.addA(`${host}.${DOMAIN}`, "127.0.0.1");
+    }
     await pebble.addA("shop.acme-other.test", "127.0.0.1");
     await pebble.addA("far.acme-other.test", "192.0.2.1");
 
@@ -174,6 +176,24 @@ test(
     const account = await stat(paths.acmeAccountKey);
     assert.equal(account.mode & 0o777, 0o600);
     assert.equal((await stat(paths.acme)).mode & 0o777, 0o700);
+
+    // acc's admin host gets its own certificate from acc server, and its API answers over HTTPS.
+    await waitFor(
+      "the admin host's certificate",
+      async () =>
+        (await served(httpsPort, `acc.${DOMAIN}`, roots.root)).authorized ? true : undefined,
+      60_000,
+      500,
+    );
+    const api = await httpsGet(httpsPort, `acc.${DOMAIN}`, roots.root, "/api/v1/status");
+    assert.equal(api.status, 401, api.body);
+    const adminPlain = await acc.request(`acc.${DOMAIN}`, {
+      path: "/api/v1/status",
+      timeoutMs: 30_000,
+    });
+    assert.equal(adminPlain.status, 301);
+    assert.equal(adminPlain.headers.location, `https://acc.${DOMAIN}:${httpsPort}/api/v1/status`);
+    assert.match(await acc.ok(["tls", "list"]), /^acc +acc\.acme\.test +\S+ +acme$/m);
 
     // HTTP: redirected, except the challenge path, answered by acc server (never the instance).
     const plain = await acc.request(`me1.${DOMAIN}`, { timeoutMs: 30_000 });

@@ -145,7 +145,8 @@ export const tlsImportOperation: Operation<ImportInput, ImportResult> = {
     help: [
       "--cert FILE         PEM: the certificate, then each intermediate in order",
       "--key FILE          PEM: its private key (not encrypted)",
-      "--for NAME          for instance NAME: it must cover every host of NAME",
+      "--for NAME          for instance NAME: it must cover every host of NAME (the admin",
+      "                    host's first label, such as acc: for acc's admin host)",
       "--wildcard          for *.<domain>: every NAME.<domain> without its own",
     ],
     options: {

@@ -440,9 +440,50 @@ test("renderNginxConf with https: one SNI server loading the certificate files a
     redirect,
     /location \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/acc_instances;/,
   );
-  assert.doesNotMatch(redirect, /ssl_certificate_key \$acc_tls_files\.key;[\s\S]*return 301/);
+  // The HTTPS servers never redirect (the instances' nor the admin host's).
+  for (const block of serverBlocks(redirect).filter((b) => b.includes(" ssl http2"))) {
+    assert.doesNotMatch(block, /return 301/);
+  }
   const other = renderNginxConf({ ...userOptions, https: { port: 8443, redirect: true } });
   assert.match(other, /return 301 https:\/\/\$host:8443\$request_uri;/);
+});
+
+/** The `server { ... }` blocks of a rendered nginx.conf, each as its text. */
+function serverBlocks(conf: string): string[] {
+  return conf
+    .split(/\n    server \{\n/)
+    .slice(1)
+    .map((rest) => rest.slice(0, rest.indexOf("\n    }\n")));
+}
+
+test("renderNginxConf: the admin host over HTTPS too when tls is on, its challenges to acc server under acme", () => {
+  const off = serverBlocks(renderNginxConf(userOptions)).filter((b) =>
+    b.includes("server_name acc.localhost;"),
+  );
+  assert.equal(off.length, 1);
+  const conf = renderNginxConf({
+    ...userOptions,
+    https: { port: 8443, redirect: true, acme: true, wildcardDomain: "localhost" },
+  });
+  const admin = serverBlocks(conf).filter((b) => b.includes("server_name acc.localhost;"));
+  assert.equal(admin.length, 2);
+  const [plain, tls] = admin as [string, string];
+  assert.match(plain, /listen 127\.0\.0\.1:8080;/);
+  assert.match(plain, /if \(\$acc_https\) \{\n\s+return 301 https:\/\/\$host:8443\$request_uri;/);
+  assert.match(
+    plain,
+    /location \^~ \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/unix:[^;]*waker\.sock:;[\s\S]*X-Acc-Instance :acme;/,
+  );
+  assert.match(tls, /listen 127\.0\.0\.1:8443 ssl http2;/);
+  assert.match(tls, /ssl_certificate \$acc_tls_files\.crt;/);
+  assert.match(tls, /proxy_pass http:\/\/unix:[^;]*admin\.sock:;/);
+  assert.doesNotMatch(tls, /return 301|acme-challenge|waker\.sock/);
+  // The instances' HTTP server sends challenges to acc server too, for every host.
+  const instances = serverBlocks(conf).find((b) => b.includes("default_server backlog"));
+  assert.match(
+    instances ?? "",
+    /location \^~ \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/unix:[^;]*waker\.sock:;[\s\S]*X-Acc-Instance :acme;/,
+  );
 });
 
 test("renderHttpsLocations: the instance locations, without the redirect", () => {

@@ -486,14 +486,21 @@ export function renderTlsHostMap(hosts: readonly string[]): string {
  */
 function adminServer(listen: string, opts: MainConfigOptions): string[] {
   const socket = `unix:${checkPath(opts.paths.adminSocket)}:`;
-  return [
-    "    server {",
-    `        listen ${listen};`,
-    `        server_name ${checkServerName(opts.adminHost)};`,
+  const waker = `unix:${checkPath(opts.paths.wakerSocket)}:`;
+  const host = checkServerName(opts.adminHost);
+  const https = opts.https;
+  const location = (redirect: boolean): string[] => [
     // Forms and JSON only: backups are downloaded, never uploaded through this host.
     "        client_max_body_size 1m;",
     "",
     "        location / {",
+    ...(redirect && https !== undefined
+      ? [
+          "            if ($acc_https) {",
+          `                return 301 https://$host${https.port === 443 ? "" : `:${checkPort(https.port)}`}$request_uri;`,
+          "            }",
+        ]
+      : []),
     `            proxy_pass http://${socket};`,
     "            proxy_http_version 1.1;",
     '            proxy_set_header Connection "";',
@@ -512,7 +519,44 @@ function adminServer(listen: string, opts: MainConfigOptions): string[] {
     "            proxy_read_timeout 1h;",
     "            proxy_send_timeout 1h;",
     "        }",
+  ];
+  const server = (listenLine: string, extra: string[], inner: string[]): string[] => [
+    "    server {",
+    listenLine,
+    `        server_name ${host};`,
+    ...extra,
+    ...inner,
     "    }",
+  ];
+  return [
+    ...server(
+      `        listen ${listen};`,
+      [],
+      [
+        ...location(https?.redirect === true),
+        // The admin host's own certificate (tls = "acme") is validated like an instance's.
+        ...(https?.acme === true
+          ? [
+              "        location ^~ /.well-known/acme-challenge/ {",
+              `            proxy_pass http://${waker};`,
+              ...proxyHeaders(ACME_CHALLENGE_INSTANCE, "-").map((line) => `            ${line}`),
+              "        }",
+            ]
+          : []),
+      ],
+    ),
+    // Over HTTPS too when tls is on: with its own certificate or the wildcard's, by SNI as an
+    // instance's; API tokens and the UI's session cookie then never need to cross in clear.
+    ...(https === undefined
+      ? []
+      : server(
+          `        listen ${checkListenAddress(opts.listenAddress)}:${checkPort(https.port)} ssl http2;`,
+          [
+            "        ssl_certificate $acc_tls_files.crt;",
+            "        ssl_certificate_key $acc_tls_files.key;",
+          ],
+          location(false),
+        )),
   ];
 }
 
