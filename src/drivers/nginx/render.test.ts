@@ -451,7 +451,7 @@ test("renderNginxConf with https: one SNI server loading the certificate files a
 /** The `server { ... }` blocks of a rendered nginx.conf, each as its text. */
 function serverBlocks(conf: string): string[] {
   return conf
-    .split(/\n    server \{\n/)
+    .split(/\n {4}server \{\n/)
     .slice(1)
     .map((rest) => rest.slice(0, rest.indexOf("\n    }\n")));
 }
