@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
+import { promisify } from "node:util";
+import { homePaths } from "../core/paths.js";
 import { INSTANCE_STATES } from "../core/states.js";
 import { openSqliteStore } from "../store/open.js";
 import type { NewEvent, Store } from "../store/store.js";
@@ -35,6 +38,7 @@ async function harness(
   await writeFile(path.join(home, "package.json"), '{ "name": "acc", "version": "9.8.7" }\n');
   const ctx = {
     home,
+    paths: homePaths(home),
     store,
     accRoot: home,
     now: () => new Date(NOW),
@@ -232,4 +236,40 @@ test("per-instance memory, when asked for: running instances only", async (t) =>
   const bytes = sample(text, 'acc_instance_memory_bytes{instance="up"}');
   assert.ok(bytes !== undefined && bytes > 1024 * 1024, `this process's memory: ${bytes}`);
   assert.equal(sample(text, 'acc_instance_memory_bytes{instance="down"}'), undefined);
+});
+
+test("each instance's certificate expiry, from its file; gone with the file", async (t) => {
+  const h = await harness(t);
+  const dir = h.ctx.paths.tlsInstances;
+  await mkdir(dir, { recursive: true });
+  await promisify(execFile)(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      path.join(dir, "crm.key"),
+      "-out",
+      path.join(dir, "crm.crt"),
+      "-days",
+      "10",
+      "-subj",
+      "/CN=crm.example.test",
+      "-addext",
+      "subjectAltName=DNS:crm.example.test",
+    ],
+    { timeout: 30_000 },
+  );
+  const page = await h.metrics.render();
+  const found = /acc_certificate_expiry_timestamp_seconds\{instance="crm"\} (\d+)/.exec(page);
+  assert.ok(found, page);
+  const days = (Number(found[1]) * 1000 - Date.now()) / 86400_000;
+  assert.ok(days > 9 && days <= 10, String(days));
+  await rm(path.join(dir, "crm.crt"));
+  assert.doesNotMatch(await h.metrics.render(), /acc_certificate_expiry_timestamp_seconds\{/);
 });
