@@ -191,8 +191,8 @@ function fetchProbe(
 
 /**
  * Each host must reach this server through its name: a random token is served at the
- * challenge path, then fetched from every address the host resolves to, on http_port as the
- * CA does. Resolves with nothing, or throws ACC_INVALID naming each host that does not and why.
+ * challenge path, then fetched from the addresses the host resolves to, in turn until one
+ * answers with it, on http_port as the CA does. Resolves with nothing, or throws ACC_INVALID naming each host that does not and why.
  */
 export async function checkHostsReach(ctx: AccContext, hosts: readonly string[]): Promise<void> {
   await ensureAcmeDirs(ctx);
