@@ -1,8 +1,10 @@
-// Helpers of the nginx benches (bench/nginx-layout.ts, bench/tls-layout.ts): one nginx run by
+// Helpers of the nginx benches (bench/nginx-layout.ts, bench/tls.ts): one nginx run by
 // hand with acc's driver, its processes' memory and its worker's user.
 import { readFile } from "node:fs/promises";
+import { listAcceptingWorkers } from "../src/drivers/nginx/control.js";
 import type { Mutex } from "../src/drivers/nginx/index.js";
 import { exec } from "../src/lib/exec.js";
+import { waitFor } from "../test/harness/common.js";
 
 export function createLocalMutex(): Mutex {
   let tail: Promise<unknown> = Promise.resolve();
@@ -28,6 +30,22 @@ export async function rssKb(pid: number): Promise<number> {
 export async function childrenOf(pid: number): Promise<number[]> {
   const raw = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8");
   return raw.split(/\s+/).filter(Boolean).map(Number);
+}
+
+/**
+ * The master's workers once a reload has settled (the old generation's workers gone, every
+ * child accepting), so that only the live generation's memory is counted.
+ */
+export function settledWorkers(master: number, timeoutMs: number): Promise<number[]> {
+  return waitFor(
+    "the old workers to exit",
+    async () => {
+      const children = await childrenOf(master);
+      const accepting = (await listAcceptingWorkers(master)) ?? [];
+      return children.length === accepting.length ? children : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function workerUser(): Promise<string> {

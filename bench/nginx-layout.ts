@@ -23,7 +23,14 @@ import {
   sitePath,
 } from "../src/drivers/nginx/render.js";
 import { exec } from "../src/lib/exec.js";
-import { childrenOf, createLocalMutex, median, rssKb, workerUser } from "./nginx-bench.js";
+import {
+  childrenOf,
+  createLocalMutex,
+  settledWorkers,
+  median,
+  rssKb,
+  workerUser,
+} from "./nginx-bench.js";
 import { freePort, makeTempDir, removeDir, waitFor } from "../test/harness/common.js";
 
 /** acc's default instance port range: the upstream has a server per port. */
@@ -161,15 +168,7 @@ async function main(): Promise<void> {
       });
       settledMs.push(performance.now() - t1);
       // Memory once the old workers are gone, so that only the live generation is counted.
-      const current = await waitFor(
-        "the old workers to exit",
-        async () => {
-          const children = await childrenOf(master);
-          const accepting = (await listAcceptingWorkers(master)) ?? [];
-          return children.length === accepting.length ? children : undefined;
-        },
-        60_000,
-      );
+      const current = await settledWorkers(master, 60_000);
       workers = current.length;
       masterRss.push(await rssKb(master));
       workerRss.push(Math.max(...(await Promise.all(current.map(rssKb)))));

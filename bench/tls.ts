@@ -45,7 +45,7 @@ import http from "node:http";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { homePaths, type HomePaths } from "../src/core/paths.js";
-import { listAcceptingWorkers, readMasterPid } from "../src/drivers/nginx/control.js";
+import { readMasterPid } from "../src/drivers/nginx/control.js";
 import { createNginx, type Nginx, type NginxEvent } from "../src/drivers/nginx/index.js";
 import {
   certificateFiles,
@@ -61,7 +61,7 @@ import {
   tlsSitePath,
 } from "../src/drivers/nginx/render.js";
 import { exec } from "../src/lib/exec.js";
-import { childrenOf, createLocalMutex, rssKb, workerUser } from "./nginx-bench.js";
+import { childrenOf, createLocalMutex, settledWorkers, rssKb, workerUser } from "./nginx-bench.js";
 import { argString, argValue, machineNote, median, printTable } from "./stats.js";
 import { createTestCa } from "../test/harness/certs.js";
 import { freePort, isAlive, makeTempDir, removeDir, waitFor } from "../test/harness/common.js";
@@ -549,15 +549,7 @@ async function reloadFigures(
     const workerRss: number[] = [];
     for (let run = 0; run < runs; run++) {
       await r.nginx!.reload();
-      const current = await waitFor(
-        "the old workers to exit",
-        async () => {
-          const children = await childrenOf(master);
-          const accepting = (await listAcceptingWorkers(master)) ?? [];
-          return children.length === accepting.length ? children : undefined;
-        },
-        120_000,
-      );
+      const current = await settledWorkers(master, 120_000);
       masterRss.push(await rssKb(master));
       workerRss.push(Math.max(...(await Promise.all(current.map(rssKb)))));
     }

@@ -11,6 +11,7 @@ import { gunzipSync } from "node:zlib";
 import { homePaths } from "../src/core/paths.js";
 import {
   createAccHome,
+  tlsHomeEnv,
   httpRequest,
   logDiagnostics,
   type AccHome,
@@ -137,21 +138,21 @@ test(
     await pebble.addA("far.acme-other.test", "192.0.2.1");
 
     const acc: AccHome = await createAccHome({
-      env: {
-        ACC_POSTGRES: "external",
-        ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
-        ACC_MONITOR_INTERVAL: "1h",
-        ACC_DOMAIN: DOMAIN,
-        ACC_HTTP_PORT: String(httpPort),
-        ACC_HTTPS_PORT: String(httpsPort),
-        ACC_TLS: "acme",
-        ACC_ACME_DIRECTORY: pebble.directoryUrl,
-        ACC_ACME_CA_BUNDLE: bundle,
-        ACC_ACME_RESOLVER: pebble.dnsServer,
-        ACC_ACME_EMAIL: "ops@acme.test",
-        ACC_TLS_CHECK_INTERVAL: "1s",
-        ACC_HTTP_REDIRECT: "true",
-      },
+      env: tlsHomeEnv({
+        domain: DOMAIN,
+        httpsPort,
+        tls: "acme",
+        redirect: true,
+        extra: {
+          // pebble validates HTTP-01 on this port: known before the home is made.
+          ACC_HTTP_PORT: String(httpPort),
+          ACC_ACME_DIRECTORY: pebble.directoryUrl,
+          ACC_ACME_CA_BUNDLE: bundle,
+          ACC_ACME_RESOLVER: pebble.dnsServer,
+          ACC_ACME_EMAIL: "ops@acme.test",
+          ACC_TLS_CHECK_INTERVAL: "1s",
+        },
+      }),
     });
     t.after(async () => {
       // nginx's own words, when a handshake or a reload failed.

@@ -6,7 +6,7 @@ import { chmod, chown, cp, readFile, rm, stat, writeFile } from "node:fs/promise
 import path from "node:path";
 import { test } from "node:test";
 import { homePaths } from "../src/core/paths.js";
-import { createAccHome, httpRequest, type AccHome } from "./harness/acc.js";
+import { createAccHome, tlsHomeEnv, httpRequest, type AccHome } from "./harness/acc.js";
 import {
   instanceIdentity,
   listAs,
@@ -35,14 +35,7 @@ test(
   async (t) => {
     const httpsPort = await freePort();
     const acc: AccHome = await createAccHome({
-      env: {
-        ACC_POSTGRES: "external",
-        ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
-        ACC_MONITOR_INTERVAL: "1h",
-        ACC_DOMAIN: DOMAIN,
-        ACC_TLS: "manual",
-        ACC_HTTPS_PORT: String(httpsPort),
-      },
+      env: tlsHomeEnv({ domain: DOMAIN, httpsPort, tls: "manual" }),
     });
     t.after(() => acc.cleanup());
     const certDir = await makeTempDir("acc-tls-files-");

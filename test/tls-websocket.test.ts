@@ -8,7 +8,13 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import path from "node:path";
 import { test } from "node:test";
-import { createAccHome, httpRequest, logDiagnostics, type AccHome } from "./harness/acc.js";
+import {
+  createAccHome,
+  tlsHomeEnv,
+  httpRequest,
+  logDiagnostics,
+  type AccHome,
+} from "./harness/acc.js";
 import { createTestCa } from "./harness/certs.js";
 import { freePort, makeTempDir, removeDir } from "./harness/common.js";
 
@@ -133,15 +139,7 @@ test(
   async (t) => {
     const httpsPort = await freePort();
     const acc = await createAccHome({
-      env: {
-        ACC_POSTGRES: "external",
-        ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
-        ACC_MONITOR_INTERVAL: "1h",
-        ACC_DOMAIN: DOMAIN,
-        ACC_TLS: "manual",
-        ACC_HTTPS_PORT: String(httpsPort),
-        ACC_HTTP_REDIRECT: "true",
-      },
+      env: tlsHomeEnv({ domain: DOMAIN, httpsPort, tls: "manual", redirect: true }),
     });
     t.after(async () => {
       // nginx's and acc server's own words, when a handshake, a reload or a wake failed.

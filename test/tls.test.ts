@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { homePaths } from "../src/core/paths.js";
 import {
   createAccHome,
+  tlsHomeEnv,
   httpRequest,
   logDiagnostics,
   type AccHome,
@@ -59,15 +60,7 @@ test(
   async (t) => {
     const httpsPort = await freePort();
     const acc: AccHome = await createAccHome({
-      env: {
-        ACC_POSTGRES: "external",
-        ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
-        ACC_MONITOR_INTERVAL: "1h",
-        ACC_DOMAIN: DOMAIN,
-        ACC_TLS: "manual",
-        ACC_HTTPS_PORT: String(httpsPort),
-        ACC_HTTP_REDIRECT: "true",
-      },
+      env: tlsHomeEnv({ domain: DOMAIN, httpsPort, tls: "manual", redirect: true }),
     });
     t.after(async () => {
       // nginx's own words, when a handshake or a reload failed.

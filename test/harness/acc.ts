@@ -133,6 +133,29 @@ async function claimPortSlice(): Promise<{ base: number; release(): Promise<void
  * ACC_POSTGRES=external for a test that needs no database and should not start the cluster.
  */
 /**
+ * A test home served over HTTPS, without a database (no Postgres needed) nor idle stops:
+ * tls, its port and the domain, with http_redirect when asked; `extra` is added as given.
+ */
+export function tlsHomeEnv(options: {
+  domain: string;
+  httpsPort: number;
+  tls: "manual" | "acme";
+  redirect?: boolean;
+  extra?: NodeJS.ProcessEnv;
+}): NodeJS.ProcessEnv {
+  return {
+    ACC_POSTGRES: "external",
+    ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
+    ACC_MONITOR_INTERVAL: "1h",
+    ACC_DOMAIN: options.domain,
+    ACC_TLS: options.tls,
+    ACC_HTTPS_PORT: String(options.httpsPort),
+    ...(options.redirect === true ? { ACC_HTTP_REDIRECT: "true" } : {}),
+    ...options.extra,
+  };
+}
+
+/**
  * For a test's t.after: the end of each of the home's logs that says something went wrong
  * (nginx's emerg or crit lines by default), as diagnostics.
  */
