@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import { ACME_CHALLENGE_INSTANCE } from "../core/tls-hosts.js";
 import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { isAccError } from "../lib/errors.js";
-import { challengeAnswer } from "../services/acme.js";
+import { challengeAnswer } from "../services/acme-check.js";
 import type { AccContext } from "../services/context.js";
 import { codeDirOf, instanceManifest, requestTimeoutOf } from "../services/model-code.js";
 import { restartCheck } from "../services/crashes.js";

@@ -4,12 +4,8 @@
 // day), each attempt is an event, and after a few failures list, show and status warn. A sleeping
 // instance is never woken: acc server answers the CA's challenges itself.
 import { errorMessage } from "../lib/errors.js";
-import {
-  dueCertificates,
-  issueCertificate,
-  refreshWarnings,
-  removeStaleChallenges,
-} from "./acme.js";
+import { removeStaleChallenges } from "./acme-check.js";
+import { dueCertificates, issueCertificate, refreshWarnings } from "./acme.js";
 import type { AccContext } from "./context.js";
 import { sleep } from "./monitor.js";
 
