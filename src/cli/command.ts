@@ -85,21 +85,27 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
     );
   }
   const { values, positionals } = parsed;
-  if (!values.help) {
-    if (positionals.length < command.positionals.min) {
-      throw new AccError("ACC_USAGE", `acc ${command.name}: missing ${command.positionals.names}`, {
-        hint: `usage: acc ${command.name} ${command.usage}`,
-      });
-    }
-    if (positionals.length > command.positionals.max) {
-      throw new AccError(
-        "ACC_USAGE",
-        `acc ${command.name}: unexpected argument ${JSON.stringify(positionals[command.positionals.max])}`,
-        { hint: `usage: acc ${command.name} ${command.usage}` },
-      );
-    }
-  }
+  if (!values.help) checkPositionals(command, positionals);
   return { values: values as ParsedArgs["values"], positionals };
+}
+
+/** Throws ACC_USAGE unless the command takes this many arguments. */
+export function checkPositionals(
+  command: Pick<Command, "name" | "usage" | "positionals">,
+  positionals: readonly string[],
+): void {
+  if (positionals.length < command.positionals.min) {
+    throw new AccError("ACC_USAGE", `acc ${command.name}: missing ${command.positionals.names}`, {
+      hint: `usage: acc ${command.name} ${command.usage}`,
+    });
+  }
+  if (positionals.length > command.positionals.max) {
+    throw new AccError(
+      "ACC_USAGE",
+      `acc ${command.name}: unexpected argument ${JSON.stringify(positionals[command.positionals.max])}`,
+      { hint: `usage: acc ${command.name} ${command.usage}` },
+    );
+  }
 }
 
 export function commandHelp(command: Command): string {

@@ -1,4 +1,12 @@
-import type { Command, CliEnv, CommandResult } from "../cli/command.js";
+import {
+  checkPositionals,
+  type Command,
+  type CliEnv,
+  type CommandResult,
+  type ParsedArgs,
+} from "../cli/command.js";
+import { didYouMean } from "../cli/suggest.js";
+import { AccError } from "../lib/errors.js";
 import type { Operation, OperationCall } from "./types.js";
 
 /** The operation run in this process (the server is down, or the command must work without it). */
@@ -92,4 +100,27 @@ export function commandFromOperation(op: Operation): Command {
       return { data: output, ...(raw !== undefined ? { raw } : {}), ...shown };
     },
   };
+}
+
+/**
+ * `acc GROUP ACTION ...` (acc host add, acc tls issue): the action's operation as a command,
+ * its arguments checked as for any command.
+ */
+export function runAction(
+  group: string,
+  actions: Readonly<Record<string, Operation>>,
+  args: ParsedArgs,
+  cli: CliEnv,
+  usage: string,
+): Promise<CommandResult> {
+  const [action = "", ...rest] = args.positionals;
+  const op = actions[action];
+  if (!op) {
+    throw new AccError("ACC_USAGE", `acc ${group}: unknown action ${JSON.stringify(action)}`, {
+      hint: didYouMean(action, Object.keys(actions)) ?? `usage: acc ${group} ${usage}`,
+    });
+  }
+  const command = commandFromOperation(op);
+  checkPositionals(command, rest);
+  return command.run({ values: args.values, positionals: rest }, cli);
 }

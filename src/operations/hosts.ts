@@ -1,9 +1,7 @@
 import { positional, type Command, type CommandResult } from "../cli/command.js";
-import { didYouMean } from "../cli/suggest.js";
 import { validateInstanceName } from "../core/validate.js";
-import { AccError } from "../lib/errors.js";
 import type { InstanceJson } from "../services/instance-view.js";
-import { commandFromOperation } from "./cli.js";
+import { runAction } from "./cli.js";
 import { CERTIFICATE_OUTCOME, INSTANCE, NAME } from "./schemas.js";
 import { causeOf } from "./tokens.js";
 import type { Operation } from "./types.js";
@@ -122,14 +120,7 @@ export const hostCommand: Command = {
   options: {},
   positionals: { min: 3, max: 3, names: "add or remove, NAME and HOST" },
   json: true,
-  async run(args, cli): Promise<CommandResult> {
-    const [action = "", ...rest] = args.positionals;
-    const op = ACTIONS[action];
-    if (!op) {
-      throw new AccError("ACC_USAGE", `acc host: unknown action ${JSON.stringify(action)}`, {
-        hint: didYouMean(action, Object.keys(ACTIONS)) ?? "usage: acc host add|remove NAME HOST",
-      });
-    }
-    return commandFromOperation(op).run({ values: args.values, positionals: rest }, cli);
+  run(args, cli): Promise<CommandResult> {
+    return runAction("host", ACTIONS, args, cli, "add|remove NAME HOST");
   },
 };

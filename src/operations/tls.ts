@@ -8,12 +8,11 @@ import {
   type CommandResult,
 } from "../cli/command.js";
 import { table } from "../cli/output.js";
-import { didYouMean } from "../cli/suggest.js";
 import { showValue, validateInstanceName } from "../core/validate.js";
 import { AccError, hasErrno } from "../lib/errors.js";
 import type { IssueResult } from "../services/acme.js";
 import type { CertificateInfo, ImportResult } from "../services/tls.js";
-import { commandFromOperation } from "./cli.js";
+import { runAction } from "./cli.js";
 import { NAME, NO_INPUT } from "./schemas.js";
 import { causeOf } from "./tokens.js";
 import type { JsonSchema, Operation } from "./types.js";
@@ -316,24 +315,7 @@ export const tlsCommand: Command = {
   options: { ...tlsImportOperation.cli!.options, ...tlsIssueOperation.cli!.options },
   positionals: { min: 1, max: 2, names: "issue, import or list" },
   json: true,
-  async run(args, cli): Promise<CommandResult> {
-    const [action = "", ...rest] = args.positionals;
-    const op = ACTIONS[action];
-    if (!op) {
-      throw new AccError("ACC_USAGE", `acc tls: unknown action ${JSON.stringify(action)}`, {
-        hint: didYouMean(action, Object.keys(ACTIONS)) ?? "usage: acc tls issue|import|list",
-      });
-    }
-    const { min, max, names } = op.cli!.positionals;
-    if (rest.length < min || rest.length > max) {
-      throw new AccError(
-        "ACC_USAGE",
-        rest.length < min
-          ? `acc tls ${action}: missing ${names}`
-          : `acc tls ${action}: unexpected argument ${showValue(rest[max] ?? "")}`,
-        { hint: `usage: acc tls ${action} ${op.cli!.usage}` },
-      );
-    }
-    return commandFromOperation(op).run({ values: args.values, positionals: rest }, cli);
+  run(args, cli): Promise<CommandResult> {
+    return runAction("tls", ACTIONS, args, cli, "issue|import|list");
   },
 };
