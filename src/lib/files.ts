@@ -78,6 +78,17 @@ export async function readFileIfExists(file: string): Promise<string | undefined
   }
 }
 
+/** A JSON file's value, or undefined when it does not exist or is not JSON (a torn write). */
+export async function readJsonIfExists<T>(file: string): Promise<T | undefined> {
+  const text = await readFileIfExists(file);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
   await mkdir(dir, { recursive: true, mode });
 }

@@ -17,7 +17,12 @@ import { isValidInstanceName, reservedInstanceName } from "../core/validate.js";
 import { certificatePath } from "../drivers/nginx/render.js";
 import { checkCertificate, describeCertificate } from "../lib/certificates.js";
 import { AccError, errorMessage } from "../lib/errors.js";
-import { readDirIfExists, readFileIfExists, writeFileAtomic } from "../lib/files.js";
+import {
+  readDirIfExists,
+  readFileIfExists,
+  readJsonIfExists,
+  writeFileAtomic,
+} from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import { challengeFile, checkHostsReach, ensureAcmeDirs } from "./acme-check.js";
 import type { AccContext } from "./context.js";
@@ -161,16 +166,6 @@ async function recordAccount(ctx: AccContext, client: Client): Promise<void> {
   await writeFileAtomic(ctx.paths.acmeAccount, text, { mode: 0o600 });
 }
 
-async function readOrders(ctx: AccContext): Promise<OrderRecord[]> {
-  const text = await readFileIfExists(ctx.paths.acmeOrders);
-  if (text === undefined) return [];
-  try {
-    return JSON.parse(text) as OrderRecord[];
-  } catch {
-    return [];
-  }
-}
-
 async function recordOrder(
   ctx: AccContext,
   hosts: readonly string[],
@@ -179,7 +174,10 @@ async function recordOrder(
   const cache = acmeCache(ctx);
   const run = cache.orders.then(async () => {
     const now = ctx.now().getTime();
-    const orders = recentOrders(await readOrders(ctx), now);
+    const orders = recentOrders(
+      (await readJsonIfExists<OrderRecord[]>(ctx.paths.acmeOrders)) ?? [],
+      now,
+    );
     const refusal = orderRefusal(ctx.config.acme_directory, orders, hosts, renewal, now);
     if (refusal !== undefined) {
       throw new AccError("ACC_RATE_LIMITED", refusal, {
@@ -230,17 +228,11 @@ async function order(
 
 // --- an instance's certificate ---
 
-export async function readCertificateState(
+export function readCertificateState(
   ctx: Pick<AccContext, "paths">,
   name: string,
 ): Promise<CertificateState | undefined> {
-  const text = await readFileIfExists(certificateStatePath(ctx.paths, name));
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as CertificateState;
-  } catch {
-    return undefined;
-  }
+  return readJsonIfExists<CertificateState>(certificateStatePath(ctx.paths, name));
 }
 
 async function writeCertificateState(
@@ -264,15 +256,29 @@ async function ownCertificate(
 ): Promise<{ names: string[]; notBefore: Date; notAfter: Date } | undefined> {
   const file = certificatePath(ctx.paths, name);
   const pem = await readFileIfExists(file);
-  if (pem === undefined) return undefined;
-  const { names, notAfter, notBefore } = describeCertificate(pem, file);
-  return { names, notAfter, notBefore };
+  return pem === undefined ? undefined : describeCertificate(pem, file);
 }
 
 function wildcardCovers(ctx: AccContext, hosts: readonly string[], haveWildcard: boolean): boolean {
   return (
     haveWildcard && hosts.every((host) => hostCovered([wildcardName(ctx.config.domain)], host))
   );
+}
+
+/** Why `name` (with `hosts`) needs an order now, from its certificate and state on disk. */
+async function reasonToOrder(
+  ctx: AccContext,
+  name: string,
+  hosts: readonly string[],
+  haveWildcard: boolean,
+  state: CertificateState | undefined,
+): Promise<string | undefined> {
+  const own = await ownCertificate(ctx, name).catch(() => undefined);
+  return renewalReason(own, state, hosts, wildcardCovers(ctx, hosts, haveWildcard), ctx.now());
+}
+
+async function haveWildcard(ctx: AccContext): Promise<boolean> {
+  return (await readFileIfExists(ctx.paths.tlsWildcardCert)) !== undefined;
 }
 
 /** Why the instance needs an order now, or undefined (see README "TLS"). */
@@ -525,15 +531,12 @@ export async function certificateAfterChange(
 ): Promise<{ issued: boolean; message: string } | undefined> {
   if (ctx.config.tls !== "acme") return undefined;
   const instance = await getInstance(ctx, name);
-  const own = await ownCertificate(ctx, name).catch(() => undefined);
-  const state = await readCertificateState(ctx, name);
-  const haveWildcard = (await readFileIfExists(ctx.paths.tlsWildcardCert)) !== undefined;
-  const reason = renewalReason(
-    own,
-    state,
+  const reason = await reasonToOrder(
+    ctx,
+    name,
     instance.hosts,
-    wildcardCovers(ctx, instance.hosts, haveWildcard),
-    ctx.now(),
+    await haveWildcard(ctx),
+    await readCertificateState(ctx, name),
   );
   if (reason === undefined) return undefined;
   try {
@@ -552,7 +555,7 @@ export async function dueCertificates(
   ctx: AccContext,
 ): Promise<{ name: string; reason: string }[]> {
   if (ctx.config.tls !== "acme") return [];
-  const haveWildcard = (await readFileIfExists(ctx.paths.tlsWildcardCert)) !== undefined;
+  const wildcard = await haveWildcard(ctx);
   const now = ctx.now();
   const due: { name: string; reason: string }[] = [];
   const targets = [
@@ -564,8 +567,7 @@ export async function dueCertificates(
   for (const { name, hosts } of targets) {
     const state = await readCertificateState(ctx, name);
     if (state?.next_attempt !== undefined && new Date(state.next_attempt) > now) continue;
-    const own = await ownCertificate(ctx, name).catch(() => undefined);
-    const reason = renewalReason(own, state, hosts, wildcardCovers(ctx, hosts, haveWildcard), now);
+    const reason = await reasonToOrder(ctx, name, hosts, wildcard, state);
     if (reason !== undefined) due.push({ name, reason });
   }
   return due;
@@ -577,13 +579,7 @@ export async function dueCertificates(
 export async function certificateWarnings(
   ctx: Pick<AccContext, "paths">,
 ): Promise<Record<string, string>> {
-  const text = await readFileIfExists(ctx.paths.acmeWarnings);
-  if (text === undefined) return {};
-  try {
-    return JSON.parse(text) as Record<string, string>;
-  } catch {
-    return {};
-  }
+  return (await readJsonIfExists<Record<string, string>>(ctx.paths.acmeWarnings)) ?? {};
 }
 
 function changeWarnings(
