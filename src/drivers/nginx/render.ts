@@ -353,12 +353,7 @@ function instanceServer(
       ? [
           "# The CA's HTTP-01 challenges: answered by acc server, never redirected, never sent",
           "# to an instance (nor waking it). One location for every token: no reload per order.",
-          "location ^~ /.well-known/acme-challenge/ {",
-          `    proxy_pass http://${waker};`,
-          ...indent(proxyHeaders(ACME_CHALLENGE_INSTANCE, "-")),
-          "    proxy_connect_timeout 2s;",
-          "    proxy_read_timeout 10s;",
-          "}",
+          ...acmeChallengeLocation(opts),
           "",
         ]
       : port === undefined
@@ -391,6 +386,18 @@ function instanceServer(
     "",
     "location @stopped {",
     `    return 503 "${STOPPED_PAGE}";`,
+    "}",
+  ];
+}
+
+/** The location of the CA's HTTP-01 challenges (tls = "acme"): to acc server's waker socket. */
+function acmeChallengeLocation(opts: MainConfigOptions): string[] {
+  return [
+    "location ^~ /.well-known/acme-challenge/ {",
+    `    proxy_pass http://unix:${checkPath(opts.paths.wakerSocket)}:;`,
+    ...proxyHeaders(ACME_CHALLENGE_INSTANCE, "-").map((line) => `    ${line}`),
+    "    proxy_connect_timeout 2s;",
+    "    proxy_read_timeout 10s;",
     "}",
   ];
 }
@@ -486,7 +493,6 @@ export function renderTlsHostMap(hosts: readonly string[]): string {
  */
 function adminServer(listen: string, opts: MainConfigOptions): string[] {
   const socket = `unix:${checkPath(opts.paths.adminSocket)}:`;
-  const waker = `unix:${checkPath(opts.paths.wakerSocket)}:`;
   const host = checkServerName(opts.adminHost);
   const https = opts.https;
   const location = (redirect: boolean): string[] => [
@@ -536,12 +542,7 @@ function adminServer(listen: string, opts: MainConfigOptions): string[] {
         ...location(https?.redirect === true),
         // The admin host's own certificate (tls = "acme") is validated like an instance's.
         ...(https?.acme === true
-          ? [
-              "        location ^~ /.well-known/acme-challenge/ {",
-              `            proxy_pass http://${waker};`,
-              ...proxyHeaders(ACME_CHALLENGE_INSTANCE, "-").map((line) => `            ${line}`),
-              "        }",
-            ]
+          ? acmeChallengeLocation(opts).map((line) => `        ${line}`)
           : []),
       ],
     ),
