@@ -493,11 +493,18 @@ export function createNginx(deps: NginxDeps): Nginx {
     hosts: readonly string[],
     files?: { cert: string; key: string },
   ): Promise<FileChange[]> {
-    const cert = files?.cert ?? (await readFileIfExists(certificatePath(paths, name)));
-    const key = files?.key ?? (await readFileIfExists(keyPath(paths, name)));
+    // tls off: nothing to serve, so no certificate to read at each applySite.
+    const cert =
+      config.https === undefined
+        ? undefined
+        : (files?.cert ?? (await readFileIfExists(certificatePath(paths, name))));
+    const key =
+      cert === undefined
+        ? undefined
+        : (files?.key ?? (await readFileIfExists(keyPath(paths, name))));
     const names = !cert ? [] : describeCertificate(cert, certificatePath(paths, name)).names;
     const covered = hosts.filter((host) => hostCovered(names, host));
-    const serve = config.https !== undefined && covered.length > 0 && !!key;
+    const serve = covered.length > 0 && !!key;
     return [
       {
         path: tlsSitePath(paths, name),
