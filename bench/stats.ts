@@ -2,6 +2,7 @@
 // and the small helpers the benches share (timed requests, process memory from /proc).
 import { readdir, readFile, readlink } from "node:fs/promises";
 import http from "node:http";
+import { epochMs } from "../src/lib/trace.js";
 import os from "node:os";
 
 export function percentile(values: readonly number[], p: number): number {
@@ -56,6 +57,8 @@ export interface TimedAnswer {
   status: number;
   body: string;
   ms: number;
+  /** When the request was made, in epoch ms (the clock of acc's trace, src/lib/trace.ts). */
+  startedAt: number;
   error?: string;
 }
 
@@ -69,13 +72,18 @@ export function timedGet(
   host: string,
   options: { path?: string; agent?: http.Agent | false; timeoutMs?: number } = {},
 ): Promise<TimedAnswer> {
+  const startedAt = epochMs();
   const started = performance.now();
   return new Promise((resolve) => {
     let settled = false;
-    const done = (answer: Omit<TimedAnswer, "ms">): void => {
+    const done = (answer: Omit<TimedAnswer, "ms" | "startedAt">): void => {
       if (settled) return;
       settled = true;
-      resolve({ ...answer, ms: performance.now() - started });
+      resolve({
+        ...answer,
+        ms: performance.now() - started,
+        startedAt,
+      });
     };
     const req = http.request(
       {

@@ -10,6 +10,7 @@ import { codeDirOf, instanceManifest, requestTimeoutOf } from "../services/model
 import { restartCheck } from "../services/crashes.js";
 import type { Metrics } from "../services/metrics.js";
 import type { Waker } from "../services/wake.js";
+import { trace } from "../lib/trace.js";
 import type { InstanceRecord } from "../store/store.js";
 import { decideBeforeWake, type BeforeWake, type Refusal } from "./before-wake.js";
 import { renderPage, WAIT_PATH, type PageKind } from "./pages.js";
@@ -206,9 +207,12 @@ export function createServerApp(deps: ServerDeps): http.Server {
     instance: InstanceRecord,
   ): Promise<void> {
     const timeoutMs = requestTimeoutOf(ctx, await instanceManifest(ctx, instance));
+    trace?.mark(instance.name, "proxy");
     const upstream = requestToApp(req, instance.port, (answer) => {
+      trace?.mark(instance.name, "answer");
       upstream.setTimeout(0);
       streamAnswer(answer, res);
+      if (trace) res.once("finish", () => trace?.mark(instance.name, "answer-sent"));
     });
     upstream.setTimeout(timeoutMs, () => {
       upstream.destroy();
@@ -288,12 +292,22 @@ export function createServerApp(deps: ServerDeps): http.Server {
             resolve("closed");
             return;
           }
+          trace?.mark(instance.name, "answer-early");
           upstream.setTimeout(0);
           streamAnswer(answer, res);
+          if (trace) res.once("finish", () => trace?.mark(instance.name, "answer-sent"));
           resolve("answered");
         });
+        if (trace) {
+          upstream.once("socket", (socket) =>
+            socket.once("connect", () => trace?.mark(instance.name, "early-connected")),
+          );
+        }
         // Timed out (see above): the client has its 504, and the app the request.
-        upstream.on("error", () => resolve(res.headersSent ? "answered" : "closed"));
+        upstream.on("error", () => {
+          trace?.mark(instance.name, "early-refused");
+          resolve(res.headersSent ? "answered" : "closed");
+        });
         current = upstream;
         upstream.end();
       });
@@ -340,7 +354,9 @@ export function createServerApp(deps: ServerDeps): http.Server {
       res.writeHead(400, { "content-type": "text/plain" }).end("bad instance name\n");
       return;
     }
+    trace?.mark(name, "request");
     const decision = await beforeWake(req, await ctx.store.getInstance(name));
+    trace?.mark(name, "decided", decision.action);
     if (decision.action === "refuse")
       return page(res, req, decision.status, decision.kind, decision.instance, decision);
     const { instance } = decision;

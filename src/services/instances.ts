@@ -13,6 +13,7 @@ import {
 } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
 import { tailFile } from "../lib/files.js";
+import { trace } from "../lib/trace.js";
 import type { InstanceRecord } from "../store/store.js";
 import { createFinalBackup } from "./backups.js";
 import { settleRestore } from "./restores.js";
@@ -319,12 +320,16 @@ export async function startLocked(
   }
   const manifest = await instanceManifest(ctx, instance);
   await assertMayStart(ctx, instance, cause);
+  trace?.mark(instance.name, "checked");
   await setState(ctx, instance, "starting", { operation: "start" });
+  trace?.mark(instance.name, "state-starting");
   ctx.progress.step(`starting ${instance.name}`);
   let reason: string;
   try {
     await prepareCgroup(ctx, instance, manifest);
+    trace?.mark(instance.name, "cgroup");
     await ctx.processes.startProgram(instance.name);
+    trace?.mark(instance.name, "rpc-done");
     const result = await waitHealthy({
       port: instance.port,
       path: manifest.health.path,
@@ -340,18 +345,22 @@ export async function startLocked(
         return undefined;
       },
     });
+    trace?.mark(instance.name, "healthy");
     if (result.ok) {
       // Each throws ACC_START_FAILED (handled below): another user's program answered on its
       // port, or it listens beyond loopback and may not.
       const listening = await readListeners();
       await checkPortOwner(ctx, instance, manifest, listening);
       await checkBindAddresses(ctx, instance, manifest, listening);
+      trace?.mark(instance.name, "owner-checked");
       await setState(ctx, instance, "running", { operation: null, lastError: null });
+      trace?.mark(instance.name, "state-running");
       await recordEvent(ctx, instance.name, "start", "ok", {
         cause,
         durationMs: elapsed(started),
         ...(detail !== undefined ? { message: detail } : {}),
       });
+      trace?.mark(instance.name, "event");
       return;
     }
     reason = result.reason;

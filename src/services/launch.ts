@@ -11,7 +11,7 @@ import { BWRAP, readHostLayout, sandboxState } from "./sandbox.js";
 import { instanceCgroups } from "./cgroups.js";
 import type { UserIds } from "./users.js";
 
-/** Perl is in every Debian (perl-base is essential); acc-launch uses no module but strict. */
+/** Perl is in every Debian (perl-base is essential); acc-launch loads no module. */
 const PERL = "/usr/bin/perl";
 
 /** The argv that runs an instance's app ("run") or its setup step, as launch spec says. */

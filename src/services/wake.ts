@@ -1,4 +1,5 @@
 import { AccError } from "../lib/errors.js";
+import { trace } from "../lib/trace.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { assertMayStart, handleDeadRunning } from "./crashes.js";
@@ -109,6 +110,7 @@ export function createWaker(ctx: AccContext): Waker {
       // Checked again under the lease; first here, so a start the rule refuses evicts nobody.
       await assertMayStart(ctx, await getInstance(ctx, name), why.cause);
       await makeRoom(name);
+      trace?.mark(name, "room");
       const waitMs =
         (manifest.start_timeout ?? manifest.health.timeout ?? ctx.config.start_timeout) + 30_000;
       // Another process (acc start, another waker) may be starting it: the lease makes us wait, then we find it running.
@@ -117,6 +119,7 @@ export function createWaker(ctx: AccContext): Waker {
         name,
         "wake",
         async () => {
+          trace?.mark(name, "lease");
           const current = await getInstance(ctx, name);
           if (current.state === "suspended")
             throw new AccError("ACC_STATE", `instance ${name} is suspended`);

@@ -30,6 +30,7 @@ interface Probe {
   capEff: string | null;
   capPrm: string | null;
   pids: number;
+  inheritedFds: string[];
   foreignUids: number[];
   otherInstancePids: number;
   listInstances: Attempt;
@@ -74,6 +75,11 @@ test("security: the instance's sandbox and its log", { skip, timeout: 300_000 },
 
   await check("9. it does not run as root", () => assert.notEqual(probe.uid, 0));
   await check("9. no_new_privs is set", () => assert.equal(probe.noNewPrivs, "1"));
+  // supervisord closes only up to its minfds: acc-launch closes the rest (its log files, other
+  // instances' pipes, its socket), as root, before the drop.
+  await check("9. it inherits no descriptor but stdin, stdout and stderr", () =>
+    assert.deepEqual(probe.inheritedFds, []),
+  );
   await check("9. it has no capabilities", () => {
     assert.equal(BigInt(`0x${probe.capEff ?? "1"}`), 0n, `CapEff ${probe.capEff}`);
     assert.equal(BigInt(`0x${probe.capPrm ?? "1"}`), 0n, `CapPrm ${probe.capPrm}`);

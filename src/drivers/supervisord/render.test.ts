@@ -167,6 +167,7 @@ describe("renderSupervisordConf", () => {
         "directory=/var/lib/acc/supervisor",
         "umask=077",
         "nodaemon=false",
+        "minfds=64",
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",

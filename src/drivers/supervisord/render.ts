@@ -89,6 +89,10 @@ export function renderSupervisordConf(opts: SupervisordConfOptions): string {
     // say otherwise: instances run as other users.
     "umask=077",
     "nodaemon=false",
+    // Before each exec, supervisord's child closes descriptors 3 to minfds one by one in
+    // Python (1,024 by default: 2-8 ms of every wake). Its own descriptors are all close-on-exec
+    // (Python's default), and acc-launch closes any other before it runs an instance's code.
+    "minfds=64",
   ];
   lines.push(
     "",

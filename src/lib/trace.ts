@@ -1,0 +1,44 @@
+// An opt-in trace of where a wake's time goes, read by bench/wake. ACC_TRACE names a file (root's
+// or acc's own, never an instance's); each mark appends "<epoch ms> <instance> <point> [detail]".
+// acc-launch (libexec) writes its marks to the same file, with the same clock (CLOCK_REALTIME).
+// Unset, `trace` is undefined: a mark costs one check at its call site.
+import { openSync, writeSync } from "node:fs";
+
+export interface Trace {
+  mark(instance: string, point: string, detail?: string | number): void;
+}
+
+/**
+ * How far performance.timeOrigin is from the wall clock: node takes it some way into its own
+ * start-up, tens of ms late on a busy machine. Measured at a tick of Date.now() (a spin of at
+ * most 1 ms, once per process).
+ */
+function wallClockOffset(): number {
+  const first = Date.now();
+  let now = first;
+  while (now === first) now = Date.now();
+  return now - (performance.timeOrigin + performance.now());
+}
+
+let offset: number | undefined;
+
+/** Wall-clock milliseconds with a microsecond fraction: comparable across processes. */
+export function epochMs(): number {
+  offset ??= wallClockOffset();
+  return performance.timeOrigin + performance.now() + offset;
+}
+
+function openTrace(file: string): Trace {
+  // Opened once, appended with one write per mark: a few microseconds each.
+  const fd = openSync(file, "a", 0o600);
+  epochMs();
+  return {
+    mark(instance, point, detail) {
+      const line = `${epochMs().toFixed(3)} ${instance} ${point}${detail === undefined ? "" : ` ${detail}`}\n`;
+      writeSync(fd, line);
+    },
+  };
+}
+
+const file = process.env.ACC_TRACE;
+export const trace: Trace | undefined = file ? openTrace(file) : undefined;
