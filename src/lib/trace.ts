@@ -3,6 +3,7 @@
 // acc-launch (libexec) writes its marks to the same file, with the same clock (CLOCK_REALTIME).
 // Unset, `trace` is undefined: a mark costs one check at its call site.
 import { openSync, writeSync } from "node:fs";
+import { errorMessage } from "./errors.js";
 
 export interface Trace {
   mark(instance: string, point: string, detail?: string | number): void;
@@ -40,5 +41,15 @@ function openTrace(file: string): Trace {
   };
 }
 
-const file = process.env.ACC_TRACE;
-export const trace: Trace | undefined = file ? openTrace(file) : undefined;
+function traceFromEnv(file: string | undefined): Trace | undefined {
+  if (!file) return undefined;
+  try {
+    return openTrace(file);
+  } catch (error) {
+    // A trace is a measurement aid: acc runs on without it.
+    process.stderr.write(`acc: ACC_TRACE ${file}: ${errorMessage(error)}; not tracing\n`);
+    return undefined;
+  }
+}
+
+export const trace: Trace | undefined = traceFromEnv(process.env.ACC_TRACE);
