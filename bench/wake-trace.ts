@@ -37,83 +37,36 @@ export interface Phase {
   critical: boolean;
 }
 
-export const WAKE_PHASES: readonly Phase[] = [
-  {
-    label: "nginx: refused connect, hand-over to the waker",
-    from: "sent",
-    to: "request",
-    critical: true,
-  },
-  {
-    label: "waker: lookup, wake filter, restart rule (store reads)",
-    from: "request",
-    to: "decided",
-    critical: true,
-  },
-  {
-    label: "waker: manifest, start rule, room (max_running)",
-    from: "decided",
-    to: "room",
-    critical: true,
-  },
-  { label: "lease taken (store write)", from: "room", to: "lease", critical: true },
-  {
-    label: "start: reread, restore check, manifest, start rule",
-    from: "lease",
-    to: "checked",
-    critical: true,
-  },
-  { label: "state starting (store write)", from: "checked", to: "state-starting", critical: true },
-  { label: "cgroup prepared", from: "state-starting", to: "cgroup", critical: true },
-  {
-    label: "RPC to supervisord, its fork+exec, perl's start, spec read",
-    from: "cgroup",
-    to: "launch-begin",
-    critical: true,
-  },
-  { label: "  the RPC's round trip (alongside)", from: "cgroup", to: "rpc-done", critical: false },
-  { label: "launcher: cgroup join", from: "launch-begin", to: "launch-cgroup", critical: true },
-  { label: "launcher: env file read", from: "launch-cgroup", to: "launch-env", critical: true },
-  {
-    label: "launcher: listening socket (fd 3)",
-    from: "launch-env",
-    to: "launch-port",
-    critical: true,
-  },
-  { label: "launcher: drop to user, exec", from: "launch-port", to: "launch-exec", critical: true },
-  {
-    label: "sandbox + app boot, to the app's answer (early send)",
-    from: "launch-exec",
-    to: "answer",
-    critical: true,
-  },
-  { label: "answer streamed to the client", from: "answer", to: "received", critical: true },
-  {
-    label: "health check passed (after the exec)",
-    from: "launch-exec",
-    to: "healthy",
-    critical: false,
-  },
-  {
-    label: "  health passed - the app's answer",
-    from: "answer",
-    to: "healthy",
-    critical: false,
-  },
-  {
-    label: "after health: port owner, bind check",
-    from: "healthy",
-    to: "owner-checked",
-    critical: false,
-  },
-  {
-    label: "state running (store write)",
-    from: "owner-checked",
-    to: "state-running",
-    critical: false,
-  },
-  { label: "start event (store write)", from: "state-running", to: "event", critical: false },
+// [label, from, to, on the held request's path]
+const PHASES: [string, string, string, boolean][] = [
+  ["nginx: refused connect, hand-over to the waker", "sent", "request", true],
+  ["waker: lookup, wake filter, restart rule (store reads)", "request", "decided", true],
+  ["waker: manifest, start rule, room (max_running)", "decided", "room", true],
+  ["lease taken (store write)", "room", "lease", true],
+  ["start: reread, restore check, manifest, start rule", "lease", "checked", true],
+  ["state starting (store write)", "checked", "state-starting", true],
+  ["cgroup prepared", "state-starting", "cgroup", true],
+  ["RPC to supervisord, its fork+exec, perl's start, spec read", "cgroup", "launch-begin", true],
+  ["  the RPC's round trip (alongside)", "cgroup", "rpc-done", false],
+  ["launcher: cgroup join", "launch-begin", "launch-cgroup", true],
+  ["launcher: env file read", "launch-cgroup", "launch-env", true],
+  ["launcher: socket (fd 3), other descriptors closed", "launch-env", "launch-port", true],
+  ["launcher: drop to user, exec", "launch-port", "launch-exec", true],
+  ["sandbox + app boot, to the app's answer (early send)", "launch-exec", "answer", true],
+  ["answer streamed to the client", "answer", "received", true],
+  ["health check passed (after the exec)", "launch-exec", "healthy", false],
+  ["  health passed - the app's answer", "answer", "healthy", false],
+  ["after health: port owner, bind check", "healthy", "owner-checked", false],
+  ["state running (store write)", "owner-checked", "state-running", false],
+  ["start event (store write)", "state-running", "event", false],
 ];
+
+export const WAKE_PHASES: readonly Phase[] = PHASES.map(([label, from, to, critical]) => ({
+  label,
+  from,
+  to,
+  critical,
+}));
 
 /**
  * The duration of each phase of one wake (ms, NaN when a mark is missing), from the marks of
