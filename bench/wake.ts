@@ -139,7 +139,12 @@ try {
     await clearTrace(traceFile);
     const answer = await wakeOnce(acc);
     const received = answer.startedAt + answer.ms;
-    const marks = await readTrace(traceFile);
+    // acc server marks the health check's end, the checks and the start's event after the answer.
+    let marks = await readTrace(traceFile);
+    for (let wait = 0; wait < 100 && !marks.some((m) => m.point === "event"); wait++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      marks = await readTrace(traceFile);
+    }
     const one = wakePhases(marks, name, answer.startedAt, received);
     for (const [label, value] of one.phases) phases.get(label)?.push(value);
     refused.push(one.refused);
