@@ -21,7 +21,13 @@ import {
   type NginxEvent,
 } from "../src/drivers/nginx/index.js";
 import { fileSize, listAcceptingWorkers, waitSettled } from "../src/drivers/nginx/control.js";
-import { hostMapPath, renderGeneration, sitePath } from "../src/drivers/nginx/render.js";
+import {
+  hashKeyFor,
+  hostMapPath,
+  renderGeneration,
+  renderHostMap,
+  sitePath,
+} from "../src/drivers/nginx/render.js";
 import { isAccError } from "../src/lib/errors.js";
 import { listenOnSocket } from "../src/server/listen.js";
 import { exec } from "../src/lib/exec.js";
@@ -367,7 +373,7 @@ test(
     for (let i = 0; i < 5; i++) {
       assert.equal(backendOf(await get(fx, "foo.localhost", { agent })).backend, "foo");
     }
-    // One upstream for all instances, with a keepalive pool: the connection is reused.
+    // Its port's upstream block has a keepalive pool: the connection is reused.
     assert.equal(foo.connections, 1, "nginx reused its connection to the instance");
 
     const echoed = await new Promise<string>((resolve, reject) => {
@@ -550,6 +556,34 @@ test(
       req.end();
     });
     assert.equal(first, "data: first\n\n");
+  },
+);
+
+test(
+  "a home of the one-upstream layout: its keys are rewritten at writeMainConfig and still route",
+  { skip },
+  async (t) => {
+    const fx = await setUp(t);
+    const foo = await startBackend(fx, "foo");
+    // As the layout before wrote them: one upstream of the whole range (32768-60999), keyed by
+    // NAME.COUNTER; nginx.conf named it acc_instances.
+    const old = `foo ${hashKeyFor("foo", foo.port - 32768, 60999 - 32768 + 1)};\n`;
+    await writeFile(sitePath(fx.paths, "foo"), old);
+    await writeFile(
+      hostMapPath(fx.paths, "foo"),
+      renderHostMap({ name: "foo", hosts: ["foo.localhost"] }),
+    );
+    const conf = await readFile(fx.paths.nginxConf, "utf8");
+    await writeFile(fx.paths.nginxConf, `${conf}# upstream acc_instances {\n`);
+    await fx.nginx.writeMainConfig();
+    const site = await readFile(sitePath(fx.paths, "foo"), "utf8");
+    assert.notEqual(site, old);
+    assert.match(site, /^foo foo\.\d+\.\d+;\n$/);
+    await fx.start();
+    assert.equal(backendOf(await get(fx, "foo.localhost")).backend, "foo");
+    // Once rewritten, the next boot leaves it as it is.
+    await fx.nginx.writeMainConfig();
+    assert.equal(await readFile(sitePath(fx.paths, "foo"), "utf8"), site);
   },
 );
 

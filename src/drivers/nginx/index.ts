@@ -31,6 +31,7 @@ import {
   certificatePath,
   errorLogPath,
   hostMapPath,
+  portOfOldSite,
   keyPath,
   renderGeneration,
   renderHostMap,
@@ -202,6 +203,7 @@ export function createNginx(deps: NginxDeps): Nginx {
       await writeFileAtomic(paths.nginxGeneration, renderGeneration(newGeneration()));
     }
     await ensureDirMode(timeoutsDir(paths), 0o700);
+    await migrateOneUpstream();
     await writeFileAtomic(paths.nginxHttpsLocations, await renderLocations());
     await writeFileAtomic(paths.nginxConf, await renderMainConfig());
     // nginx does not remove a unix socket left by a master that was killed, and then cannot
@@ -277,6 +279,23 @@ export function createNginx(deps: NginxDeps): Nginx {
         }
       }
       await rm(full, { force: true });
+    }
+  }
+
+  /**
+   * A home of the layout before had one upstream of the whole range (`upstream acc_instances`),
+   * whose keys (`NAME NAME.COUNTER;`) name no block of this one: each is rewritten for its port,
+   * which its key's hash gives, before nginx.conf names the blocks.
+   */
+  async function migrateOneUpstream(): Promise<void> {
+    const conf = await readFileIfExists(paths.nginxConf);
+    if (conf === undefined || !conf.includes("upstream acc_instances {")) return;
+    for (const file of await readDirIfExists(paths.nginxSites)) {
+      if (!file.endsWith(".conf") || file.startsWith(".")) continue;
+      const full = `${paths.nginxSites}/${file}`;
+      const old = portOfOldSite((await readFileIfExists(full)) ?? "", config.instancePorts);
+      if (old === undefined || `${old.name}.conf` !== file) continue;
+      await writeFileAtomic(full, renderSite({ ...old, ports: config.instancePorts }));
     }
   }
 

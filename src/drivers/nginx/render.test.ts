@@ -21,6 +21,7 @@ import {
   crc32,
   hashIndex,
   hashKeyFor,
+  portOfOldSite,
 } from "./render.js";
 
 const paths = homePaths("/home/u/.acc");
@@ -85,7 +86,12 @@ http {
         include /home/u/.acc/nginx/sites/*.conf;
     }
 
-    upstream acc_instances {
+    map $acc_key $acc_upstream {
+        default "";
+        "~^[a-z0-9-]+\.([0-9]+)\.[0-9]+$" acc_$1;
+    }
+
+    upstream acc_0 {
         hash $acc_key;
         server 127.0.0.1:20000 max_fails=0;
         server 127.0.0.1:20001 max_fails=0;
@@ -102,12 +108,12 @@ http {
         # Without it, an error in @waker (acc server down) would not reach @stopped.
         recursive_error_pages on;
 
-        if ($acc_instance = "") {
+        if ($acc_upstream = "") {
             return 404 "<!doctype html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>No site answers at this address.</p></body></html>\n";
         }
 
         location / {
-            proxy_pass http://acc_instances;
+            proxy_pass http://$acc_upstream;
             proxy_next_upstream off;
             proxy_http_version 1.1;
             proxy_set_header Host $http_host;
@@ -277,19 +283,40 @@ test("crc32 is the standard one nginx uses", () => {
   assert.equal(crc32(""), 0);
 });
 
-test("renderSite: a key that nginx's hash sends to the instance's own port", () => {
+/** The port nginx sends a key to: its block by `map $acc_key $acc_upstream`, then `hash`. */
+function portNginxPicks(conf: string, key: string): number | undefined {
+  const pattern = /^\s+"~(\^.*\$)" acc_\$1;$/m.exec(conf)?.[1];
+  assert.ok(pattern, "the map from key to upstream block");
+  const block = new RegExp(pattern).exec(key)?.[1];
+  if (block === undefined) return undefined;
+  const body = new RegExp(`^    upstream acc_${block} \\{\n([^}]*)\\}`, "m").exec(conf)?.[1];
+  assert.ok(body, `upstream acc_${block}`);
+  assert.match(body, /^\s+hash \$acc_key;$/m);
+  const servers = [...body.matchAll(/^\s+server 127\.0\.0\.1:(\d+) max_fails=0;$/gm)].map((match) =>
+    Number(match[1]),
+  );
+  return servers[hashIndex(key, servers.length)];
+}
+
+test("renderSite: a key that nginx's map and hash send to the instance's own port", () => {
   const ports = { min: 20000, max: 29999 };
-  for (const port of [20000, 20001, 25000, 29999]) {
+  const conf = renderNginxConf({ ...userOptions, instancePorts: ports });
+  // Blocks of UPSTREAM_GROUP_SIZE ports: 79 at 10,000, the last of 16.
+  assert.equal(conf.match(/^ {4}upstream acc_\d+ \{$/gm)?.length, 79);
+  assert.equal(conf.match(/^\s+server 127\.0\.0\.1:\d+ max_fails=0;$/gm)?.length, 10000);
+  for (const port of [20000, 20001, 20127, 20128, 25000, 29983, 29984, 29999]) {
     const line = renderSite({ name: "foo", port, ports });
-    const key = /^foo (foo\.\d+);\n$/.exec(line)?.[1];
+    const key = /^foo (foo\.\d+\.\d+);\n$/.exec(line)?.[1];
     assert.ok(key, line);
-    assert.equal(hashIndex(key, 10000), port - ports.min);
+    assert.equal(portNginxPicks(conf, key), port, key);
   }
+  // A key of the layout before (one upstream) names no block: the server answers 404.
+  assert.equal(portNginxPicks(conf, "foo.1234"), undefined);
+  assert.match(conf, /if \(\$acc_upstream = ""\) \{\n\s+return 404 /);
+  const small = { min: 20000, max: 20002 };
   assert.equal(
-    hashKeyFor("foo", 1, 3),
-    renderSite({ name: "foo", port: 20001, ports: { min: 20000, max: 20002 } })
-      .split(" ")[1]
-      ?.replace(";\n", ""),
+    `foo ${hashKeyFor("foo.0", 1, 3)};\n`,
+    renderSite({ name: "foo", port: 20001, ports: small }),
   );
   assert.throws(
     () => renderSite({ name: "foo", port: 19999, ports }),
@@ -299,6 +326,17 @@ test("renderSite: a key that nginx's hash sends to the instance's own port", () 
     () => renderSite({ name: "foo", port: 20000, ports: { min: 20000, max: 60000 } }),
     /instance port range/,
   );
+});
+
+test("portOfOldSite: the port a key of the one-upstream layout sent its instance to", () => {
+  const ports = { min: 20000, max: 29999 };
+  for (const port of [20000, 24321, 29999]) {
+    const old = `foo ${hashKeyFor("foo", port - ports.min, 10000)};\n`;
+    assert.deepEqual(portOfOldSite(old, ports), { name: "foo", port });
+  }
+  assert.equal(portOfOldSite(renderSite({ name: "foo", port: 20001, ports }), ports), undefined);
+  assert.equal(portOfOldSite("foo bar.12;\n", ports), undefined);
+  assert.equal(portOfOldSite("garbage", ports), undefined);
 });
 
 test("renderSite: refuses bad names and ports", () => {
@@ -438,7 +476,7 @@ test("renderNginxConf with https: one SNI server loading the certificate files a
   assert.match(redirect, /if \(\$acc_https\) \{\n\s+return 301 https:\/\/\$host\$request_uri;/);
   assert.match(
     redirect,
-    /location \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/acc_instances;/,
+    /location \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/\$acc_upstream;/,
   );
   // The HTTPS servers never redirect (the instances' nor the admin host's).
   for (const block of serverBlocks(redirect).filter((b) => b.includes(" ssl http2"))) {
