@@ -21,13 +21,7 @@ import path from "node:path";
 import { homePaths } from "../src/core/paths.js";
 import { readMasterPid } from "../src/drivers/nginx/control.js";
 import { createNginx } from "../src/drivers/nginx/index.js";
-import {
-  UPSTREAM_GROUP_SIZE,
-  hostMapPath,
-  renderHostMap,
-  renderSite,
-  sitePath,
-} from "../src/drivers/nginx/render.js";
+import { UPSTREAM_GROUP_SIZE, renderSite, sitePath } from "../src/drivers/nginx/render.js";
 import { exec } from "../src/lib/exec.js";
 import { portAnswers } from "../src/services/health.js";
 import { createAccHome } from "../test/harness/acc.js";
@@ -284,7 +278,10 @@ try {
     },
   });
   await nginx.writeMainConfig();
-  await writeFile(sitePath(paths, name), renderSite({ name, port: appPort, ports: scaled }));
+  await writeFile(
+    sitePath(paths, name),
+    renderSite({ name, port: appPort, ports: scaled, hosts: [host] }),
+  );
 
   // The other instances as nginx routing entries only, written the way applySite writes them.
   const fakes = instances - 1;
@@ -298,11 +295,12 @@ try {
         // Nothing listens there but by chance: these are never requested but for one check.
         await writeFile(
           sitePath(paths, fake),
-          renderSite({ name: fake, port: fakePort(i), ports: scaled }),
-        );
-        await writeFile(
-          hostMapPath(paths, fake),
-          renderHostMap({ name: fake, hosts: [`${fake}.localhost`] }),
+          renderSite({
+            name: fake,
+            port: fakePort(i),
+            ports: scaled,
+            hosts: [`${fake}.localhost`],
+          }),
         );
       }),
     );
@@ -325,7 +323,7 @@ try {
 
   console.log(
     `bench/proxy: wrk -t${threads} -c${connections} -d${duration}s GET ${REQUEST_PATH} (cheap, so the app is not the bottleneck), ` +
-      `median of ${runs} runs; acc's nginx: map $host to a hash key, upstream blocks of ${UPSTREAM_GROUP_SIZE} instance ports, keepalive 64; ` +
+      `median of ${runs} runs; acc's nginx: map $host to a key, upstream blocks of ${UPSTREAM_GROUP_SIZE} instance ports, keepalive 64; ` +
       'hand-tuned: upstream keepalive 32, HTTP/1.1, Connection "", buffered access log; same app process',
   );
   console.log(`machine: ${machine}`);

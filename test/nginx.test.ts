@@ -25,7 +25,6 @@ import {
   hashKeyFor,
   hostMapPath,
   renderGeneration,
-  renderHostMap,
   sitePath,
 } from "../src/drivers/nginx/render.js";
 import { isAccError } from "../src/lib/errors.js";
@@ -560,27 +559,25 @@ test(
 );
 
 test(
-  "a home of the one-upstream layout: its keys are rewritten at writeMainConfig and still route",
+  "a home of the layout before (hosts/NAME.map, one upstream): writeMainConfig makes sites/NAME.conf of it",
   { skip },
   async (t) => {
     const fx = await setUp(t);
     const foo = await startBackend(fx, "foo");
-    // As the layout before wrote them: one upstream of the whole range (32768-60999), keyed by
-    // NAME.COUNTER; nginx.conf named it acc_instances.
-    const old = `foo ${hashKeyFor("foo", foo.port - 32768, 60999 - 32768 + 1)};\n`;
-    await writeFile(sitePath(fx.paths, "foo"), old);
-    await writeFile(
-      hostMapPath(fx.paths, "foo"),
-      renderHostMap({ name: "foo", hosts: ["foo.localhost"] }),
-    );
+    // As the layout before wrote them: its hosts in hosts/NAME.map, its key in sites/NAME.conf
+    // for one upstream of the whole range (32768-60999), and nginx.conf's map $host named them.
+    const oldSite = `foo ${hashKeyFor("foo", foo.port - 32768, 60999 - 32768 + 1)};\n`;
+    await writeFile(sitePath(fx.paths, "foo"), oldSite);
+    await writeFile(hostMapPath(fx.paths, "foo"), "foo.localhost foo;\nwww.foo.test foo;\n");
     const conf = await readFile(fx.paths.nginxConf, "utf8");
-    await writeFile(fx.paths.nginxConf, `${conf}# upstream acc_instances {\n`);
+    await writeFile(fx.paths.nginxConf, `${conf}# map $host $acc_instance {\n`);
     await fx.nginx.writeMainConfig();
     const site = await readFile(sitePath(fx.paths, "foo"), "utf8");
-    assert.notEqual(site, old);
-    assert.match(site, /^foo foo\.\d+\.\d+;\n$/);
+    assert.match(site, /^foo\.localhost (foo\.\d+\.\d+);\nwww\.foo\.test \1;\n$/);
+    assert.equal(existsSync(hostMapPath(fx.paths, "foo")), false);
     await fx.start();
     assert.equal(backendOf(await get(fx, "foo.localhost")).backend, "foo");
+    assert.equal(backendOf(await get(fx, "www.foo.test")).backend, "foo");
     // Once rewritten, the next boot leaves it as it is.
     await fx.nginx.writeMainConfig();
     assert.equal(await readFile(sitePath(fx.paths, "foo"), "utf8"), site);
@@ -604,13 +601,11 @@ test("refuses a change nginx rejects, rolls it back, and keeps serving", { skip 
       error.hint === "the change to bar was rolled back",
   );
   assert.equal(existsSync(sitePath(fx.paths, "bar")), false);
-  assert.equal(existsSync(hostMapPath(fx.paths, "bar")), false);
   assert.equal(backendOf(await get(fx, "foo.localhost")).backend, "foo");
   assert.equal((await get(fx, "bar.localhost")).status, 404);
 
   // Something else broke the config: the caller's change is rolled back to what it was.
   const fooSite = await readFile(sitePath(fx.paths, "foo"), "utf8");
-  const fooHosts = await readFile(hostMapPath(fx.paths, "foo"), "utf8");
   const broken = `${fx.paths.nginxSites}/zzz.conf`;
   await writeFile(broken, "garbage\n");
   await assert.rejects(
@@ -623,7 +618,6 @@ test("refuses a change nginx rejects, rolls it back, and keeps serving", { skip 
       /acc doctor/.test(error.hint ?? ""),
   );
   assert.equal(await readFile(sitePath(fx.paths, "foo"), "utf8"), fooSite);
-  assert.equal(await readFile(hostMapPath(fx.paths, "foo"), "utf8"), fooHosts);
   await assert.rejects(fx.nginx.test(), /nginx rejected the configuration: .*zzz\.conf:2/);
   await assert.rejects(fx.nginx.reload(), /nginx rejected the configuration/);
   assert.equal(backendOf(await get(fx, "foo.localhost")).backend, "foo");

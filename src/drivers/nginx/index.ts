@@ -31,16 +31,15 @@ import {
   certificatePath,
   errorLogPath,
   hostMapPath,
-  portOfOldSite,
   keyPath,
   renderGeneration,
-  renderHostMap,
   renderHttpsLocations,
   renderNginxConf,
   renderSite,
   renderTimeout,
   renderTlsHostMap,
   renderTlsSite,
+  siteOfOldLayout,
   sitePath,
   timeoutPath,
   timeoutsDir,
@@ -203,7 +202,7 @@ export function createNginx(deps: NginxDeps): Nginx {
       await writeFileAtomic(paths.nginxGeneration, renderGeneration(newGeneration()));
     }
     await ensureDirMode(timeoutsDir(paths), 0o700);
-    await migrateOneUpstream();
+    await migrateHostMaps();
     await writeFileAtomic(paths.nginxHttpsLocations, await renderLocations());
     await writeFileAtomic(paths.nginxConf, await renderMainConfig());
     // nginx does not remove a unix socket left by a master that was killed, and then cannot
@@ -283,19 +282,34 @@ export function createNginx(deps: NginxDeps): Nginx {
   }
 
   /**
-   * A home of the layout before had one upstream of the whole range (`upstream acc_instances`),
-   * whose keys (`NAME NAME.COUNTER;`) name no block of this one: each is rewritten for its port,
-   * which its key's hash gives, before nginx.conf names the blocks.
+   * A home of a layout before held each instance's hosts in hosts/NAME.map (`map $host
+   * $acc_instance`) and its key alone in sites/NAME.conf: each becomes one sites/NAME.conf (its
+   * hosts with a key of this layout, for the port its old key hashed to), before nginx.conf
+   * names only sites/. The new file is in place before the old one goes, so a boot cut short
+   * finishes the rest.
    */
-  async function migrateOneUpstream(): Promise<void> {
+  async function migrateHostMaps(): Promise<void> {
     const conf = await readFileIfExists(paths.nginxConf);
-    if (conf === undefined || !conf.includes("upstream acc_instances {")) return;
-    for (const file of await readDirIfExists(paths.nginxSites)) {
-      if (!file.endsWith(".conf") || file.startsWith(".")) continue;
-      const full = `${paths.nginxSites}/${file}`;
-      const old = portOfOldSite((await readFileIfExists(full)) ?? "", config.instancePorts);
-      if (old === undefined || `${old.name}.conf` !== file) continue;
-      await writeFileAtomic(full, renderSite({ ...old, ports: config.instancePorts }));
+    if (conf === undefined || !conf.includes("map $host $acc_instance {")) return;
+    for (const file of await readDirIfExists(paths.nginxHosts)) {
+      const name = file.slice(0, -".map".length);
+      if (!file.endsWith(".map") || !isValidInstanceName(name)) continue;
+      const hostsFile = hostMapPath(paths, name);
+      const site = siteOfOldLayout(
+        (await readFileIfExists(sitePath(paths, name))) ?? "",
+        config.instancePorts,
+      );
+      if (site?.name === name) {
+        const text = (await readFileIfExists(hostsFile)) ?? "";
+        const hosts = [...text.matchAll(/^(\S+) ([a-z0-9-]+);$/gm)]
+          .filter((match) => match[2] === name)
+          .map((match) => match[1]!);
+        await writeFileAtomic(
+          sitePath(paths, name),
+          renderSite({ ...site, hosts, ports: config.instancePorts }),
+        );
+      }
+      await rm(hostsFile, { force: true });
     }
   }
 
@@ -493,14 +507,13 @@ export function createNginx(deps: NginxDeps): Nginx {
     const seconds = site.requestTimeout === config.requestTimeout ? undefined : site.requestTimeout;
     // Rendered before anything is touched: a bad value changes nothing.
     const changes = [
-      // Its timeout's location first, then its upstream key: a host must never map to an
+      // Its timeout's location first, then its hosts and key: a host must never map to an
       // instance nginx cannot route.
       ...(await timeoutChanges(site.name, seconds)),
       {
         path: sitePath(paths, site.name),
         content: renderSite({ ...site, ports: config.instancePorts }),
       },
-      { path: hostMapPath(paths, site.name), content: renderHostMap(site) },
       ...(await tlsSiteChanges(site.name, site.hosts)),
     ];
     await changeFiles(site.name, changes);
@@ -601,6 +614,7 @@ export function createNginx(deps: NginxDeps): Nginx {
       // The layout before held its key inline here, in a home not booted since.
       { path: tlsSitePath(paths, name).replace(/\.conf$/, ".pem"), content: undefined },
       { path: tlsHostMapPath(paths, name), content: undefined },
+      // A file of the layout before (migrateHostMaps), for a home not booted since.
       { path: hostMapPath(paths, name), content: undefined },
       { path: sitePath(paths, name), content: undefined },
       { path: timeoutPath(paths, name), content: undefined },

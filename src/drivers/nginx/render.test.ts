@@ -7,7 +7,6 @@ import {
   hostMapPath,
   keyPath,
   renderGeneration,
-  renderHostMap,
   renderHttpsLocations,
   renderNginxConf,
   renderTlsHostMap,
@@ -21,7 +20,7 @@ import {
   crc32,
   hashIndex,
   hashKeyFor,
-  portOfOldSite,
+  siteOfOldLayout,
 } from "./render.js";
 
 const paths = homePaths("/home/u/.acc");
@@ -70,25 +69,25 @@ http {
     map_hash_bucket_size 512;
     server_names_hash_bucket_size 512;
 
-    map $host $acc_instance {
+    map $host $acc_key {
         hostnames;
         default "";
-        include /home/u/.acc/nginx/hosts/*.map;
-    }
-
-    map $http_upgrade $acc_connection {
-        default upgrade;
-        "" "";
-    }
-
-    map $acc_instance $acc_key {
-        default "";
         include /home/u/.acc/nginx/sites/*.conf;
+    }
+
+    map $acc_key $acc_instance {
+        default "";
+        "~^([a-z0-9-]+)\.[0-9]+\.[0-9]+$" $1;
     }
 
     map $acc_key $acc_upstream {
         default "";
         "~^[a-z0-9-]+\.([0-9]+)\.[0-9]+$" acc_$1;
+    }
+
+    map $http_upgrade $acc_connection {
+        default upgrade;
+        "" "";
     }
 
     upstream acc_0 {
@@ -283,72 +282,92 @@ test("crc32 is the standard one nginx uses", () => {
   assert.equal(crc32(""), 0);
 });
 
-/** The port nginx sends a key to: its block by `map $acc_key $acc_upstream`, then `hash`. */
-function portNginxPicks(conf: string, key: string): number | undefined {
-  const pattern = /^\s+"~(\^.*\$)" acc_\$1;$/m.exec(conf)?.[1];
-  assert.ok(pattern, "the map from key to upstream block");
-  const block = new RegExp(pattern).exec(key)?.[1];
-  if (block === undefined) return undefined;
-  const body = new RegExp(`^    upstream acc_${block} \\{\n([^}]*)\\}`, "m").exec(conf)?.[1];
+/** The instance and port nginx sends a key to: the maps from the key, then `hash` in its block. */
+function routeNginxPicks(conf: string, key: string): { name: string; port: number } | undefined {
+  const pattern = (value: string): RegExp => {
+    const escaped = value.replace(/[$]/g, "\\$");
+    const source = new RegExp(`^\\s+"~(\\^.*\\$)" ${escaped};$`, "m").exec(conf)?.[1];
+    assert.ok(source, `the map from key to ${value}`);
+    return new RegExp(source);
+  };
+  const name = pattern("$1").exec(key)?.[1];
+  const block = pattern("acc_$1").exec(key)?.[1];
+  if (name === undefined || block === undefined) return undefined;
+  const body = new RegExp(`^ {4}upstream acc_${block} \\{\\n([^}]*)\\}`, "m").exec(conf)?.[1];
   assert.ok(body, `upstream acc_${block}`);
   assert.match(body, /^\s+hash \$acc_key;$/m);
   const servers = [...body.matchAll(/^\s+server 127\.0\.0\.1:(\d+) max_fails=0;$/gm)].map((match) =>
     Number(match[1]),
   );
-  return servers[hashIndex(key, servers.length)];
+  const port = servers[hashIndex(key, servers.length)];
+  return port === undefined ? undefined : { name, port };
 }
 
-test("renderSite: a key that nginx's map and hash send to the instance's own port", () => {
+test("renderSite: each host's key, which nginx's maps and hash send to the instance's own port", () => {
   const ports = { min: 20000, max: 29999 };
   const conf = renderNginxConf({ ...userOptions, instancePorts: ports });
   // Blocks of UPSTREAM_GROUP_SIZE ports: 79 at 10,000, the last of 16.
   assert.equal(conf.match(/^ {4}upstream acc_\d+ \{$/gm)?.length, 79);
   assert.equal(conf.match(/^\s+server 127\.0\.0\.1:\d+ max_fails=0;$/gm)?.length, 10000);
   for (const port of [20000, 20001, 20127, 20128, 25000, 29983, 29984, 29999]) {
-    const line = renderSite({ name: "foo", port, ports });
-    const key = /^foo (foo\.\d+\.\d+);\n$/.exec(line)?.[1];
-    assert.ok(key, line);
-    assert.equal(portNginxPicks(conf, key), port, key);
+    const text = renderSite({ name: "foo-1", port, ports, hosts: ["a.test", "foo.localhost"] });
+    const key = /^a\.test (foo-1\.\d+\.\d+);\nfoo\.localhost \1;\n$/.exec(text)?.[1];
+    assert.ok(key, text);
+    assert.deepEqual(routeNginxPicks(conf, key), { name: "foo-1", port }, key);
   }
-  // A key of the layout before (one upstream) names no block: the server answers 404.
-  assert.equal(portNginxPicks(conf, "foo.1234"), undefined);
+  // A key of another form (the one-upstream layout's) gives neither: the server answers 404.
+  assert.equal(routeNginxPicks(conf, "foo.1234"), undefined);
   assert.match(conf, /if \(\$acc_upstream = ""\) \{\n\s+return 404 /);
   const small = { min: 20000, max: 20002 };
   assert.equal(
-    `foo ${hashKeyFor("foo.0", 1, 3)};\n`,
-    renderSite({ name: "foo", port: 20001, ports: small }),
+    `foo.localhost ${hashKeyFor("foo.0", 1, 3)};\n`,
+    renderSite({ name: "foo", port: 20001, ports: small, hosts: ["foo.localhost"] }),
   );
   assert.throws(
-    () => renderSite({ name: "foo", port: 19999, ports }),
+    () => renderSite({ name: "foo", port: 19999, ports, hosts: [] }),
     /outside the instance range/,
   );
   assert.throws(
-    () => renderSite({ name: "foo", port: 20000, ports: { min: 20000, max: 60000 } }),
+    () => renderSite({ name: "foo", port: 20000, ports: { min: 20000, max: 60000 }, hosts: [] }),
     /instance port range/,
   );
 });
 
-test("portOfOldSite: the port a key of the one-upstream layout sent its instance to", () => {
+test("siteOfOldLayout: the instance and port of a sites/ file of the layouts before", () => {
   const ports = { min: 20000, max: 29999 };
   for (const port of [20000, 24321, 29999]) {
+    // One upstream of the whole range.
     const old = `foo ${hashKeyFor("foo", port - ports.min, 10000)};\n`;
-    assert.deepEqual(portOfOldSite(old, ports), { name: "foo", port });
+    assert.deepEqual(siteOfOldLayout(old, ports), { name: "foo", port });
+    // Blocks, with the hosts in hosts/NAME.map.
+    const key = /^\S+ (\S+);/.exec(
+      renderSite({ name: "foo", port, ports, hosts: ["x.test"] }),
+    )?.[1];
+    assert.deepEqual(siteOfOldLayout(`foo ${key};\n`, ports), { name: "foo", port });
   }
-  assert.equal(portOfOldSite(renderSite({ name: "foo", port: 20001, ports }), ports), undefined);
-  assert.equal(portOfOldSite("foo bar.12;\n", ports), undefined);
-  assert.equal(portOfOldSite("garbage", ports), undefined);
+  const current = renderSite({ name: "foo", port: 20001, ports, hosts: ["foo.localhost"] });
+  assert.equal(siteOfOldLayout(current, ports), undefined);
+  assert.equal(siteOfOldLayout("foo bar.12;\n", ports), undefined);
+  assert.equal(siteOfOldLayout("foo foo.79.1;\n", ports), undefined);
+  assert.equal(siteOfOldLayout("garbage", ports), undefined);
 });
 
 test("renderSite: refuses bad names and ports", () => {
   for (const bad of [...INJECTIONS, "Foo", "-foo", "foo-", "a".repeat(41), "../foo"]) {
     assert.throws(
-      () => renderSite({ name: bad, port: 20001, ports: { min: 20000, max: 20002 } }),
+      () =>
+        renderSite({
+          name: bad,
+          port: 20001,
+          ports: { min: 20000, max: 20002 },
+          hosts: ["foo.localhost"],
+        }),
       /bug: invalid instance name/,
     );
   }
   for (const port of [0, 65536, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
     assert.throws(
-      () => renderSite({ name: "foo", port, ports: { min: 20000, max: 20002 } }),
+      () => renderSite({ name: "foo", port, ports: { min: 20000, max: 20002 }, hosts: [] }),
       /bug: invalid port/,
     );
   }
@@ -358,22 +377,26 @@ test("renderSite: refuses bad names and ports", () => {
         name: "foo",
         port: "20001; evil" as unknown as number,
         ports: { min: 20000, max: 20002 },
+        hosts: [],
       }),
     /bug: invalid port/,
   );
 });
 
-test("renderHostMap: one line per host, duplicates once", () => {
+test("renderSite: one line per host, duplicates once", () => {
+  const site = (hosts: string[]): string =>
+    renderSite({ name: "foo", port: 20001, ports: { min: 20000, max: 20002 }, hosts });
+  const key = hashKeyFor("foo.0", 1, 3);
   assert.equal(
-    renderHostMap({ name: "foo", hosts: ["foo.localhost", "www.example.com", "foo.localhost"] }),
-    "foo.localhost foo;\nwww.example.com foo;\n",
+    site(["foo.localhost", "www.example.com", "foo.localhost"]),
+    `foo.localhost ${key};\nwww.example.com ${key};\n`,
   );
-  assert.equal(renderHostMap({ name: "foo", hosts: [] }), "");
+  assert.equal(site([]), "");
   const longest = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".");
-  assert.equal(renderHostMap({ name: "foo", hosts: [longest] }), `${longest} foo;\n`);
+  assert.equal(site([longest]), `${longest} ${key};\n`);
 });
 
-test("renderHostMap: refuses host names that could inject config or match by pattern", () => {
+test("renderSite: refuses host names that could inject config or match by pattern", () => {
   const bad = [
     ...INJECTIONS.filter(Boolean).map((value) => `x${value}.example.com`),
     "",
@@ -394,14 +417,21 @@ test("renderHostMap: refuses host names that could inject config or match by pat
   ];
   for (const host of bad) {
     assert.throws(
-      () => renderHostMap({ name: "foo", hosts: [host] }),
+      () =>
+        renderSite({ name: "foo", port: 20001, ports: { min: 20000, max: 20002 }, hosts: [host] }),
       /bug: invalid host name/,
       host,
     );
   }
   for (const name of INJECTIONS) {
     assert.throws(
-      () => renderHostMap({ name, hosts: ["foo.localhost"] }),
+      () =>
+        renderSite({
+          name,
+          port: 20001,
+          ports: { min: 20000, max: 20002 },
+          hosts: ["foo.localhost"],
+        }),
       /bug: invalid instance name/,
     );
   }

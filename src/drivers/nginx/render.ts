@@ -73,10 +73,7 @@ export interface SiteSpec {
   name: string;
   port: number;
   ports: PortRange;
-}
-
-export interface HostMapSpec {
-  name: string;
+  /** Lower-case host names, already validated (validateHostname). */
   hosts: readonly string[];
 }
 
@@ -132,6 +129,7 @@ export function keyPath(paths: HomePaths, name: string): string {
   return `${certificateFiles(paths, name)}.key`;
 }
 
+/** HOME/nginx/hosts/NAME.map: the layout before's host entries (now in sites/NAME.conf). */
 export function hostMapPath(paths: HomePaths, name: string): string {
   return `${checkPath(paths.nginxHosts)}/${checkName(name)}.map`;
 }
@@ -166,8 +164,8 @@ const STOPPED_PAGE =
  */
 function instanceProxy(seconds: number): string[] {
   return [
-    // Its port's upstream block (upstreamBlocks), named by its key; never empty here: a key of
-    // another form leaves $acc_instance empty too, and the server answers 404 before this.
+    // Its port's upstream block (upstreamBlocks), named by its key; never empty here: without
+    // one, the server answers 404 before this.
     "proxy_pass http://$acc_upstream;",
     // Never another server: the next one in the hash ring is another instance.
     "proxy_next_upstream off;",
@@ -236,10 +234,29 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "    map_hash_bucket_size 512;",
     "    server_names_hash_bucket_size 512;",
     "",
-    "    map $host $acc_instance {",
+    // Each instance's routing is one file, sites/NAME.conf: a line per host with the instance's
+    // key, NAME.BLOCK.COUNTER (renderSite). BLOCK names its port's upstream block (acc_BLOCK,
+    // UPSTREAM_GROUP_SIZE ports of the instance range each, in order), and nginx's `hash` of
+    // the key lands on its port there. So a request costs a map lookup, two short regexes, a
+    // scan of the blocks' names and a hash with a walk of at most a block, whatever the number
+    // of instances; a create changes only that instance's files; nginx -t reads one file per
+    // instance (each glob of 10,000 files costs it ~0.1-0.2 s); and the instances of a block
+    // share one pool of kept-alive connections (matched by address).
+    "    map $host $acc_key {",
     "        hostnames;",
     '        default "";',
-    `        include ${checkPath(paths.nginxHosts)}/*.map;`,
+    `        include ${checkPath(paths.nginxSites)}/*.conf;`,
+    "    }",
+    "",
+    // A key of another form gives neither: the server answers 404 (see instanceServer).
+    "    map $acc_key $acc_instance {",
+    '        default "";',
+    `        "${NAME_OF_KEY}" $1;`,
+    "    }",
+    "",
+    "    map $acc_key $acc_upstream {",
+    '        default "";',
+    `        "${BLOCK_OF_KEY}" acc_$1;`,
     "    }",
     "",
     ...(others.length > 0
@@ -254,25 +271,6 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "    map $http_upgrade $acc_connection {",
     "        default upgrade;",
     '        "" "";',
-    "    }",
-    "",
-    // Upstream blocks of UPSTREAM_GROUP_SIZE ports each, the instance range in order, each
-    // choosing its server by `hash $acc_key`: each instance's key (in its sites/ file) names its
-    // port's block and is picked so that nginx's hash lands on its own port. So a request costs
-    // two map lookups, a scan of the blocks' names and a hash with a walk of at most a block (no
-    // scan of 10,000 upstream names, as one upstream per instance did), a create changes only
-    // that instance's files, and the instances of a block share one pool of kept-alive
-    // connections (matched by address).
-    "    map $acc_instance $acc_key {",
-    '        default "";',
-    `        include ${checkPath(paths.nginxSites)}/*.conf;`,
-    "    }",
-    "",
-    // The block's number, from the key (NAME.BLOCK.COUNTER, renderSite): a key of another form
-    // gives none, and the server answers 404 (see instanceServer).
-    "    map $acc_key $acc_upstream {",
-    '        default "";',
-    `        "${KEY_PATTERN}" acc_$1;`,
     "    }",
     "",
     ...upstreamBlocks(opts.instancePorts),
@@ -577,13 +575,14 @@ function adminServer(listen: string, opts: MainConfigOptions): string[] {
   ];
 }
 
-/** An instance's key: NAME.BLOCK.COUNTER (`map $acc_key $acc_upstream` reads the block). */
-const KEY_PATTERN = "~^[a-z0-9-]+\\.([0-9]+)\\.[0-9]+$";
+/** An instance's key is NAME.BLOCK.COUNTER: the maps that read its name and its block. */
+const NAME_OF_KEY = "~^([a-z0-9-]+)\\.[0-9]+\\.[0-9]+$";
+const BLOCK_OF_KEY = "~^[a-z0-9-]+\\.([0-9]+)\\.[0-9]+$";
 
 /**
- * sites/NAME.conf: the instance's key, `NAME.BLOCK.COUNTER`, for `map $acc_instance $acc_key`:
- * BLOCK is its port's upstream block (upstreamBlocks), and nginx's `hash` of the key lands on
- * its port in that block.
+ * sites/NAME.conf, for `map $host $acc_key`: a line per host with the instance's key,
+ * `NAME.BLOCK.COUNTER`. BLOCK is its port's upstream block (upstreamBlocks), and nginx's `hash`
+ * of the key lands on its port in that block.
  */
 export function renderSite(spec: SiteSpec): string {
   const index = checkPort(spec.port) - spec.ports.min;
@@ -596,21 +595,29 @@ export function renderSite(spec: SiteSpec): string {
   const block = Math.floor(index / UPSTREAM_GROUP_SIZE);
   const servers = Math.min(UPSTREAM_GROUP_SIZE, size - block * UPSTREAM_GROUP_SIZE);
   const name = checkName(spec.name);
-  return `${name} ${hashKeyFor(`${name}.${block}`, index % UPSTREAM_GROUP_SIZE, servers)};\n`;
+  const hosts = [...new Set(spec.hosts.map(checkHost))];
+  const key = hashKeyFor(`${name}.${block}`, index % UPSTREAM_GROUP_SIZE, servers);
+  return hosts.map((host) => `${host} ${key};\n`).join("");
 }
 
 /**
- * The port a sites/ file of the layout before (`NAME NAME.COUNTER;`, one upstream of the whole
- * range) sent its instance to, so that a boot rewrites it as renderSite does; undefined when the
- * text is not of that layout.
+ * The instance and port of a sites/ file of a layout before, whose hosts were in hosts/NAME.map
+ * and whose key was alone in it: `NAME NAME.COUNTER;` (one upstream of the whole range) or
+ * `NAME NAME.BLOCK.COUNTER;` (blocks, as now). Undefined for any other text.
  */
-export function portOfOldSite(
+export function siteOfOldLayout(
   text: string,
   ports: PortRange,
 ): { name: string; port: number } | undefined {
-  const match = /^([a-z0-9-]+) (\1\.[0-9]+);\n?$/.exec(text);
+  const match = /^([a-z0-9-]+) (\1(?:\.([0-9]+))?\.[0-9]+);\n?$/.exec(text);
   if (!match || !isValidInstanceName(match[1]!)) return undefined;
-  return { name: match[1]!, port: ports.min + hashIndex(match[2]!, rangeSize(ports)) };
+  const size = rangeSize(ports);
+  const key = match[2]!;
+  if (match[3] === undefined) return { name: match[1]!, port: ports.min + hashIndex(key, size) };
+  const first = Number(match[3]) * UPSTREAM_GROUP_SIZE;
+  if (first >= size) return undefined;
+  const servers = Math.min(UPSTREAM_GROUP_SIZE, size - first);
+  return { name: match[1]!, port: ports.min + first + hashIndex(key, servers) };
 }
 
 function rangeSize(ports: PortRange): number {
@@ -681,12 +688,6 @@ export function hashKeyFor(name: string, index: number, servers: number): string
     if (((crc >>> 16) & 0x7fff) % servers === index) return `${name}.${counter}`;
   }
   throw new Error(`bug: no hash key found for ${name} at ${index} of ${servers}`);
-}
-
-export function renderHostMap(spec: HostMapSpec): string {
-  const name = checkName(spec.name);
-  const hosts = [...new Set(spec.hosts.map(checkHost))];
-  return hosts.map((host) => `${host} ${name};\n`).join("");
 }
 
 /** Included by the control server's /generation location; a new one marks each reload. */
