@@ -347,6 +347,16 @@ test("routes a host to its instance, and unknown hosts to a 404 page", { skip },
     100,
   );
   assert.match(line, /"GET \/hello\?x=1 HTTP\/1\.1"/);
+  // An unknown host has no instance: "-", which names none (not a valid instance name).
+  await waitFor(
+    "the access log line of the unknown host",
+    async () =>
+      (await readFile(`${fx.paths.nginxLogs}/access.log`, "utf8"))
+        .split("\n")
+        .find((l) => /^\d+\.\d{3} - 404 /.test(l)),
+    5_000,
+    100,
+  );
   assert.deepEqual(await fx.nginx.listSites(), ["foo"]);
 
   if (isRoot) {

@@ -39,6 +39,7 @@ const userOptions: MainConfigOptions = {
 // String.raw keeps nginx's own "\n" escapes as written in the file.
 const expectedUserConf = String.raw`# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.
 worker_processes auto;
+pcre_jit on;
 worker_rlimit_nofile 40000;
 pid /home/u/.acc/run/nginx.pid;
 error_log /home/u/.acc/nginx/logs/error.log warn;
@@ -60,7 +61,7 @@ http {
     types {}
     default_type "text/html; charset=utf-8";
 
-    # The idle clock reads the first two fields: time, then instance (empty for unknown hosts).
+    # The idle clock reads the first two fields: time, then instance (- for unknown hosts).
     log_format acc '$msec $acc_instance $status $request_time $remote_addr "$request" $body_bytes_sent';
     access_log /home/u/.acc/nginx/logs/access.log acc buffer=64k flush=1s;
 
@@ -75,14 +76,9 @@ http {
         include /home/u/.acc/nginx/sites/*.conf;
     }
 
-    map $acc_key $acc_instance {
-        default "";
-        "~^([a-z0-9-]+)\.[0-9]+\.[0-9]+$" $1;
-    }
-
     map $acc_key $acc_upstream {
         default "";
-        "~^[a-z0-9-]+\.([0-9]+)\.[0-9]+$" acc_$1;
+        "~^(?<acc_instance>[a-z0-9-]+)\.([0-9]+)\.[0-9]+$" $2.acc;
     }
 
     map $http_upgrade $acc_connection {
@@ -90,7 +86,7 @@ http {
         "" "";
     }
 
-    upstream acc_0 {
+    upstream 0.acc {
         hash $acc_key;
         server 127.0.0.1:20000 max_fails=0;
         server 127.0.0.1:20001 max_fails=0;
@@ -282,22 +278,20 @@ test("crc32 is the standard one nginx uses", () => {
   assert.equal(crc32(""), 0);
 });
 
-/** The instance and port nginx sends a key to: the maps from the key, then `hash` in its block. */
+/** The instance and port nginx sends a key to: the map from the key, then `hash` in its block. */
 function routeNginxPicks(conf: string, key: string): { name: string; port: number } | undefined {
-  const pattern = (value: string): RegExp => {
-    const escaped = value.replace(/[$]/g, "\\$");
-    const source = new RegExp(`^\\s+"~(\\^.*\\$)" ${escaped};$`, "m").exec(conf)?.[1];
-    assert.ok(source, `the map from key to ${value}`);
-    return new RegExp(source);
-  };
-  const name = pattern("$1").exec(key)?.[1];
-  const block = pattern("acc_$1").exec(key)?.[1];
+  const source = /^\s+"~(\^.*\$)" \$2\.acc;$/m.exec(conf)?.[1];
+  assert.ok(source, "the map from key to upstream block");
+  // nginx's named capture sets $acc_instance; JavaScript's regexes read it the same way.
+  const match = new RegExp(source).exec(key);
+  const name = match?.groups?.acc_instance;
+  const block = match?.[2];
   if (name === undefined || block === undefined) return undefined;
-  const body = new RegExp(`^ {4}upstream acc_${block} \\{\\n([^}]*)\\}`, "m").exec(conf)?.[1];
-  assert.ok(body, `upstream acc_${block}`);
+  const body = new RegExp(`^ {4}upstream ${block}\\.acc \\{\\n([^}]*)\\}`, "m").exec(conf)?.[1];
+  assert.ok(body, `upstream ${block}.acc`);
   assert.match(body, /^\s+hash \$acc_key;$/m);
-  const servers = [...body.matchAll(/^\s+server 127\.0\.0\.1:(\d+) max_fails=0;$/gm)].map((match) =>
-    Number(match[1]),
+  const servers = [...body.matchAll(/^\s+server 127\.0\.0\.1:(\d+) max_fails=0;$/gm)].map((m) =>
+    Number(m[1]),
   );
   const port = servers[hashIndex(key, servers.length)];
   return port === undefined ? undefined : { name, port };
@@ -307,7 +301,7 @@ test("renderSite: each host's key, which nginx's maps and hash send to the insta
   const ports = { min: 20000, max: 29999 };
   const conf = renderNginxConf({ ...userOptions, instancePorts: ports });
   // Blocks of UPSTREAM_GROUP_SIZE ports: 79 at 10,000, the last of 16.
-  assert.equal(conf.match(/^ {4}upstream acc_\d+ \{$/gm)?.length, 79);
+  assert.equal(conf.match(/^ {4}upstream \d+\.acc \{$/gm)?.length, 79);
   assert.equal(conf.match(/^\s+server 127\.0\.0\.1:\d+ max_fails=0;$/gm)?.length, 10000);
   for (const port of [20000, 20001, 20127, 20128, 25000, 29983, 29984, 29999]) {
     const text = renderSite({ name: "foo-1", port, ports, hosts: ["a.test", "foo.localhost"] });

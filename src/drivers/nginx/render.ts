@@ -206,6 +206,8 @@ export function renderNginxConf(opts: MainConfigOptions): string {
   const lines = [
     `# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.`,
     "worker_processes auto;",
+    // The regex that reads the instance's name and block out of its key runs for every request.
+    "pcre_jit on;",
     "worker_rlimit_nofile 40000;",
     ...user,
     `pid ${checkPath(paths.nginxPid)};`,
@@ -225,7 +227,7 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "    types {}",
     '    default_type "text/html; charset=utf-8";',
     "",
-    "    # The idle clock reads the first two fields: time, then instance (empty for unknown hosts).",
+    "    # The idle clock reads the first two fields: time, then instance (- for unknown hosts).",
     "    log_format acc '$msec $acc_instance $status $request_time $remote_addr \"$request\" $body_bytes_sent';",
     `    access_log ${accessLogPath(paths)} acc buffer=64k flush=1s;`,
     "",
@@ -235,9 +237,9 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "    server_names_hash_bucket_size 512;",
     "",
     // Each instance's routing is one file, sites/NAME.conf: a line per host with the instance's
-    // key, NAME.BLOCK.COUNTER (renderSite). BLOCK names its port's upstream block (acc_BLOCK,
+    // key, NAME.BLOCK.COUNTER (renderSite). BLOCK names its port's upstream block (BLOCK.acc,
     // UPSTREAM_GROUP_SIZE ports of the instance range each, in order), and nginx's `hash` of
-    // the key lands on its port there. So a request costs a map lookup, two short regexes, a
+    // the key lands on its port there. So a request costs a map lookup, a short regex, a
     // scan of the blocks' names and a hash with a walk of at most a block, whatever the number
     // of instances; a create changes only that instance's files; nginx -t reads one file per
     // instance (each glob of 10,000 files costs it ~0.1-0.2 s); and the instances of a block
@@ -248,15 +250,13 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     `        include ${checkPath(paths.nginxSites)}/*.conf;`,
     "    }",
     "",
-    // A key of another form gives neither: the server answers 404 (see instanceServer).
-    "    map $acc_key $acc_instance {",
-    '        default "";',
-    `        "${NAME_OF_KEY}" $1;`,
-    "    }",
-    "",
+    // One regex reads both the block's upstream and the instance's name, which its named
+    // capture sets as $acc_instance: the server's first directive reads $acc_upstream
+    // (instanceServer), so $acc_instance is set before anything reads it, and is unset
+    // (logged as -) for unknown hosts. A key of another form gives neither: 404.
     "    map $acc_key $acc_upstream {",
     '        default "";',
-    `        "${BLOCK_OF_KEY}" acc_$1;`,
+    `        "${KEY_PATTERN}" $2.acc;`,
     "    }",
     "",
     ...(others.length > 0
@@ -575,9 +575,8 @@ function adminServer(listen: string, opts: MainConfigOptions): string[] {
   ];
 }
 
-/** An instance's key is NAME.BLOCK.COUNTER: the maps that read its name and its block. */
-const NAME_OF_KEY = "~^([a-z0-9-]+)\\.[0-9]+\\.[0-9]+$";
-const BLOCK_OF_KEY = "~^[a-z0-9-]+\\.([0-9]+)\\.[0-9]+$";
+/** An instance's key is NAME.BLOCK.COUNTER: the name ($acc_instance), then its block ($2). */
+const KEY_PATTERN = "~^(?<acc_instance>[a-z0-9-]+)\\.([0-9]+)\\.[0-9]+$";
 
 /**
  * sites/NAME.conf, for `map $host $acc_key`: a line per host with the instance's key,
@@ -627,12 +626,16 @@ function rangeSize(ports: PortRange): number {
   return size;
 }
 
-/** The instance range's upstream blocks, acc_0, acc_1...: UPSTREAM_GROUP_SIZE ports each. */
+/**
+ * The instance range's upstream blocks, 0.acc, 1.acc...: UPSTREAM_GROUP_SIZE ports each. nginx
+ * finds a block by comparing its name to each block's name of the same length: a name that
+ * starts with its number differs from the others at its first character.
+ */
 function upstreamBlocks(ports: PortRange): string[] {
   const lines: string[] = [];
   const size = rangeSize(ports);
   for (let block = 0; block * UPSTREAM_GROUP_SIZE < size; block++) {
-    lines.push(`    upstream acc_${block} {`, "        hash $acc_key;");
+    lines.push(`    upstream ${block}.acc {`, "        hash $acc_key;");
     const last = Math.min(size, (block + 1) * UPSTREAM_GROUP_SIZE);
     // max_fails=0: a refused connection (a stopped instance) must not mark its port down.
     for (let i = block * UPSTREAM_GROUP_SIZE; i < last; i++)
