@@ -48,6 +48,18 @@ export function settledWorkers(master: number, timeoutMs: number): Promise<numbe
   );
 }
 
+/** CPU time (user and system, in clock ticks) a master's current workers used so far. */
+export async function workersTicks(master: number): Promise<number> {
+  let ticks = 0;
+  for (const pid of await childrenOf(master)) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command's closing parenthesis: state is the 3rd, utime the 14th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks;
+}
+
 export async function workerUser(): Promise<string> {
   for (const name of ["acc_nginx", "nobody"]) {
     try {

@@ -15,13 +15,7 @@ import {
   waitSettled,
 } from "../src/drivers/nginx/control.js";
 import { createNginx, type NginxEvent } from "../src/drivers/nginx/index.js";
-import {
-  hostMapPath,
-  renderGeneration,
-  renderHostMap,
-  renderSite,
-  sitePath,
-} from "../src/drivers/nginx/render.js";
+import { renderGeneration, renderSite, sitePath } from "../src/drivers/nginx/render.js";
 import { exec } from "../src/lib/exec.js";
 import {
   childrenOf,
@@ -108,10 +102,9 @@ async function main(): Promise<void> {
       await Promise.all(
         names.slice(i, i + 500).map(async (name, j) => {
           const port = PORTS.min + ((i + j) % (PORTS.max - PORTS.min + 1));
-          await writeFile(sitePath(paths, name), renderSite({ name, port, ports: PORTS }));
           await writeFile(
-            hostMapPath(paths, name),
-            renderHostMap({ name, hosts: [`${name}.localhost`] }),
+            sitePath(paths, name),
+            renderSite({ name, port, ports: PORTS, hosts: [`${name}.localhost`] }),
           );
         }),
       );

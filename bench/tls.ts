@@ -50,9 +50,7 @@ import { createNginx, type Nginx, type NginxEvent } from "../src/drivers/nginx/i
 import {
   certificateFiles,
   certificatePath,
-  hostMapPath,
   keyPath,
-  renderHostMap,
   renderSite,
   renderTlsHostMap,
   renderTlsSite,
@@ -173,8 +171,7 @@ async function startAcc(options: {
           const host = `${name}.${DOMAIN}`;
           const pem = pems[k % pems.length]!;
           const port = ports.min + (k % (ports.max - ports.min + 1));
-          await writeFile(sitePath(paths, name), renderSite({ name, port, ports }));
-          await writeFile(hostMapPath(paths, name), renderHostMap({ name, hosts: [host] }));
+          await writeFile(sitePath(paths, name), renderSite({ name, port, ports, hosts: [host] }));
           if (layout === "acc") {
             await writeAccCertificate(paths, name, host, pem, worker);
           } else if (layout === "data") {

@@ -88,7 +88,7 @@ test(
     assert.equal(await nginxFiles(acc.home), before);
 
     // nginx refuses the configuration (a broken file of someone else's): the host is not added.
-    const broken = path.join(homePaths(acc.home).nginxHosts, "zz-broken.map");
+    const broken = path.join(homePaths(acc.home).nginxSites, "zz-broken.conf");
     await writeFile(broken, "this is not nginx {\n");
     const refused = await acc.run(["host", "add", "hb1", "blog.example.test"]);
     await rm(broken);

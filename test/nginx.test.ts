@@ -21,7 +21,12 @@ import {
   type NginxEvent,
 } from "../src/drivers/nginx/index.js";
 import { fileSize, listAcceptingWorkers, waitSettled } from "../src/drivers/nginx/control.js";
-import { hostMapPath, renderGeneration, sitePath } from "../src/drivers/nginx/render.js";
+import {
+  hashKeyFor,
+  hostMapPath,
+  renderGeneration,
+  sitePath,
+} from "../src/drivers/nginx/render.js";
 import { isAccError } from "../src/lib/errors.js";
 import { listenOnSocket } from "../src/server/listen.js";
 import { exec } from "../src/lib/exec.js";
@@ -342,6 +347,16 @@ test("routes a host to its instance, and unknown hosts to a 404 page", { skip },
     100,
   );
   assert.match(line, /"GET \/hello\?x=1 HTTP\/1\.1"/);
+  // An unknown host has no instance: "-", which names none (not a valid instance name).
+  await waitFor(
+    "the access log line of the unknown host",
+    async () =>
+      (await readFile(`${fx.paths.nginxLogs}/access.log`, "utf8"))
+        .split("\n")
+        .find((l) => /^\d+\.\d{3} - 404 /.test(l)),
+    5_000,
+    100,
+  );
   assert.deepEqual(await fx.nginx.listSites(), ["foo"]);
 
   if (isRoot) {
@@ -367,7 +382,7 @@ test(
     for (let i = 0; i < 5; i++) {
       assert.equal(backendOf(await get(fx, "foo.localhost", { agent })).backend, "foo");
     }
-    // One upstream for all instances, with a keepalive pool: the connection is reused.
+    // Its port's upstream block has a keepalive pool: the connection is reused.
     assert.equal(foo.connections, 1, "nginx reused its connection to the instance");
 
     const echoed = await new Promise<string>((resolve, reject) => {
@@ -553,6 +568,32 @@ test(
   },
 );
 
+test(
+  "a home of the layout before (hosts/NAME.map, one upstream): writeMainConfig makes sites/NAME.conf of it",
+  { skip },
+  async (t) => {
+    const fx = await setUp(t);
+    const foo = await startBackend(fx, "foo");
+    // As the layout before wrote them: its hosts in hosts/NAME.map, its key in sites/NAME.conf
+    // for one upstream of the whole range (32768-60999), and nginx.conf's map $host named them.
+    const oldSite = `foo ${hashKeyFor("foo", foo.port - 32768, 60999 - 32768 + 1)};\n`;
+    await writeFile(sitePath(fx.paths, "foo"), oldSite);
+    await writeFile(hostMapPath(fx.paths, "foo"), "foo.localhost foo;\nwww.foo.test foo;\n");
+    const conf = await readFile(fx.paths.nginxConf, "utf8");
+    await writeFile(fx.paths.nginxConf, `${conf}# map $host $acc_instance {\n`);
+    await fx.nginx.writeMainConfig();
+    const site = await readFile(sitePath(fx.paths, "foo"), "utf8");
+    assert.match(site, /^foo\.localhost (foo\.\d+\.\d+);\nwww\.foo\.test \1;\n$/);
+    assert.equal(existsSync(hostMapPath(fx.paths, "foo")), false);
+    await fx.start();
+    assert.equal(backendOf(await get(fx, "foo.localhost")).backend, "foo");
+    assert.equal(backendOf(await get(fx, "www.foo.test")).backend, "foo");
+    // Once rewritten, the next boot leaves it as it is.
+    await fx.nginx.writeMainConfig();
+    assert.equal(await readFile(sitePath(fx.paths, "foo"), "utf8"), site);
+  },
+);
+
 test("refuses a change nginx rejects, rolls it back, and keeps serving", { skip }, async (t) => {
   const fx = await setUp(t);
   const foo = await startBackend(fx, "foo");
@@ -570,13 +611,11 @@ test("refuses a change nginx rejects, rolls it back, and keeps serving", { skip 
       error.hint === "the change to bar was rolled back",
   );
   assert.equal(existsSync(sitePath(fx.paths, "bar")), false);
-  assert.equal(existsSync(hostMapPath(fx.paths, "bar")), false);
   assert.equal(backendOf(await get(fx, "foo.localhost")).backend, "foo");
   assert.equal((await get(fx, "bar.localhost")).status, 404);
 
   // Something else broke the config: the caller's change is rolled back to what it was.
   const fooSite = await readFile(sitePath(fx.paths, "foo"), "utf8");
-  const fooHosts = await readFile(hostMapPath(fx.paths, "foo"), "utf8");
   const broken = `${fx.paths.nginxSites}/zzz.conf`;
   await writeFile(broken, "garbage\n");
   await assert.rejects(
@@ -589,7 +628,6 @@ test("refuses a change nginx rejects, rolls it back, and keeps serving", { skip 
       /acc doctor/.test(error.hint ?? ""),
   );
   assert.equal(await readFile(sitePath(fx.paths, "foo"), "utf8"), fooSite);
-  assert.equal(await readFile(hostMapPath(fx.paths, "foo"), "utf8"), fooHosts);
   await assert.rejects(fx.nginx.test(), /nginx rejected the configuration: .*zzz\.conf:2/);
   await assert.rejects(fx.nginx.reload(), /nginx rejected the configuration/);
   assert.equal(backendOf(await get(fx, "foo.localhost")).backend, "foo");

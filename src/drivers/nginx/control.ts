@@ -135,7 +135,7 @@ export async function fileSize(path: string): Promise<number> {
 }
 
 /**
- * The [emerg] line the master logged since offset. Only the master's own lines count: an
+ * The [emerg] line the master logged since offset, whole. Only the master's own lines count: an
  * `nginx -t` run by another process logs to the same file under its own pid.
  */
 async function masterComplaint(
@@ -158,9 +158,25 @@ async function masterComplaint(
       .toString("utf8", 0, bytesRead)
       .split("\n")
       .find((l) => l.includes(`[emerg] ${masterPid}#`));
-    return line === undefined ? undefined : nginxComplaint(line);
+    return line;
   } finally {
     await handle.close();
+  }
+}
+
+/** The master refused a reload (its [emerg] line): it keeps its old configuration and workers. */
+export class ReloadRefused extends AccError {
+  readonly complaint: string;
+  readonly line: string;
+
+  constructor(line: string) {
+    const complaint = nginxComplaint(line);
+    super("ACC_NGINX", `nginx refused to reload: ${complaint}`, {
+      hint: "'acc doctor' finds the broken file",
+      details: line.trim(),
+    });
+    this.complaint = complaint;
+    this.line = line;
   }
 }
 
@@ -193,14 +209,10 @@ export async function waitSettled(options: SettleOptions): Promise<void> {
       lastError = error;
     }
     if (seen === options.generation && (await oldWorkersStopped(options.oldWorkers))) return;
-    const complaint =
+    const refusal =
       options.errorLog && (await masterComplaint(options.errorLog, options.masterPid));
-    if (complaint) {
-      // The master keeps its old configuration and workers: nothing changed for users.
-      throw new AccError("ACC_NGINX", `nginx refused to reload: ${complaint}`, {
-        hint: "the configuration changed after it was tested; 'acc doctor' finds the broken file",
-      });
-    }
+    // The master keeps its old configuration and workers: nothing changed for users.
+    if (refusal) throw new ReloadRefused(refusal);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

@@ -7,7 +7,6 @@ import {
   hostMapPath,
   keyPath,
   renderGeneration,
-  renderHostMap,
   renderHttpsLocations,
   renderNginxConf,
   renderTlsHostMap,
@@ -21,6 +20,7 @@ import {
   crc32,
   hashIndex,
   hashKeyFor,
+  siteOfOldLayout,
 } from "./render.js";
 
 const paths = homePaths("/home/u/.acc");
@@ -39,6 +39,7 @@ const userOptions: MainConfigOptions = {
 // String.raw keeps nginx's own "\n" escapes as written in the file.
 const expectedUserConf = String.raw`# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.
 worker_processes auto;
+pcre_jit on;
 worker_rlimit_nofile 40000;
 pid /home/u/.acc/run/nginx.pid;
 error_log /home/u/.acc/nginx/logs/error.log warn;
@@ -60,7 +61,7 @@ http {
     types {}
     default_type "text/html; charset=utf-8";
 
-    # The idle clock reads the first two fields: time, then instance (empty for unknown hosts).
+    # The idle clock reads the first two fields: time, then instance (- for unknown hosts).
     log_format acc '$msec $acc_instance $status $request_time $remote_addr "$request" $body_bytes_sent';
     access_log /home/u/.acc/nginx/logs/access.log acc buffer=64k flush=1s;
 
@@ -69,10 +70,15 @@ http {
     map_hash_bucket_size 512;
     server_names_hash_bucket_size 512;
 
-    map $host $acc_instance {
+    map $host $acc_key {
         hostnames;
         default "";
-        include /home/u/.acc/nginx/hosts/*.map;
+        include /home/u/.acc/nginx/sites/*.conf;
+    }
+
+    map $acc_key $acc_upstream {
+        default "";
+        "~^(?<acc_instance>[a-z0-9-]+)\.([0-9]+)\.[0-9]+$" $2.acc;
     }
 
     map $http_upgrade $acc_connection {
@@ -80,12 +86,7 @@ http {
         "" "";
     }
 
-    map $acc_instance $acc_key {
-        default "";
-        include /home/u/.acc/nginx/sites/*.conf;
-    }
-
-    upstream acc_instances {
+    upstream 0.acc {
         hash $acc_key;
         server 127.0.0.1:20000 max_fails=0;
         server 127.0.0.1:20001 max_fails=0;
@@ -102,12 +103,12 @@ http {
         # Without it, an error in @waker (acc server down) would not reach @stopped.
         recursive_error_pages on;
 
-        if ($acc_instance = "") {
+        if ($acc_upstream = "") {
             return 404 "<!doctype html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>No site answers at this address.</p></body></html>\n";
         }
 
         location / {
-            proxy_pass http://acc_instances;
+            proxy_pass http://$acc_upstream;
             proxy_next_upstream off;
             proxy_http_version 1.1;
             proxy_set_header Host $http_host;
@@ -277,40 +278,90 @@ test("crc32 is the standard one nginx uses", () => {
   assert.equal(crc32(""), 0);
 });
 
-test("renderSite: a key that nginx's hash sends to the instance's own port", () => {
+/** The instance and port nginx sends a key to: the map from the key, then `hash` in its block. */
+function routeNginxPicks(conf: string, key: string): { name: string; port: number } | undefined {
+  const source = /^\s+"~(\^.*\$)" \$2\.acc;$/m.exec(conf)?.[1];
+  assert.ok(source, "the map from key to upstream block");
+  // nginx's named capture sets $acc_instance; JavaScript's regexes read it the same way.
+  const match = new RegExp(source).exec(key);
+  const name = match?.groups?.acc_instance;
+  const block = match?.[2];
+  if (name === undefined || block === undefined) return undefined;
+  const body = new RegExp(`^ {4}upstream ${block}\\.acc \\{\\n([^}]*)\\}`, "m").exec(conf)?.[1];
+  assert.ok(body, `upstream ${block}.acc`);
+  assert.match(body, /^\s+hash \$acc_key;$/m);
+  const servers = [...body.matchAll(/^\s+server 127\.0\.0\.1:(\d+) max_fails=0;$/gm)].map((m) =>
+    Number(m[1]),
+  );
+  const port = servers[hashIndex(key, servers.length)];
+  return port === undefined ? undefined : { name, port };
+}
+
+test("renderSite: each host's key, which nginx's maps and hash send to the instance's own port", () => {
   const ports = { min: 20000, max: 29999 };
-  for (const port of [20000, 20001, 25000, 29999]) {
-    const line = renderSite({ name: "foo", port, ports });
-    const key = /^foo (foo\.\d+);\n$/.exec(line)?.[1];
-    assert.ok(key, line);
-    assert.equal(hashIndex(key, 10000), port - ports.min);
+  const conf = renderNginxConf({ ...userOptions, instancePorts: ports });
+  // Blocks of UPSTREAM_GROUP_SIZE ports: 79 at 10,000, the last of 16.
+  assert.equal(conf.match(/^ {4}upstream \d+\.acc \{$/gm)?.length, 79);
+  assert.equal(conf.match(/^\s+server 127\.0\.0\.1:\d+ max_fails=0;$/gm)?.length, 10000);
+  for (const port of [20000, 20001, 20127, 20128, 25000, 29983, 29984, 29999]) {
+    const text = renderSite({ name: "foo-1", port, ports, hosts: ["a.test", "foo.localhost"] });
+    const key = /^a\.test (foo-1\.\d+\.\d+);\nfoo\.localhost \1;\n$/.exec(text)?.[1];
+    assert.ok(key, text);
+    assert.deepEqual(routeNginxPicks(conf, key), { name: "foo-1", port }, key);
   }
+  // A key of another form (the one-upstream layout's) gives neither: the server answers 404.
+  assert.equal(routeNginxPicks(conf, "foo.1234"), undefined);
+  assert.match(conf, /if \(\$acc_upstream = ""\) \{\n\s+return 404 /);
+  const small = { min: 20000, max: 20002 };
   assert.equal(
-    hashKeyFor("foo", 1, 3),
-    renderSite({ name: "foo", port: 20001, ports: { min: 20000, max: 20002 } })
-      .split(" ")[1]
-      ?.replace(";\n", ""),
+    `foo.localhost ${hashKeyFor("foo.0", 1, 3)};\n`,
+    renderSite({ name: "foo", port: 20001, ports: small, hosts: ["foo.localhost"] }),
   );
   assert.throws(
-    () => renderSite({ name: "foo", port: 19999, ports }),
+    () => renderSite({ name: "foo", port: 19999, ports, hosts: [] }),
     /outside the instance range/,
   );
   assert.throws(
-    () => renderSite({ name: "foo", port: 20000, ports: { min: 20000, max: 60000 } }),
+    () => renderSite({ name: "foo", port: 20000, ports: { min: 20000, max: 60000 }, hosts: [] }),
     /instance port range/,
   );
+});
+
+test("siteOfOldLayout: the instance and port of a sites/ file of the layouts before", () => {
+  const ports = { min: 20000, max: 29999 };
+  for (const port of [20000, 24321, 29999]) {
+    // One upstream of the whole range.
+    const old = `foo ${hashKeyFor("foo", port - ports.min, 10000)};\n`;
+    assert.deepEqual(siteOfOldLayout(old, ports), { name: "foo", port });
+    // Blocks, with the hosts in hosts/NAME.map.
+    const key = /^\S+ (\S+);/.exec(
+      renderSite({ name: "foo", port, ports, hosts: ["x.test"] }),
+    )?.[1];
+    assert.deepEqual(siteOfOldLayout(`foo ${key};\n`, ports), { name: "foo", port });
+  }
+  const current = renderSite({ name: "foo", port: 20001, ports, hosts: ["foo.localhost"] });
+  assert.equal(siteOfOldLayout(current, ports), undefined);
+  assert.equal(siteOfOldLayout("foo bar.12;\n", ports), undefined);
+  assert.equal(siteOfOldLayout("foo foo.79.1;\n", ports), undefined);
+  assert.equal(siteOfOldLayout("garbage", ports), undefined);
 });
 
 test("renderSite: refuses bad names and ports", () => {
   for (const bad of [...INJECTIONS, "Foo", "-foo", "foo-", "a".repeat(41), "../foo"]) {
     assert.throws(
-      () => renderSite({ name: bad, port: 20001, ports: { min: 20000, max: 20002 } }),
+      () =>
+        renderSite({
+          name: bad,
+          port: 20001,
+          ports: { min: 20000, max: 20002 },
+          hosts: ["foo.localhost"],
+        }),
       /bug: invalid instance name/,
     );
   }
   for (const port of [0, 65536, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
     assert.throws(
-      () => renderSite({ name: "foo", port, ports: { min: 20000, max: 20002 } }),
+      () => renderSite({ name: "foo", port, ports: { min: 20000, max: 20002 }, hosts: [] }),
       /bug: invalid port/,
     );
   }
@@ -320,22 +371,26 @@ test("renderSite: refuses bad names and ports", () => {
         name: "foo",
         port: "20001; evil" as unknown as number,
         ports: { min: 20000, max: 20002 },
+        hosts: [],
       }),
     /bug: invalid port/,
   );
 });
 
-test("renderHostMap: one line per host, duplicates once", () => {
+test("renderSite: one line per host, duplicates once", () => {
+  const site = (hosts: string[]): string =>
+    renderSite({ name: "foo", port: 20001, ports: { min: 20000, max: 20002 }, hosts });
+  const key = hashKeyFor("foo.0", 1, 3);
   assert.equal(
-    renderHostMap({ name: "foo", hosts: ["foo.localhost", "www.example.com", "foo.localhost"] }),
-    "foo.localhost foo;\nwww.example.com foo;\n",
+    site(["foo.localhost", "www.example.com", "foo.localhost"]),
+    `foo.localhost ${key};\nwww.example.com ${key};\n`,
   );
-  assert.equal(renderHostMap({ name: "foo", hosts: [] }), "");
+  assert.equal(site([]), "");
   const longest = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".");
-  assert.equal(renderHostMap({ name: "foo", hosts: [longest] }), `${longest} foo;\n`);
+  assert.equal(site([longest]), `${longest} ${key};\n`);
 });
 
-test("renderHostMap: refuses host names that could inject config or match by pattern", () => {
+test("renderSite: refuses host names that could inject config or match by pattern", () => {
   const bad = [
     ...INJECTIONS.filter(Boolean).map((value) => `x${value}.example.com`),
     "",
@@ -356,14 +411,21 @@ test("renderHostMap: refuses host names that could inject config or match by pat
   ];
   for (const host of bad) {
     assert.throws(
-      () => renderHostMap({ name: "foo", hosts: [host] }),
+      () =>
+        renderSite({ name: "foo", port: 20001, ports: { min: 20000, max: 20002 }, hosts: [host] }),
       /bug: invalid host name/,
       host,
     );
   }
   for (const name of INJECTIONS) {
     assert.throws(
-      () => renderHostMap({ name, hosts: ["foo.localhost"] }),
+      () =>
+        renderSite({
+          name,
+          port: 20001,
+          ports: { min: 20000, max: 20002 },
+          hosts: ["foo.localhost"],
+        }),
       /bug: invalid instance name/,
     );
   }
@@ -438,7 +500,7 @@ test("renderNginxConf with https: one SNI server loading the certificate files a
   assert.match(redirect, /if \(\$acc_https\) \{\n\s+return 301 https:\/\/\$host\$request_uri;/);
   assert.match(
     redirect,
-    /location \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/acc_instances;/,
+    /location \/\.well-known\/acme-challenge\/ \{\n\s+proxy_pass http:\/\/\$acc_upstream;/,
   );
   // The HTTPS servers never redirect (the instances' nor the admin host's).
   for (const block of serverBlocks(redirect).filter((b) => b.includes(" ssl http2"))) {

@@ -7,6 +7,7 @@ import { ACME_CHALLENGE_INSTANCE } from "../../core/tls-hosts.js";
 import {
   isNginxMapWord,
   isValidHostname,
+  isValidInstanceName,
   validateHomePath,
   validateInstanceName,
 } from "../../core/validate.js";
@@ -59,14 +60,20 @@ export interface PortRange {
 /** nginx's `hash` picks among at most 32768 servers: (crc32 >> 16) & 0x7fff is its whole range. */
 export const MAX_PORT_RANGE = 32768;
 
+/**
+ * Ports per upstream block. nginx's `hash` finds its server by walking the block's list from the
+ * first one (ngx_http_upstream_get_hash_peer), ~5 ns a server: in one block of 10,000 servers the
+ * last port's requests cost 50 us more of nginx's CPU than the first's (bench/proxy). Blocks of
+ * 128 bound the walk; `proxy_pass http://$acc_upstream` finds the block by a scan of the blocks'
+ * names, ~80 at 10,000 ports: both together well under a microsecond.
+ */
+export const UPSTREAM_GROUP_SIZE = 128;
+
 export interface SiteSpec {
   name: string;
   port: number;
   ports: PortRange;
-}
-
-export interface HostMapSpec {
-  name: string;
+  /** Lower-case host names, already validated (validateHostname). */
   hosts: readonly string[];
 }
 
@@ -122,6 +129,7 @@ export function keyPath(paths: HomePaths, name: string): string {
   return `${certificateFiles(paths, name)}.key`;
 }
 
+/** HOME/nginx/hosts/NAME.map: the layout before's host entries (now in sites/NAME.conf). */
 export function hostMapPath(paths: HomePaths, name: string): string {
   return `${checkPath(paths.nginxHosts)}/${checkName(name)}.map`;
 }
@@ -156,7 +164,9 @@ const STOPPED_PAGE =
  */
 function instanceProxy(seconds: number): string[] {
   return [
-    "proxy_pass http://acc_instances;",
+    // Its port's upstream block (upstreamBlocks), named by its key; never empty here: without
+    // one, the server answers 404 before this.
+    "proxy_pass http://$acc_upstream;",
     // Never another server: the next one in the hash ring is another instance.
     "proxy_next_upstream off;",
     // nginx sets X-Acc-Instance itself, so a client cannot wake another instance.
@@ -196,6 +206,8 @@ export function renderNginxConf(opts: MainConfigOptions): string {
   const lines = [
     `# Written by acc from acc.toml; acc rewrites this file, so change acc.toml instead.`,
     "worker_processes auto;",
+    // The regex that reads the instance's name and block out of its key runs for every request.
+    "pcre_jit on;",
     "worker_rlimit_nofile 40000;",
     ...user,
     `pid ${checkPath(paths.nginxPid)};`,
@@ -215,7 +227,7 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "    types {}",
     '    default_type "text/html; charset=utf-8";',
     "",
-    "    # The idle clock reads the first two fields: time, then instance (empty for unknown hosts).",
+    "    # The idle clock reads the first two fields: time, then instance (- for unknown hosts).",
     "    log_format acc '$msec $acc_instance $status $request_time $remote_addr \"$request\" $body_bytes_sent';",
     `    access_log ${accessLogPath(paths)} acc buffer=64k flush=1s;`,
     "",
@@ -224,10 +236,27 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     "    map_hash_bucket_size 512;",
     "    server_names_hash_bucket_size 512;",
     "",
-    "    map $host $acc_instance {",
+    // Each instance's routing is one file, sites/NAME.conf: a line per host with the instance's
+    // key, NAME.BLOCK.COUNTER (renderSite). BLOCK names its port's upstream block (BLOCK.acc,
+    // UPSTREAM_GROUP_SIZE ports of the instance range each, in order), and nginx's `hash` of
+    // the key lands on its port there. So a request costs a map lookup, a short regex, a
+    // scan of the blocks' names and a hash with a walk of at most a block, whatever the number
+    // of instances; a create changes only that instance's files; nginx -t reads one file per
+    // instance (each glob of 10,000 files costs it ~0.1-0.2 s); and the instances of a block
+    // share one pool of kept-alive connections (matched by address).
+    "    map $host $acc_key {",
     "        hostnames;",
     '        default "";',
-    `        include ${checkPath(paths.nginxHosts)}/*.map;`,
+    `        include ${checkPath(paths.nginxSites)}/*.conf;`,
+    "    }",
+    "",
+    // One regex reads both the block's upstream and the instance's name, which its named
+    // capture sets as $acc_instance: the server's first directive reads $acc_upstream
+    // (instanceServer), so $acc_instance is set before anything reads it, and is unset
+    // (logged as -) for unknown hosts. A key of another form gives neither: 404.
+    "    map $acc_key $acc_upstream {",
+    '        default "";',
+    `        "${KEY_PATTERN}" $2.acc;`,
     "    }",
     "",
     ...(others.length > 0
@@ -244,24 +273,7 @@ export function renderNginxConf(opts: MainConfigOptions): string {
     '        "" "";',
     "    }",
     "",
-    // One upstream with a server per port of the instance range, chosen by `hash $acc_key`:
-    // each instance's key (in its sites/ file) is picked so that nginx's hash lands on its own
-    // port. So a request costs a map lookup and a hash (no scan of 10,000 upstream names, as
-    // proxy_pass with a variable does), a create changes only that instance's files, and all
-    // instances share one pool of kept-alive connections (matched by address).
-    "    map $acc_instance $acc_key {",
-    '        default "";',
-    `        include ${checkPath(paths.nginxSites)}/*.conf;`,
-    "    }",
-    "",
-    "    upstream acc_instances {",
-    "        hash $acc_key;",
-    ...upstreamServers(opts.instancePorts),
-    "        keepalive 64;",
-    // A pooled idle connection counts as activity for the idle clock: keep it short.
-    "        keepalive_timeout 2s;",
-    "    }",
-    "",
+    ...upstreamBlocks(opts.instancePorts),
     "    server {",
     `        listen ${listen} default_server backlog=4096;`,
     ...instanceServer(opts, {
@@ -334,7 +346,9 @@ function instanceServer(
     "# Without it, an error in @waker (acc server down) would not reach @stopped.",
     "recursive_error_pages on;",
     "",
-    'if ($acc_instance = "") {',
+    // An unknown host, or an instance whose key names no upstream block (a file of an older
+    // layout not yet rewritten): never proxied, as `proxy_pass` to an empty name would be.
+    'if ($acc_upstream = "") {',
     `    return 404 "${NOT_FOUND_PAGE}";`,
     "}",
     "",
@@ -561,6 +575,14 @@ function adminServer(listen: string, opts: MainConfigOptions): string[] {
   ];
 }
 
+/** An instance's key is NAME.BLOCK.COUNTER: the name ($acc_instance), then its block ($2). */
+const KEY_PATTERN = "~^(?<acc_instance>[a-z0-9-]+)\\.([0-9]+)\\.[0-9]+$";
+
+/**
+ * sites/NAME.conf, for `map $host $acc_key`: a line per host with the instance's key,
+ * `NAME.BLOCK.COUNTER`. BLOCK is its port's upstream block (upstreamBlocks), and nginx's `hash`
+ * of the key lands on its port in that block.
+ */
 export function renderSite(spec: SiteSpec): string {
   const index = checkPort(spec.port) - spec.ports.min;
   if (index < 0 || spec.port > spec.ports.max) {
@@ -568,7 +590,33 @@ export function renderSite(spec: SiteSpec): string {
       `bug: port ${spec.port} outside the instance range ${spec.ports.min}-${spec.ports.max}`,
     );
   }
-  return `${checkName(spec.name)} ${hashKeyFor(spec.name, index, rangeSize(spec.ports))};\n`;
+  const size = rangeSize(spec.ports);
+  const block = Math.floor(index / UPSTREAM_GROUP_SIZE);
+  const servers = Math.min(UPSTREAM_GROUP_SIZE, size - block * UPSTREAM_GROUP_SIZE);
+  const name = checkName(spec.name);
+  const hosts = [...new Set(spec.hosts.map(checkHost))];
+  const key = hashKeyFor(`${name}.${block}`, index % UPSTREAM_GROUP_SIZE, servers);
+  return hosts.map((host) => `${host} ${key};\n`).join("");
+}
+
+/**
+ * The instance and port of a sites/ file of a layout before, whose hosts were in hosts/NAME.map
+ * and whose key was alone in it: `NAME NAME.COUNTER;` (one upstream of the whole range) or
+ * `NAME NAME.BLOCK.COUNTER;` (blocks, as now). Undefined for any other text.
+ */
+export function siteOfOldLayout(
+  text: string,
+  ports: PortRange,
+): { name: string; port: number } | undefined {
+  const match = /^([a-z0-9-]+) (\1(?:\.([0-9]+))?\.[0-9]+);\n?$/.exec(text);
+  if (!match || !isValidInstanceName(match[1]!)) return undefined;
+  const size = rangeSize(ports);
+  const key = match[2]!;
+  if (match[3] === undefined) return { name: match[1]!, port: ports.min + hashIndex(key, size) };
+  const first = Number(match[3]) * UPSTREAM_GROUP_SIZE;
+  if (first >= size) return undefined;
+  const servers = Math.min(UPSTREAM_GROUP_SIZE, size - first);
+  return { name: match[1]!, port: ports.min + first + hashIndex(key, servers) };
 }
 
 function rangeSize(ports: PortRange): number {
@@ -578,11 +626,28 @@ function rangeSize(ports: PortRange): number {
   return size;
 }
 
-function upstreamServers(ports: PortRange): string[] {
+/**
+ * The instance range's upstream blocks, 0.acc, 1.acc...: UPSTREAM_GROUP_SIZE ports each. nginx
+ * finds a block by comparing its name to each block's name of the same length: a name that
+ * starts with its number differs from the others at its first character.
+ */
+function upstreamBlocks(ports: PortRange): string[] {
   const lines: string[] = [];
-  // max_fails=0: a refused connection (a stopped instance) must not mark its port down.
-  for (let i = 0; i < rangeSize(ports); i++)
-    lines.push(`        server 127.0.0.1:${ports.min + i} max_fails=0;`);
+  const size = rangeSize(ports);
+  for (let block = 0; block * UPSTREAM_GROUP_SIZE < size; block++) {
+    lines.push(`    upstream ${block}.acc {`, "        hash $acc_key;");
+    const last = Math.min(size, (block + 1) * UPSTREAM_GROUP_SIZE);
+    // max_fails=0: a refused connection (a stopped instance) must not mark its port down.
+    for (let i = block * UPSTREAM_GROUP_SIZE; i < last; i++)
+      lines.push(`        server 127.0.0.1:${ports.min + i} max_fails=0;`);
+    lines.push(
+      "        keepalive 64;",
+      // A pooled idle connection counts as activity for the idle clock: keep it short.
+      "        keepalive_timeout 2s;",
+      "    }",
+      "",
+    );
+  }
   return lines;
 }
 
@@ -626,12 +691,6 @@ export function hashKeyFor(name: string, index: number, servers: number): string
     if (((crc >>> 16) & 0x7fff) % servers === index) return `${name}.${counter}`;
   }
   throw new Error(`bug: no hash key found for ${name} at ${index} of ${servers}`);
-}
-
-export function renderHostMap(spec: HostMapSpec): string {
-  const name = checkName(spec.name);
-  const hosts = [...new Set(spec.hosts.map(checkHost))];
-  return hosts.map((host) => `${host} ${name};\n`).join("");
 }
 
 /** Included by the control server's /generation location; a new one marks each reload. */
