@@ -52,8 +52,9 @@ type Home = Pick<AccHome, "home" | "env">;
 
 async function nginxRssMb(home: string): Promise<{ master: number; worker: number }> {
   const masterPid = Number((await readFile(path.join(home, "run/nginx.pid"), "utf8")).trim());
+  // 0 for a worker gone meanwhile: the old generation's workers exit after a reload.
   const rss = async (pid: number): Promise<number> => {
-    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
     return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
   };
   const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(masterPid)]);
