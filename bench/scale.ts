@@ -1,142 +1,109 @@
-// bench/scale: N instances created with --no-start (N=1000; --n 10000 for the big run), then:
-// create rate, `acc list --json` time, nginx test + reload-settled time, start/stop time of
-// one instance at N (against the same at the first instance), acc's peak memory, nginx memory.
-// Usage: node dist/bench/scale.js [--n 1000] [--jobs 8]
-import { readFile } from "node:fs/promises";
-import path from "node:path";
-import { homePaths } from "../src/core/paths.js";
-import { createNginx } from "../src/drivers/nginx/index.js";
-import { exec } from "../src/lib/exec.js";
-import { createAccHome, type AccHome } from "../test/harness/acc.js";
+// bench/scale: the scale curve. One booted home grows through the sizes (100, 1,000 and 10,000
+// instances by default, all hello, created with --no-start by the CLI as a user would); at each
+// size it measures (bench/scale-measure.ts): the creates that got it there (median per create
+// and rate), `acc start` / `acc stop` of one instance (CLI through acc server; acc server's CPU
+// for it, and the duration its event records), `acc list --json` through acc server and direct
+// (server stopped meanwhile), one monitor pass (acc server's own, asked with `acc monitor
+// --dry-run`: its duration_ms; and monitorPass in this process on the same store, as it is and
+// with every instance seen as running, so the per-running-instance part of a pass shows),
+// nginx -t and reload, and memory. The table has a column per size and the growth from the
+// first size to the last, so that flat and linear read at a glance.
+// The instance names are PREFIX0, PREFIX1... (--prefix, `sc` by default): instance users are
+// global on the machine. The ports are --port-min.. (23000 by default: below it are the test
+// harness's slices and bench/proxy's range). SIGINT or SIGTERM: no more creates, the figures so
+// far stay printed, and the home is cleaned up (its instance users too: minutes at 10,000).
+// Usage: node dist/bench/scale.js [--sizes 100,1000,10000] [--jobs 8] [--runs 5] [--prefix sc]
+//   [--port-min 23000]
+import os from "node:os";
+import { createAccHome } from "../test/harness/acc.js";
 import { runMeasured } from "./run-measured.js";
-import { argValue, median, ms, printTable } from "./stats.js";
+import { measureAt, printFigures, type Figures } from "./scale-measure.js";
+import { argString, argValue, machineNote, median } from "./stats.js";
 
-const n = argValue("n", 1000);
+const sizes = argString("sizes", "100,1000,10000")
+  .split(",")
+  .map((s) => Number(s.trim()));
+if (
+  sizes.some((s) => !Number.isInteger(s) || s < 2) ||
+  sizes.some((s, i) => s <= (sizes[i - 1] ?? 0))
+)
+  throw new Error(`--sizes needs growing whole numbers above 1, got ${sizes.join(",")}`);
 const jobs = argValue("jobs", 8);
+const runs = argValue("runs", 5);
+const prefix = argString("prefix", "sc");
+const portMin = argValue("port-min", 23_000);
+const largest = sizes.at(-1) ?? 0;
+const instancePorts = { min: portMin, max: portMin + largest + 10 };
 
-async function nginxRssMb(home: string): Promise<{ master: number; workers: number[] }> {
-  const masterPid = Number((await readFile(path.join(home, "run/nginx.pid"), "utf8")).trim());
-  const rss = async (pid: number): Promise<number> => {
-    const status = await readFile(`/proc/${pid}/status`, "utf8");
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  };
-  const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(masterPid)]);
-  const workers = stdout
-    .split("\n")
-    .map((l) => Number(l.trim()))
-    .filter((pid) => pid > 0);
-  return { master: await rss(masterPid), workers: await Promise.all(workers.map(rss)) };
+const acc = await createAccHome({
+  env: {
+    // hello needs no database; the server's own passes would only add noise.
+    ACC_POSTGRES: "external",
+    ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
+    ACC_MONITOR_INTERVAL: "1h",
+    // Long, not "never": a pass then decides for every running instance, none of them due.
+    ACC_IDLE_TIMEOUT: "30d",
+    ACC_INSTANCE_PORT_MIN: String(instancePorts.min),
+    ACC_INSTANCE_PORT_MAX: String(instancePorts.max),
+  },
+});
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (!stopping) process.stderr.write(`${signal}: stopping after the creates under way\n`);
+    stopping = true;
+  });
 }
-
-async function startStop(
-  acc: AccHome,
-  name: string,
-  rounds: number,
-): Promise<{ start: number; stop: number }> {
-  const start: number[] = [];
-  const stop: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    start.push((await runMeasured(acc.env, ["start", name])).ms);
-    stop.push((await runMeasured(acc.env, ["stop", name])).ms);
-  }
-  return { start: median(start), stop: median(stop) };
-}
-
-const acc = await createAccHome();
-// The default port slice of the harness holds 100 instances; this bench needs N.
-acc.env.ACC_INSTANCE_PORT_MIN = "20000";
-acc.env.ACC_INSTANCE_PORT_MAX = String(20000 + n + 10);
+const results: Figures[] = [];
+const benchStarted = performance.now();
+console.log(
+  `bench/scale: sizes ${sizes.join(", ")} (hello, --no-start, ${jobs} concurrent creates), medians of ${runs}; ${machineNote()}`,
+);
 try {
   await acc.ok(["boot"]);
-  await acc.ok(["create", "hello", "--name", "first", "--no-start"]);
-  const atOne = await startStop(acc, "first", 3);
-
-  const started = performance.now();
-  let next = 1;
-  let peakCreateKb = 0;
-  const worker = async (): Promise<void> => {
-    while (next < n) {
-      const i = next++;
-      const result = await runMeasured(acc.env, [
-        "create",
-        "hello",
-        "--name",
-        `s${i}`,
-        "--no-start",
-      ]);
-      peakCreateKb = Math.max(peakCreateKb, result.maxRssKb);
-      if (i % 500 === 0) process.stderr.write(`created ${i}/${n}\n`);
-    }
-  };
-  await Promise.all(Array.from({ length: jobs }, worker));
-  const createSeconds = (performance.now() - started) / 1000;
-
-  const lists: number[] = [];
-  let listKb = 0;
-  for (let i = 0; i < 5; i++) {
-    const result = await runMeasured(acc.env, ["list", "--json"]);
-    lists.push(result.ms);
-    listKb = Math.max(listKb, result.maxRssKb);
-    const count = (JSON.parse(result.stdout) as unknown[]).length;
-    if (count !== n) throw new Error(`list shows ${count} instances, expected ${n}`);
+  let made = 0;
+  for (const n of sizes) {
+    const perCreate: number[] = [];
+    let peakKb = 0;
+    const stepStarted = performance.now();
+    const worker = async (): Promise<void> => {
+      while (made < n && !stopping) {
+        const i = made++;
+        const result = await runMeasured(acc.env, [
+          "create",
+          "hello",
+          "--name",
+          `${prefix}${i}`,
+          "--no-start",
+        ]);
+        perCreate.push(result.ms);
+        peakKb = Math.max(peakKb, result.maxRssKb);
+        if ((i + 1) % 500 === 0) {
+          const rate = perCreate.length / ((performance.now() - stepStarted) / 1000);
+          process.stderr.write(
+            `${new Date().toISOString()} created ${i + 1}/${largest} (${rate.toFixed(1)}/s, load ${os.loadavg()[0]?.toFixed(2)})\n`,
+          );
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: jobs }, worker));
+    if (stopping) break;
+    const seconds = (performance.now() - stepStarted) / 1000;
+    process.stderr.write(`${new Date().toISOString()} ${n} instances; measuring\n`);
+    const figures = await measureAt(acc, n, { name: `${prefix}0`, runs, instancePorts });
+    results.push({
+      ...figures,
+      create: { median: median(perCreate), rate: perCreate.length / seconds, seconds, peakKb },
+    });
+    printFigures(results);
   }
-
-  const paths = homePaths(acc.home);
-  const nginx = createNginx({
-    paths,
-    exec,
-    mutex: { run: (_key, fn) => fn() },
-    config: {
-      listenAddress: acc.env.ACC_LISTEN_ADDRESS ?? "127.0.0.1",
-      httpPort: Number(acc.env.ACC_HTTP_PORT),
-      adminHost: "acc.localhost",
-      isRoot: process.getuid?.() === 0,
-      nginxUser: "acc_nginx",
-      instancePorts: {
-        min: Number(acc.env.ACC_INSTANCE_PORT_MIN),
-        max: Number(acc.env.ACC_INSTANCE_PORT_MAX),
-      },
-      requestTimeout: 300,
-    },
-  });
-  const tests: number[] = [];
-  const reloads: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    let t0 = performance.now();
-    await nginx.test();
-    tests.push(performance.now() - t0);
-    t0 = performance.now();
-    await nginx.reload();
-    reloads.push(performance.now() - t0);
-  }
-  const memory = await nginxRssMb(acc.home);
-  const atN = await startStop(acc, "first", 3);
-
-  console.log(`bench/scale: ${n} instances (hello, --no-start), ${jobs} concurrent creates`);
-  printTable([
-    [
-      "create rate",
-      `${(n / createSeconds).toFixed(1)} instances/s (${createSeconds.toFixed(0)} s for ${n})`,
-    ],
-    ["acc list --json (median of 5)", `${ms(median(lists))} (target < 200 ms at 10000)`],
-    ["nginx -t (median of 3)", ms(median(tests))],
-    ["nginx reload settled (median of 3)", ms(median(reloads))],
-    [
-      "nginx -t + reload settled",
-      `${ms(median(tests) + median(reloads))} (target < 500 ms at 10000)`,
-    ],
-    [
-      "nginx RSS master / per worker",
-      `${memory.master.toFixed(0)} MB / ${memory.workers.map((w) => w.toFixed(0)).join(", ")} MB (target < 150 MB)`,
-    ],
-    ["start / stop at 1 instance (CLI, median)", `${ms(atOne.start)} / ${ms(atOne.stop)}`],
-    [`start / stop at ${n} instances (CLI, median)`, `${ms(atN.start)} / ${ms(atN.stop)}`],
-    [
-      "acc peak RSS: create / list --json",
-      `${(peakCreateKb / 1024).toFixed(0)} MB / ${(listKb / 1024).toFixed(0)} MB`,
-    ],
-  ]);
 } finally {
-  process.stderr.write("cleaning up (destroying the instances)...\n");
+  process.stderr.write(
+    `bench ran ${((performance.now() - benchStarted) / 1000).toFixed(0)} s; cleaning up (destroying ${prefix}* users)...\n`,
+  );
+  const cleanupStarted = performance.now();
   await acc.cleanup();
+  process.stderr.write(
+    `cleaned up in ${((performance.now() - cleanupStarted) / 1000).toFixed(0)} s\n`,
+  );
 }

@@ -198,6 +198,21 @@ export async function storeContract(
       ),
       "summaries: the same instances, all but hash, operation, database and limits",
     );
+    assert.deepEqual(
+      await store.listInstanceActivity(),
+      (await store.listInstances()).map((i) => ({
+        name: i.name,
+        model: i.model,
+        modelVersion: i.modelVersion,
+        modelHash: i.modelHash,
+        state: i.state,
+        port: i.port,
+        idleTimeout: i.idleTimeout,
+        stateChangedAt: i.stateChangedAt,
+        lastActivityAt: i.lastActivityAt,
+      })),
+      "activity: every instance by name, with what a monitor pass reads of it",
+    );
     for (const name of ["q-alpha", "q-beta", "q-gamma", "q-delta"])
       await store.deleteInstance(name);
   });

@@ -234,11 +234,13 @@ export async function openConnectionPorts(files?: readonly string[]): Promise<Se
 export async function recordActivity(
   ctx: Pick<AccContext, "store" | "now">,
   seen: ReadonlyMap<string, Date>,
-  instances?: readonly InstanceRecord[],
+  instances?: readonly Pick<InstanceRecord, "name" | "lastActivityAt">[],
 ): Promise<Map<string, string>> {
   const updated = new Map<string, string>();
   if (seen.size === 0) return updated;
-  const byName = new Map((instances ?? (await ctx.store.listInstances())).map((i) => [i.name, i]));
+  const byName = new Map(
+    (instances ?? (await ctx.store.listInstanceActivity())).map((i) => [i.name, i]),
+  );
   for (const [name, at] of seen) {
     const instance = byName.get(name);
     if (!instance) continue;

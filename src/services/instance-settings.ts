@@ -86,7 +86,7 @@ export async function setLimits(
 /** The idle timeout in force: the instance's own, else its model's, else the config's; null is never. */
 export async function effectiveIdleTimeout(
   ctx: AccContext,
-  instance: InstanceRecord,
+  instance: Pick<InstanceRecord, "idleTimeout" | "model" | "modelVersion" | "modelHash">,
 ): Promise<number | null> {
   if (instance.idleTimeout !== undefined) return instance.idleTimeout;
   const manifest = await instanceManifest(ctx, instance);

@@ -20,7 +20,7 @@ export function codeDirOf(ctx: AccContext, model: string, version: string, hash:
  */
 export async function instanceManifest(
   ctx: AccContext,
-  instance: InstanceRecord,
+  instance: Pick<InstanceRecord, "model" | "modelVersion" | "modelHash">,
 ): Promise<ModelManifest> {
   const dir = codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash);
   const cached = ctx.manifests.get(dir);

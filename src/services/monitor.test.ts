@@ -312,10 +312,13 @@ test("startMonitorLoop: passes one after another until aborted; a failed pass is
 test("monitorPass: activity stored after the pass read the store keeps the instance up", async (t) => {
   const h = await harness(t);
   await addRunning(h.store, "raced", { startedAgo: 60 * MIN });
-  const stale = await h.store.listInstances();
+  const stale = await h.store.listInstanceActivity();
   // Another monitor (or a wake) records a request once this pass has read the store.
   await h.store.updateInstance("raced", { lastActivityAt: ago(1000) }, ago(0));
-  const ctx = { ...h.ctx, store: { ...h.store, listInstances: () => Promise.resolve(stale) } };
+  const ctx = {
+    ...h.ctx,
+    store: { ...h.store, listInstanceActivity: () => Promise.resolve(stale) },
+  };
   const report = await monitorPass(ctx, { dryRun: false });
   assert.deepEqual(report.stopped, []);
   assert.deepEqual(report.skipped, [{ name: "raced", reason: "no longer idle (running)" }]);

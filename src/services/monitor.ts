@@ -3,7 +3,7 @@ import { idleMessage } from "../core/duration.js";
 // idle timeout. One pass reads the store once and the activity sources once, whatever the
 // number of instances; only the instances it stops cost more.
 import { errorMessage, isAccError } from "../lib/errors.js";
-import { holderAlive, type InstanceRecord } from "../store/store.js";
+import { holderAlive, type InstanceActivity, type InstanceRecord } from "../store/store.js";
 import {
   openConnectionPorts,
   recordActivity,
@@ -78,7 +78,7 @@ export function isDue(idle: number, timeout: number | null): boolean {
  * forward enough to be stored.
  */
 export function mergeActivity(
-  instances: readonly InstanceRecord[],
+  instances: readonly InstanceActivity[],
   fromLog: ReadonlyMap<string, number>,
   openPorts: ReadonlySet<number>,
   now: number,
@@ -105,7 +105,7 @@ export function mergeActivity(
  */
 async function refreshActivity(
   ctx: AccContext,
-  instances: readonly InstanceRecord[],
+  instances: readonly InstanceActivity[],
   now: number,
   report: MonitorReport,
   rotateLogs: boolean,
@@ -154,7 +154,7 @@ export interface IdlePlan {
  * lease is held is skipped, being busy with another operation.
  */
 export function planIdleStops(
-  instances: readonly InstanceRecord[],
+  instances: readonly InstanceActivity[],
   input: {
     latest: ReadonlyMap<string, number>;
     timeouts: ReadonlyMap<string, number | null>;
@@ -182,6 +182,40 @@ export function planIdleStops(
     plan.due.push({ name: instance.name, idle_ms: idle, timeout_ms: timeout });
   }
   return plan;
+}
+
+/**
+ * The idle timeout of each running instance; one whose model's manifest cannot be read has
+ * none and an error in the report. The inherited timeout is looked up once per model version:
+ * an await per instance would cost more than the rest of a 10,000-instance decision.
+ */
+async function idleTimeouts(
+  ctx: AccContext,
+  instances: readonly InstanceActivity[],
+  report: MonitorReport,
+): Promise<Map<string, number | null>> {
+  const timeouts = new Map<string, number | null>();
+  const inherited = new Map<string, { timeout: number | null } | { error: string }>();
+  for (const instance of instances) {
+    if (instance.state !== "running") continue;
+    if (instance.idleTimeout !== undefined) {
+      timeouts.set(instance.name, instance.idleTimeout);
+      continue;
+    }
+    const key = `${instance.model}\n${instance.modelVersion}\n${instance.modelHash}`;
+    let found = inherited.get(key);
+    if (found === undefined) {
+      try {
+        found = { timeout: await effectiveIdleTimeout(ctx, instance) };
+      } catch (error) {
+        found = { error: errorMessage(error) };
+      }
+      inherited.set(key, found);
+    }
+    if ("error" in found) report.errors.push({ name: instance.name, message: found.error });
+    else timeouts.set(instance.name, found.timeout);
+  }
+  return timeouts;
 }
 
 async function runLimited<T>(
@@ -214,7 +248,7 @@ export async function monitorPass(
     errors: [],
     duration_ms: 0,
   };
-  const instances = await ctx.store.listInstances();
+  const instances = await ctx.store.listInstanceActivity();
   const latest = await refreshActivity(
     ctx,
     instances,
@@ -228,15 +262,7 @@ export async function monitorPass(
       .map((lease) => [lease.resource, lease.operation]),
   );
 
-  const timeouts = new Map<string, number | null>();
-  for (const instance of instances) {
-    if (instance.state !== "running") continue;
-    try {
-      timeouts.set(instance.name, await effectiveIdleTimeout(ctx, instance));
-    } catch (error) {
-      report.errors.push({ name: instance.name, message: errorMessage(error) });
-    }
-  }
+  const timeouts = await idleTimeouts(ctx, instances, report);
   const plan = planIdleStops(instances, { latest, timeouts, busy, now });
   report.checked = plan.checked;
   report.skipped.push(...plan.skipped);
