@@ -59,7 +59,13 @@ import {
   tlsSitePath,
 } from "../src/drivers/nginx/render.js";
 import { exec } from "../src/lib/exec.js";
-import { childrenOf, createLocalMutex, settledWorkers, rssKb, workerUser } from "./nginx-bench.js";
+import {
+  createLocalMutex,
+  settledWorkers,
+  rssKb,
+  workerUser,
+  workersTicks,
+} from "./nginx-bench.js";
 import { argString, argValue, machineNote, median, printTable } from "./stats.js";
 import { createTestCa } from "../test/harness/certs.js";
 import { freePort, isAlive, makeTempDir, removeDir, waitFor } from "../test/harness/common.js";
@@ -371,18 +377,6 @@ interface Sample {
   rps: number;
   /** CPU time of nginx's workers per request, in microseconds. */
   cpuUs: number;
-}
-
-/** CPU time (user and system, in clock ticks) nginx's workers used so far. */
-async function workersTicks(master: number): Promise<number> {
-  let ticks = 0;
-  for (const pid of await childrenOf(master)) {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command's closing parenthesis: state is the 3rd, utime the 14th.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks;
 }
 
 async function runWrk(
