@@ -16,6 +16,7 @@ const WAKE_ORDER = [
   "checked",
   "state-starting",
   "cgroup",
+  "launch-start",
   "launch-begin",
   "launch-cgroup",
   "launch-env",
