@@ -208,7 +208,14 @@ async function startAcc(options: {
     if (!options.sessionCache)
       conf = replaceOnce(conf, /ssl_session_cache [^;]+;/, "ssl_session_cache off;");
     if (layout !== "acc") {
-      // acc's map $ssl_server_name and its HTTPS server, replaced by the layout's.
+      // acc's map $ssl_server_name and its HTTPS server, replaced by the layout's. The admin
+      // host's HTTPS server (which the bench never asks) still names $acc_tls_files: an empty
+      // map keeps it valid.
+      const adminMap = [
+        "    map $ssl_server_name $acc_tls_files {",
+        '        default "";',
+        "    }",
+      ];
       const https =
         / {4}map \$ssl_server_name [\s\S]*?\n {8}listen [^\n]* ssl http2 default_server;\n[\s\S]*?\n {4}\}\n/;
       const listen = `        listen 127.0.0.1:${httpsPort} ssl http2 default_server;`;
@@ -217,6 +224,7 @@ async function startAcc(options: {
         https,
         layout === "blocks"
           ? [
+              ...adminMap,
               "    server {",
               listen,
               "        ssl_reject_handshake on;",
@@ -225,6 +233,7 @@ async function startAcc(options: {
               "",
             ].join("\n")
           : [
+              ...adminMap,
               "    map $ssl_server_name $acc_tls_pem {",
               "        hostnames;",
               '        default "";',
