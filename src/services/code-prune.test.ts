@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { after, beforeEach, describe, it } from "node:test";
+import { afterEach, beforeEach, describe, it } from "node:test";
 import type { InstanceRecord } from "../store/store.js";
 import { pruneCode } from "./code-prune.js";
 import type { AccContext } from "./context.js";
@@ -49,7 +49,7 @@ describe("acc models prune", () => {
     await folder(UNUSED, 50_000);
   });
 
-  after(() => rm(tmp, { recursive: true, force: true }));
+  afterEach(() => rm(tmp, { recursive: true, force: true }));
 
   it("--dry-run lists the unused folder and its size, and removes nothing", async () => {
     const result = await pruneCode(ctx, { dryRun: true });
