@@ -11,7 +11,8 @@ import { monitorPass, type MonitorReport } from "../src/services/monitor.js";
 import { openContext } from "../src/services/open.js";
 import { ACC_ROOT, type AccHome } from "../test/harness/acc.js";
 import { cpuMs, runMeasured } from "./run-measured.js";
-import { accServerPid, median, ms } from "./stats.js";
+import { childrenOf } from "./nginx-bench.js";
+import { accServerPid, median, ms, procStatusKb } from "./stats.js";
 
 /** The creates that made a size: their median wall time, their rate, their peak RSS. */
 export interface CreateFigures {
@@ -53,15 +54,9 @@ type Home = Pick<AccHome, "home" | "env">;
 async function nginxRssMb(home: string): Promise<{ master: number; worker: number }> {
   const masterPid = Number((await readFile(path.join(home, "run/nginx.pid"), "utf8")).trim());
   // 0 for a worker gone meanwhile: the old generation's workers exit after a reload.
-  const rss = async (pid: number): Promise<number> => {
-    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  };
-  const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(masterPid)]);
-  const workers = stdout
-    .split("\n")
-    .map((l) => Number(l.trim()))
-    .filter((pid) => pid > 0);
+  const rss = async (pid: number): Promise<number> =>
+    ((await procStatusKb(pid, "VmRSS")) || 0) / 1024;
+  const workers = await childrenOf(masterPid);
   return {
     master: await rss(masterPid),
     worker: Math.max(0, ...(await Promise.all(workers.map(rss)))),
