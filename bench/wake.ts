@@ -41,9 +41,17 @@ const name = "wake";
 // Instances' users are the machine's: the second home's instance needs another name.
 const looseName = "cgwakeoff";
 
-/** Stops the instance, then times one GET through nginx until the app's whole answer. */
-async function wakeOnce(acc: AccHome, name = "wake"): Promise<TimedAnswer> {
+/**
+ * Stops the instance, then times one GET through nginx until the app's whole answer;
+ * `stopped` runs in between (the trace emptied, so that it holds this wake's marks only).
+ */
+async function wakeOnce(
+  acc: AccHome,
+  name = "wake",
+  stopped?: () => Promise<void>,
+): Promise<TimedAnswer> {
   await acc.ok(["stop", name]);
+  await stopped?.();
   const answer = await timedGet(acc.httpPort, `${name}.localhost`, { timeoutMs: 60_000 });
   // The app's own page, not a waiting or error page from acc or nginx.
   if (answer.status !== 200 || !answer.body.includes(`from ${name}</h1>`)) {
@@ -135,9 +143,7 @@ try {
   const refused: number[] = [];
   for (let i = 0; i < runs; i++) {
     looseWake.push((await wakeOnce(loose, looseName)).ms);
-    await acc.ok(["stop", name]);
-    await clearTrace(traceFile);
-    const answer = await wakeOnce(acc);
+    const answer = await wakeOnce(acc, name, () => clearTrace(traceFile));
     const received = answer.startedAt + answer.ms;
     // acc server marks the health check's end, the checks and the start's event after the answer.
     let marks = await readTrace(traceFile);
