@@ -80,6 +80,20 @@ const CLI_ARGS: Record<string, ((input: Input) => string[]) | null> = {
   "backup.download": null,
   "instance.restore": (i) =>
     args(["restore"], i.as_new === true ? ["--as-new"] : [], [i.name, i.backup]),
+  "instance.upgrade": (i) =>
+    args(
+      ["upgrade"],
+      [
+        ...opt("model", i.model),
+        ...opt("batch", i.batch),
+        ...opt("max-failures", i.max_failures),
+        ...(i.dry_run === true ? ["--dry-run"] : []),
+        ...(i.verify === false ? ["--no-verify"] : []),
+        ...list(i.params).flatMap((p) => opt("param", p)),
+      ],
+      list(i.names),
+    ),
+  "instance.rollback": (i) => args(["rollback"], [], [i.name]),
   "event.list": (i) => args(["events"], [], [i.name]),
   "model.list": null,
   "model.show": null,

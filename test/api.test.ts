@@ -308,6 +308,29 @@ const ROUTE_CASES: Record<string, (s: Suite) => Promise<void>> = {
     assert.equal(restored.name, MAIN);
     assert.equal(restored.params.greeting, "Hi");
   },
+  "instance.upgrade": async (s) => {
+    // On its model's version already: nothing to do, said so, for names and for a model.
+    const report = json<{ dry_run: boolean; results: { name: string; outcome: string }[] }>(
+      await call(s, "POST", "/upgrades", { body: { names: [MAIN], dry_run: true } }),
+    );
+    assert.equal(report.dry_run, true);
+    assert.deepEqual(
+      report.results.map((r) => [r.name, r.outcome]),
+      [[MAIN, "skipped"]],
+    );
+    const byModel = json<{ results: unknown[] }>(
+      await call(s, "POST", "/upgrades", { body: { model: "hello" } }),
+    );
+    assert.deepEqual(byModel.results, []);
+    const both = await call(s, "POST", "/upgrades", { body: { names: [MAIN], model: "hello" } });
+    assert.equal(both.status, 400, both.body);
+  },
+  "instance.rollback": async (s) => {
+    const refused = await call(s, "POST", `/instances/${MAIN}/rollback`);
+    assert.equal(refused.status, 409, refused.body);
+    assert.equal(errorOf(refused).code, "ACC_STATE");
+    assert.match(errorOf(refused).message, /has no upgrade to roll back/);
+  },
   "model.list": async (s) => {
     const models = json<{ name: string }[]>(await call(s, "GET", "/models"));
     assert.ok(models.some((m) => m.name === "hello"));

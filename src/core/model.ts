@@ -38,7 +38,10 @@ export interface HealthCheck {
 }
 
 export interface SetupStep {
-  /** Run once at create by /bin/sh from the code folder, with the app's environment. */
+  /**
+   * Run by /bin/sh from the code folder, with the app's environment, as the instance's user in
+   * its sandbox: [setup] once at create, [upgrade] once per instance at an upgrade.
+   */
   command: string;
   timeout?: number;
 }
@@ -69,6 +72,8 @@ export interface ModelManifest {
   env: Record<string, string>;
   health: HealthCheck;
   setup?: SetupStep;
+  /** Run once per instance by `acc upgrade`, after the new code and config and before the start. */
+  upgrade?: SetupStep;
   templates: TemplateSpec[];
   /** In the file's order. */
   params: Record<string, ParamSpec>;
@@ -217,6 +222,7 @@ const TOP_KEYS = [
   "env",
   "health",
   "setup",
+  "upgrade",
   "templates",
   "params",
   "socket_activation",
@@ -769,12 +775,13 @@ export function parseManifest(text: string, source: string): ModelManifest {
   const statuses = readHealthStatuses(reader, health);
   if (statuses !== undefined) manifest.health.statuses = statuses;
 
-  const setup = readTable(reader, root, ["setup"], false);
-  if (setup !== undefined) {
-    checkKeys(reader, setup, ["setup"], ["command", "timeout"]);
-    manifest.setup = { command: readLine(reader, setup, ["setup", "command"], true) };
-    const setupTimeout = readDuration(reader, setup, ["setup", "timeout"], false);
-    if (typeof setupTimeout === "number") manifest.setup.timeout = setupTimeout;
+  for (const key of ["setup", "upgrade"] as const) {
+    const step = readTable(reader, root, [key], false);
+    if (step === undefined) continue;
+    checkKeys(reader, step, [key], ["command", "timeout"]);
+    manifest[key] = { command: readLine(reader, step, [key, "command"], true) };
+    const timeout = readDuration(reader, step, [key, "timeout"], false);
+    if (typeof timeout === "number") manifest[key].timeout = timeout;
   }
 
   manifest.socket_activation = readBool(reader, root, ["socket_activation"]) ?? false;

@@ -139,6 +139,8 @@ export interface InstancePaths {
   env: string;
   /** What acc-launch needs to start the app: root 0600. */
   launch: string;
+  /** The journal of its last upgrade (upgrades.ts): root 0600. */
+  upgrade: string;
   /** HOME/logs/NAME: root 0700. */
   logs: string;
   appLog: string;
@@ -158,6 +160,7 @@ export function instancePaths(home: string, name: string): InstancePaths {
     config: `${root}/config`,
     env: `${root}/env`,
     launch: `${root}/launch`,
+    upgrade: `${root}/upgrade.json`,
     logs,
     appLog: `${logs}/app.log`,
   };

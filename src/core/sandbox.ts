@@ -119,6 +119,8 @@ export interface LaunchSpec {
   run: readonly string[];
   /** The model's setup step, run once at create. */
   setup?: readonly string[];
+  /** The model's upgrade step, run once per instance by acc upgrade. */
+  upgrade?: readonly string[];
   /** LISTEN_PID for socket activation: the app's pid, when acc-launch can know it. */
   listenPid?: "self" | number;
   /** The instance's cgroup folders, which acc-launch joins first (every child inherits them). */
@@ -149,6 +151,7 @@ export function renderLaunchSpec(spec: LaunchSpec): string {
   if (spec.sandbox) line("sandbox", spec.sandbox);
   line("run", spec.run);
   if (spec.setup) line("setup", spec.setup);
+  if (spec.upgrade) line("upgrade", spec.upgrade);
   return `${lines.join("\n")}\n`;
 }
 

@@ -22,6 +22,7 @@ import { modelListOperation, modelPruneOperation, modelShowOperation } from "./m
 import { doctorOperation, monitorOperation, statusOperation } from "./system.js";
 import { tokenCreateOperation, tokenListOperation, tokenRevokeOperation } from "./tokens.js";
 import { tlsImportOperation, tlsIssueOperation, tlsListOperation } from "./tls.js";
+import { rollbackOperation, upgradeOperation } from "./upgrades.js";
 import type { Operation } from "./types.js";
 
 /** Every operation of the API, in the order the OpenAPI document lists them. */
@@ -46,6 +47,8 @@ export const OPERATIONS: readonly Operation[] = [
   backupsOperation,
   backupDownloadOperation,
   restoreOperation,
+  upgradeOperation,
+  rollbackOperation,
   eventsOperation,
   modelListOperation,
   modelShowOperation,

@@ -6,6 +6,7 @@ import { readDirIfExists } from "../lib/files.js";
 import { processGone } from "../lib/processes.js";
 import type { AccContext } from "./context.js";
 import { codeDirOf } from "./model-code.js";
+import { versionsKeptForRollback } from "./upgrade-journal.js";
 
 export interface PrunedFolder {
   /** The folder's name under HOME/code. */
@@ -49,14 +50,18 @@ async function diskUsage(dir: string, seen = new Set<string>()): Promise<number>
 
 async function usedFolders(ctx: AccContext): Promise<Set<string>> {
   const instances = await ctx.store.listInstances();
-  return new Set(
-    instances.map((i) => path.basename(codeDirOf(ctx, i.model, i.modelVersion, i.modelHash))),
-  );
+  const pins = [
+    ...instances.map((i) => ({ model: i.model, version: i.modelVersion, hash: i.modelHash })),
+    // The version an upgrade would roll back to, while its journal is kept (acc rollback).
+    ...(await versionsKeptForRollback(ctx)),
+  ];
+  return new Set(pins.map((p) => path.basename(codeDirOf(ctx, p.model, p.version, p.hash))));
 }
 
 /**
  * Removes the code folders no instance uses, and copies left by creates that died; never one
- * an instance uses, in whatever state (a create in progress has its row before it copies).
+ * an instance uses, in whatever state (a create in progress has its row before it copies), nor
+ * the one an upgraded instance would roll back to.
  * Backups do not keep a folder: a restore into an existing instance uses that instance's, and
  * `restore --as-new` falls back to the current model when its version's folder is gone.
  */

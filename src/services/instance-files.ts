@@ -1,4 +1,5 @@
-// An instance's files: its folder, env file, rendered config and launch spec, and its setup step.
+// An instance's files: its folder, env file, rendered config and launch spec, and its setup and
+// upgrade steps.
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { instanceEnv, renderEnvFile } from "../core/instance-env.js";
@@ -15,7 +16,7 @@ import { publicUrl } from "./tls-url.js";
 import type { LoadedModel } from "./models.js";
 import type { UserIds } from "./users.js";
 
-/** How much of a setup step's output a failure keeps (its last 20 lines, at most). */
+/** How much of a setup or upgrade step's output a failure keeps (its last 20 lines, at most). */
 const SETUP_TAIL_CHARS = 16_384;
 
 /** Everything a template or [env] value may use. */
@@ -35,6 +36,52 @@ function templateVars(
   };
   for (const [key, value] of Object.entries(params)) vars[`params.${key}`] = value;
   return vars;
+}
+
+/** What acc renders for an instance: its env file's variables and its config templates. */
+export interface RenderedFiles {
+  env: Record<string, string>;
+  templates: { target: string; text: string; mode: number }[];
+}
+
+/** Renders the instance's env and templates from its model and parameters; writes nothing. */
+export async function renderInstanceFiles(
+  ctx: AccContext,
+  instance: { name: string; port: number; hosts: string[] },
+  model: LoadedModel,
+  params: Record<string, string>,
+  /** DATABASE_URL and PG* of its database, when it has one. */
+  databaseEnv: Record<string, string> = {},
+): Promise<RenderedFiles> {
+  const p = instancePaths(ctx.home, instance.name);
+  const vars = templateVars(ctx, instance, params);
+  if (databaseEnv.DATABASE_URL !== undefined) vars.database_url = databaseEnv.DATABASE_URL;
+  const modelEnv: Record<string, string> = {};
+  for (const [key, value] of Object.entries(model.manifest.env)) {
+    modelEnv[key] = renderTemplate(value, vars, `${model.manifest.name}: env ${key}`);
+  }
+  const env = instanceEnv({
+    name: instance.name,
+    port: instance.port,
+    url: vars.url ?? "",
+    dataDir: p.data,
+    configDir: p.config,
+    // The one folder it may write: tools that keep files in $HOME (caches, dotfiles) work.
+    home: p.data,
+    path: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
+    params,
+    modelEnv: { ...modelEnv, ...databaseEnv },
+  });
+  const templates: RenderedFiles["templates"] = [];
+  for (const template of model.manifest.templates) {
+    const text = await readFile(path.join(model.dir, template.source), "utf8");
+    templates.push({
+      target: template.target,
+      text: renderTemplate(text, vars, `${model.manifest.name}: ${template.source}`),
+      mode: readOnlyForGroup(template.mode ?? 0o600),
+    });
+  }
+  return { env, templates };
 }
 
 /**
@@ -61,38 +108,33 @@ export async function writeInstanceFiles(
   await ensureOwnedDir(p.config, 0o750, group);
   await ensureOwnedDir(p.data, 0o700, ids);
   await ensureOwnedDir(p.logs, 0o700);
-  const vars = templateVars(ctx, instance, params);
-  if (databaseEnv.DATABASE_URL !== undefined) vars.database_url = databaseEnv.DATABASE_URL;
-  const modelEnv: Record<string, string> = {};
-  for (const [key, value] of Object.entries(model.manifest.env)) {
-    modelEnv[key] = renderTemplate(value, vars, `${model.manifest.name}: env ${key}`);
-  }
-  const env = instanceEnv({
-    name: instance.name,
-    port: instance.port,
-    url: vars.url ?? "",
-    dataDir: p.data,
-    configDir: p.config,
-    // The one folder it may write: tools that keep files in $HOME (caches, dotfiles) work.
-    home: p.data,
-    path: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
-    params,
-    modelEnv: { ...modelEnv, ...databaseEnv },
-  });
-  await writeFileAtomic(p.env, renderEnvFile(env), { mode: 0o640, ...group });
-  for (const template of model.manifest.templates) {
-    const text = await readFile(path.join(model.dir, template.source), "utf8");
+  const rendered = await renderInstanceFiles(ctx, instance, model, params, databaseEnv);
+  await writeFileAtomic(p.env, renderEnvFile(rendered.env), { mode: 0o640, ...group });
+  for (const template of rendered.templates) {
     const target = path.join(p.config, template.target);
     for (let dir = path.dirname(target); dir !== p.config; dir = path.dirname(dir)) {
       await ensureOwnedDir(dir, 0o750, group);
     }
-    await writeFileAtomic(
-      target,
-      renderTemplate(text, vars, `${model.manifest.name}: ${template.source}`),
-      { mode: readOnlyForGroup(template.mode ?? 0o600), ...group },
-    );
+    await writeFileAtomic(target, template.text, { mode: template.mode, ...group });
   }
   await writeLaunchSpec(ctx, instance, model.manifest, codeDir, ids);
+}
+
+/**
+ * Every parameter value of an instance for its model: the public ones from the store, the
+ * secret ones from its env file (PARAM_*), which root wrote.
+ */
+export function paramValuesOf(
+  manifest: ModelManifest,
+  publicParams: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const key of Object.keys(manifest.params)) {
+    const value = publicParams[key] ?? env[`PARAM_${key.toUpperCase()}`];
+    if (value !== undefined) params[key] = value;
+  }
+  return params;
 }
 
 /**
@@ -104,15 +146,21 @@ function readOnlyForGroup(mode: number): number {
 }
 
 /**
- * Runs the model's setup step, as `/bin/sh -c` runs its command (its exit status is the
- * step's). Its output is appended to the instance's app.log (`acc logs` shows it with the
- * app's) and shown on the create's terminal; a failure carries its last lines.
+ * Runs the model's setup step (at create) or upgrade step (at an upgrade), as `/bin/sh -c`
+ * runs its command (its exit status is the step's). Its output is appended to the instance's
+ * app.log (`acc logs` shows it with the app's) and shown on the caller's terminal; a failure
+ * carries its last lines.
  */
-export async function runSetup(ctx: AccContext, name: string, model: LoadedModel): Promise<void> {
-  const setup = model.manifest.setup;
-  if (!setup) return;
-  ctx.progress.step(`running setup: ${setup.command}`);
-  const [launcher, ...args] = launcherArgv(ctx, name, "setup");
+export async function runModelStep(
+  ctx: AccContext,
+  name: string,
+  model: LoadedModel,
+  which: "setup" | "upgrade",
+): Promise<void> {
+  const step = model.manifest[which];
+  if (!step) return;
+  ctx.progress.step(`${name}: running ${which}: ${step.command}`);
+  const [launcher, ...args] = launcherArgv(ctx, name, which);
   // HOME/logs/NAME is root's (0700): the instance cannot put a link where root appends.
   const log = await open(instancePaths(ctx.home, name).appLog, "a", 0o600);
   // Appends in the order the output came, each after the last; a failed one fails the step.
@@ -122,7 +170,7 @@ export async function runSetup(ctx: AccContext, name: string, model: LoadedModel
     // acc-launch drops to the instance's user and enters its sandbox, as for the app.
     await ctx.exec(launcher as string, args, {
       cwd: "/",
-      timeoutMs: setup.timeout ?? 300_000,
+      timeoutMs: step.timeout ?? 300_000,
       env: { PATH: "/usr/bin:/bin" },
       output: (text) => {
         logged = logged.then(() => log.write(text));
@@ -141,7 +189,7 @@ export async function runSetup(ctx: AccContext, name: string, model: LoadedModel
             ? ` (${error.signal})`
             : ""
         : "";
-    throw new AccError("ACC_FAILED", `setup of ${name} failed${status}: ${setup.command}`, {
+    throw new AccError("ACC_FAILED", `${which} of ${name} failed${status}: ${step.command}`, {
       cause: error,
       details: escapeUntrusted(tail.trimEnd().split("\n").slice(-20).join("\n"), {
         keepLines: true,

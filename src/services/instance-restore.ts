@@ -20,6 +20,7 @@ import {
   stopLocked,
   type CreateResult,
 } from "./instances.js";
+import { paramValuesOf } from "./instance-files.js";
 import { pinnedModel } from "./model-code.js";
 import { beginRestoreAsNew, pendingRestore, restoreInto, settleRestore } from "./restores.js";
 
@@ -87,10 +88,9 @@ export async function restoreAsNew(
     hash: backup.manifest.model_hash,
   });
   const model = pinned ?? (await ctx.models.get(backup.manifest.model));
-  const params = Object.keys(model.manifest.params).flatMap((key) => {
-    const value = backup.manifest.params[key] ?? env[`PARAM_${key.toUpperCase()}`];
-    return value === undefined || value === "" ? [] : [`${key}=${value}`];
-  });
+  const params = Object.entries(
+    paramValuesOf(model.manifest, backup.manifest.params, env),
+  ).flatMap(([key, value]) => (value === "" ? [] : [`${key}=${value}`]));
   if (await ctx.store.getInstance(newName)) {
     throw new AccError("ACC_CONFLICT", `instance ${newName} already exists`, {
       hint: "restore --as-new makes a new instance: pick another name",

@@ -6,7 +6,7 @@ import { instancePaths } from "../core/paths.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { dataOwner } from "./instance-data.js";
-import { writeInstanceFiles } from "./instance-files.js";
+import { paramValuesOf, writeInstanceFiles } from "./instance-files.js";
 import { codeDirOf, instanceManifest } from "./model-code.js";
 
 /**
@@ -27,7 +27,8 @@ export async function rewriteInstanceFiles(
     ctx,
     instance,
     { manifest, dir: codeDir, source: "user", hash: instance.modelHash },
-    instance.params,
+    // The secret ones too: they are in the env file only, and it is written again.
+    paramValuesOf(manifest, instance.params, oldEnv),
     codeDir,
     await dataOwner(ctx, instance.name),
     databaseEnvOf(oldEnv),

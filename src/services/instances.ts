@@ -17,6 +17,7 @@ import { trace } from "../lib/trace.js";
 import type { InstanceRecord } from "../store/store.js";
 import { createFinalBackup } from "./backups.js";
 import { settleRestore } from "./restores.js";
+import { settleUpgrade } from "./upgrade-journal.js";
 import type { LoadedModel } from "./models.js";
 import { checkBindAddresses } from "./bind-check.js";
 import { assertMayStart, handleDeadRunning } from "./crashes.js";
@@ -27,7 +28,7 @@ import { withLease } from "./leases.js";
 import { instanceUserName, type UserIds } from "./users.js";
 import { generateSecret } from "./secrets.js";
 import { publicUrl } from "./tls-url.js";
-import { runSetup, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
+import { runModelStep, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
 import { ensureSharedCode, instanceManifest, siteOf } from "./model-code.js";
 import { checkPortOwner, holdPort, portIntruder, releasePort } from "./ports.js";
 import { pgAdmin } from "./databases.js";
@@ -224,7 +225,7 @@ export async function createInstance(
       if (model.manifest.setup) {
         // The setup step runs in the instance's cgroup too, and leaves nothing running there.
         await prepareCgroup(ctx, instance, model.manifest);
-        await runSetup(ctx, name, model);
+        await runModelStep(ctx, name, model, "setup");
         await killCgroup(ctx, name);
       }
       await setState(ctx, instance, "stopped", { operation: null });
@@ -317,6 +318,10 @@ export async function startLocked(
         message: `an interrupted restore was ${settled.outcome} before the start`,
       },
     );
+  }
+  // So is an upgrade killed half-way: rolled back to its old version before anything starts.
+  if ((await settleUpgrade(ctx, instance.name)) !== undefined) {
+    Object.assign(instance, await getInstance(ctx, instance.name));
   }
   const manifest = await instanceManifest(ctx, instance);
   await assertMayStart(ctx, instance, cause);

@@ -14,8 +14,12 @@ import type { UserIds } from "./users.js";
 /** Perl is in every Debian (perl-base is essential); acc-launch loads no module. */
 const PERL = "/usr/bin/perl";
 
-/** The argv that runs an instance's app ("run") or its setup step, as launch spec says. */
-export function launcherArgv(ctx: AccContext, name: string, what: "run" | "setup"): string[] {
+/** The argv that runs an instance's app ("run"), its setup or its upgrade step, as its spec says. */
+export function launcherArgv(
+  ctx: AccContext,
+  name: string,
+  what: "run" | "setup" | "upgrade",
+): string[] {
   return [
     PERL,
     path.join(ctx.accRoot, "libexec", "acc-launch"),
@@ -57,6 +61,7 @@ export async function buildLaunchSpec(
     run: run.argv,
     ...(sandbox ? { sandbox } : {}),
     ...(manifest.setup ? { setup: ["/bin/sh", "-c", manifest.setup.command] } : {}),
+    ...(manifest.upgrade ? { upgrade: ["/bin/sh", "-c", manifest.upgrade.command] } : {}),
   };
   // The app's pid is known only when it is exec'd directly: pid 2 in the sandbox's PID
   // namespace (bubblewrap's reaper is 1), or acc-launch's own pid without a sandbox.

@@ -12,7 +12,7 @@ import { ensureOwnedDir, writeFileAtomic } from "../lib/files.js";
 import type { InstanceRecord } from "../store/store.js";
 import type { AccContext } from "./context.js";
 import { dataOwner, removeAsOwner } from "./instance-data.js";
-import { writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
+import { paramValuesOf, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
 import { writeLaunchSpec } from "./launch.js";
 import { instanceCgroups } from "./cgroups.js";
 import { renderLaunchSpec } from "../core/sandbox.js";
@@ -131,11 +131,7 @@ async function migrateInstance(ctx: AccContext, instance: InstanceRecord): Promi
   }
   const manifest = await instanceManifest(ctx, instance);
   const codeDir = codeDirOf(ctx, instance.model, instance.modelVersion, instance.modelHash);
-  const params: Record<string, string> = {};
-  for (const key of Object.keys(manifest.params)) {
-    const value = instance.params[key] ?? oldEnv[`PARAM_${key.toUpperCase()}`];
-    if (value !== undefined) params[key] = value;
-  }
+  const params = paramValuesOf(manifest, instance.params, oldEnv);
   const databaseEnv = instance.database !== null ? databaseEnvOf(oldEnv) : {};
   await writeInstanceFiles(
     ctx,

@@ -95,6 +95,8 @@ export interface InstancePatch {
   idleTimeout?: number | null | undefined;
   hosts?: string[];
   limits?: InstanceLimits;
+  /** An upgrade or a rollback: the model version it runs and its public parameters. */
+  model?: { version: string; hash: string; params: Record<string, string> };
 }
 
 export interface Lease {
@@ -516,6 +518,11 @@ export function createKyselyStore({ db, dialect, writeTransaction }: StoreOption
         if (patch.lastActivityAt !== undefined) values.last_activity_at = patch.lastActivityAt;
         if ("idleTimeout" in patch) values.idle_timeout = idleToText(patch.idleTimeout);
         if (patch.limits !== undefined) values.limits = limitsToText(patch.limits);
+        if (patch.model !== undefined) {
+          values.model_version = patch.model.version;
+          values.model_hash = patch.model.hash;
+          values.params = JSON.stringify(patch.model.params);
+        }
         if (patch.hosts !== undefined) {
           values.hosts = JSON.stringify(patch.hosts);
           await trx.deleteFrom("hosts").where("instance", "=", name).execute();

@@ -310,6 +310,9 @@ export const MINIMAL_INPUTS: Record<string, (n: InputNames) => Record<string, un
   "backup.list": (n) => ({ name: n.instance }),
   "backup.download": (n) => ({ name: n.instance, backup: n.backup.split("/")[1] ?? "" }),
   "instance.restore": (n) => ({ name: n.instance, backup: n.backup }),
+  "instance.upgrade": (n) => ({ names: [n.instance], dry_run: true }),
+  // Refused: the instance was never upgraded.
+  "instance.rollback": (n) => ({ name: n.instance }),
   "event.list": (n) => ({ name: n.instance, lines: 5 }),
   "model.list": () => ({}),
   "model.show": () => ({ name: "hello" }),
