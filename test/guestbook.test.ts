@@ -7,23 +7,10 @@ import pg from "pg";
 import { parseEnvFile } from "../src/core/instance-env.js";
 import { createSupervisorClient } from "../src/drivers/supervisord/client.js";
 import { ACC_BIN, createAccHome, type AccHome } from "./harness/acc.js";
+import { entries, sign } from "./harness/guestbook.js";
 
 async function envOf(acc: AccHome, name: string): Promise<Record<string, string>> {
   return parseEnvFile(await readFile(path.join(acc.home, "instances", name, "env"), "utf8"));
-}
-
-async function entries(acc: AccHome, name: string): Promise<string[]> {
-  const page = await acc.request(`${name}.localhost`);
-  assert.equal(page.status, 200, page.body);
-  return [...page.body.matchAll(/<li><b>([^<]*)<\/b>: ([^<]*)<\/li>/g)].map(
-    (m) => `${m[1]}: ${m[2]}`,
-  );
-}
-
-async function sign(acc: AccHome, name: string, author: string, message: string): Promise<void> {
-  const body = new URLSearchParams({ author, message }).toString();
-  const answer = await acc.request(`${name}.localhost`, { method: "POST", body });
-  assert.equal(answer.status, 303, answer.body);
 }
 
 async function canConnect(url: string): Promise<boolean> {

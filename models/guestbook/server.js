@@ -1,23 +1,28 @@
-// Guestbook: GET / lists the entries, POST / (form: author, message) adds one. /healthz checks the database.
+// Guestbook: GET / lists the entries, POST / (form: author, message) adds one, POST /like (form:
+// id) likes one. /healthz checks the database.
 import http from "node:http";
 import pg from "pg";
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 4 });
 const instance = process.env.ACC_INSTANCE ?? "guestbook";
+const title = `${instance} ${process.env.TITLE || "guestbook"}`;
 
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 async function page(res) {
-  const { rows } = await pool.query("SELECT author, message, created_at FROM entries ORDER BY id");
+  const { rows } = await pool.query("SELECT id, author, message, likes FROM entries ORDER BY id");
   const items = rows
-    .map((r) => `<li><b>${escapeHtml(r.author)}</b>: ${escapeHtml(r.message)}</li>`)
+    .map(
+      (r) =>
+        `<li><b>${escapeHtml(r.author)}</b>: ${escapeHtml(r.message)} <span class="likes">${r.likes} like${r.likes === 1 ? "" : "s"}</span> <form method="post" action="/like" style="display:inline"><input type="hidden" name="id" value="${r.id}"><button>Like</button></form></li>`,
+    )
     .join("\n");
   res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
   res.end(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(instance)} guestbook</title></head>
-<body><h1>${escapeHtml(instance)} guestbook</h1>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>
+<body><h1>${escapeHtml(title)}</h1>
 <ul>
 ${items}
 </ul>
@@ -45,6 +50,16 @@ const server = http.createServer(async (req, res) => {
     if (url.pathname === "/healthz") {
       await pool.query("SELECT 1");
       res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+      return;
+    }
+    if (url.pathname === "/like" && req.method === "POST") {
+      const id = Number(new URLSearchParams(await readBody(req)).get("id"));
+      if (!Number.isSafeInteger(id)) {
+        res.writeHead(400, { "content-type": "text/plain" }).end("id is required\n");
+        return;
+      }
+      await pool.query("UPDATE entries SET likes = likes + 1 WHERE id = $1", [id]);
+      res.writeHead(303, { location: "/" }).end();
       return;
     }
     if (url.pathname !== "/") {

@@ -1,20 +1,12 @@
 // Run once at create (acc's [setup]): the schema and the admin account. Safe to run again.
 import { randomBytes, scryptSync } from "node:crypto";
 import pg from "pg";
+import { migrate } from "./schema.js";
 
 const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
 await client.connect();
 try {
-  await client.query(`CREATE TABLE IF NOT EXISTS entries (
-    id serial PRIMARY KEY,
-    author text NOT NULL,
-    message text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-  )`);
-  await client.query(`CREATE TABLE IF NOT EXISTS admins (
-    email text PRIMARY KEY,
-    password_hash text NOT NULL
-  )`);
+  await migrate(client);
   const salt = randomBytes(16).toString("hex");
   const hash = `scrypt:${salt}:${scryptSync(process.env.ADMIN_PASSWORD ?? "", salt, 32).toString("hex")}`;
   await client.query(

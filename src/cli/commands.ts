@@ -6,6 +6,7 @@ import { serverCommand } from "./server.js";
 import { bootCommand, initCommand, shutdownCommand } from "./system.js";
 import { commandFromOperation } from "../operations/cli.js";
 import { backupOperation, backupsOperation, restoreOperation } from "../operations/backups.js";
+import { rollbackOperation, upgradeOperation } from "../operations/upgrades.js";
 import { eventsOperation } from "../operations/events.js";
 import { createOperation } from "../operations/instance-create.js";
 import {
@@ -52,6 +53,8 @@ export const COMMANDS: readonly Command[] = [
   commandFromOperation(backupOperation),
   commandFromOperation(backupsOperation),
   commandFromOperation(restoreOperation),
+  commandFromOperation(upgradeOperation),
+  commandFromOperation(rollbackOperation),
   dbCommand,
   commandFromOperation(doctorOperation),
   tokenCommand,

@@ -48,6 +48,9 @@ timeout = "30s"
 command = "node setup.js"
 timeout = "5m"
 
+[upgrade]
+command = "node migrate.js"
+
 [[templates]]
 source = "templates/app.ini"
 target = "app.ini"
@@ -93,6 +96,7 @@ default = "none"
       },
       health: { path: "/healthz?full=1", timeout: 30_000 },
       setup: { command: "node setup.js", timeout: 300_000 },
+      upgrade: { command: "node migrate.js" },
       templates: [
         { source: "templates/app.ini", target: "app.ini", mode: 0o640 },
         { source: "templates/nested/db.yml", target: "conf/db.yml" },
@@ -244,6 +248,10 @@ default = "none"
       `${MINIMAL}\n[setup]\ncommand = "x"\ntimeuot = "1m"\n`,
       /^model\.toml:10: unknown key "timeuot" in setup$/,
     );
+    rejects(
+      `${MINIMAL}\n[upgrade]\ncommand = "x"\nretries = 3\n`,
+      /^model\.toml:10: unknown key "retries" in upgrade$/,
+    );
   });
 
   it("names missing required keys", () => {
@@ -267,6 +275,10 @@ default = "none"
     rejects(
       `${MINIMAL}\n[setup]\ntimeout = "1m"\n`,
       /^model\.toml:8: missing required key setup\.command$/,
+    );
+    rejects(
+      `${MINIMAL}\n[upgrade]\ntimeout = "1m"\n`,
+      /^model\.toml:8: missing required key upgrade\.command$/,
     );
   });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { formatBytes, renderPrune } from "./models.js";
+import { describeInstanceVersions, formatBytes, renderPrune } from "./models.js";
 
 test("sizes read as a sysadmin reads them", () => {
   assert.equal(formatBytes(0), "0 B");
@@ -30,4 +30,13 @@ test("acc models prune says what it removed and the space freed", () => {
     renderPrune({ dry_run: false, removed: [], freed_bytes: 0, kept: 2 }),
     "no code folder to remove (2 in use kept)",
   );
+});
+
+test("acc models says how many instances run each version, the current one first", () => {
+  assert.equal(describeInstanceVersions({}, "1.1.0"), "-");
+  assert.equal(
+    describeInstanceVersions({ "1.0.0": 5, "0.9.0": 7, "1.1.0": 2 }, "1.1.0"),
+    "2 on 1.1.0, 7 on 0.9.0, 5 on 1.0.0",
+  );
+  assert.equal(describeInstanceVersions({ "1.0.0": 1 }, undefined), "1 on 1.0.0");
 });

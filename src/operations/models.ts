@@ -44,7 +44,10 @@ const MODEL_PROPERTIES = {
   error: { type: "string", description: "why its manifest is not valid" },
 };
 
-export const modelListOperation: Operation<Record<string, never>, ModelInfo[]> = {
+/** A model as `acc models` lists it: with how many instances run each of its versions. */
+export type ModelListed = ModelInfo & { instances: Record<string, number> };
+
+export const modelListOperation: Operation<Record<string, never>, ModelListed[]> = {
   id: "model.list",
   summary:
     "List the models: bundled ones and the home's own (HOME/models), with any manifest error.",
@@ -59,13 +62,40 @@ export const modelListOperation: Operation<Record<string, never>, ModelInfo[]> =
       properties: {
         ...MODEL_PROPERTIES,
         params: { type: "array", description: "the parameters it declares (the create form)" },
+        instances: {
+          type: "object",
+          additionalProperties: { type: "integer" },
+          description: "how many instances run each version of it, by version",
+        },
       },
     },
   },
   errors: [],
   permission: "read",
-  run: (call) => call.ctx.models.list(),
+  async run(call) {
+    const byModel = new Map<string, Record<string, number>>();
+    for (const i of await call.ctx.store.listInstanceActivity()) {
+      const versions = byModel.get(i.model) ?? {};
+      versions[i.modelVersion] = (versions[i.modelVersion] ?? 0) + 1;
+      byModel.set(i.model, versions);
+    }
+    return (await call.ctx.models.list()).map((m) => ({
+      ...m,
+      instances: byModel.get(m.name) ?? {},
+    }));
+  },
 };
+
+/** "3 on 1.1.0, 2 on 1.0.0": the current version first, then the others, most instances first. */
+export function describeInstanceVersions(
+  instances: Readonly<Record<string, number>>,
+  current: string | undefined,
+): string {
+  const entries = Object.entries(instances).sort(
+    ([a, x], [b, y]) => Number(b === current) - Number(a === current) || y - x,
+  );
+  return entries.length === 0 ? "-" : entries.map(([v, n]) => `${n} on ${v}`).join(", ");
+}
 
 /** One parameter of a model, as the create form asks it. */
 export interface ModelParamJson {
@@ -209,14 +239,15 @@ export const modelsCommand: Command = {
       };
     }
     const { output, raw } = await callOperation(cli, modelListOperation, {});
-    const models = output as ModelInfo[];
+    const models = output as ModelListed[];
     const broken = models.filter((m) => m.error !== undefined);
     const text = table(
-      ["MODEL", "VERSION", "SOURCE", "DESCRIPTION"],
+      ["MODEL", "VERSION", "SOURCE", "INSTANCES", "DESCRIPTION"],
       models.map((m) => [
         m.name,
         m.version ?? "-",
         m.source,
+        describeInstanceVersions(m.instances, m.version),
         m.error !== undefined ? `ERROR ${m.error}` : (m.description ?? ""),
       ]),
     );

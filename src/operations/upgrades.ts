@@ -62,17 +62,22 @@ const UPGRADE_ITEM = {
   },
 };
 
-/** --batch and --max-failures: whole numbers, checked again by the service. */
-function countOption(args: ParsedArgs, key: string): number | undefined {
+/** --batch and --max-failures: whole numbers from 1 to max (the API's schema says the same). */
+function countOption(args: ParsedArgs, key: string, max: number): number | undefined {
   const text = stringOption(args, key);
   if (text === undefined) return undefined;
-  if (!/^\d{1,6}$/.test(text)) {
+  const count = /^\d{1,6}$/.test(text) ? Number(text) : NaN;
+  if (!(count >= 1 && count <= max)) {
     throw new AccError("ACC_USAGE", `acc upgrade: invalid --${key} ${JSON.stringify(text)}`, {
-      hint: `--${key} takes a whole number`,
+      hint: `--${key} takes a whole number from 1 to ${max}`,
     });
   }
-  return Number(text);
+  return count;
 }
+
+/** The most instances upgraded at once. */
+const MAX_BATCH = 64;
+const MAX_FAILURES = 100_000;
 
 const OUTCOME_WORDS: Record<UpgradeItem["outcome"], string> = {
   upgraded: "upgraded",
@@ -154,6 +159,7 @@ export const upgradeOperation: Operation<UpgradeInput, UpgradeReport> = {
       max_failures: {
         type: "integer",
         minimum: 1,
+        maximum: MAX_FAILURES,
         default: 1,
         description: "stop the rollout after this many instances rolled back",
       },
@@ -235,8 +241,8 @@ export const upgradeOperation: Operation<UpgradeInput, UpgradeReport> = {
     input(args) {
       // Which instances (names or --model, not both) is checked by the service, for the API too.
       const model = stringOption(args, "model");
-      const batch = countOption(args, "batch");
-      const maxFailures = countOption(args, "max-failures");
+      const batch = countOption(args, "batch", MAX_BATCH);
+      const maxFailures = countOption(args, "max-failures", MAX_FAILURES);
       return {
         names: args.positionals,
         ...(model !== undefined ? { model } : {}),

@@ -21,6 +21,7 @@ import { instanceCgroups, killCgroup, stopProcesses } from "./cgroups.js";
 import { processName } from "../lib/processes.js";
 import { dataOwner, legacyRestoreLeftovers, removeAsOwner } from "./instance-data.js";
 import { restoresInProgress, restoreUnderWay, settleRestore } from "./restores.js";
+import { interruptedUpgrades, settleUpgrade, upgradeUnderWay } from "./upgrade-journal.js";
 
 export interface Finding {
   /** What is wrong, in words. */
@@ -76,6 +77,8 @@ export async function doctor(ctx: AccContext, repair: boolean): Promise<Finding[
   }
 
   await checkRestores(ctx, busy, add);
+  // After the restores (a rollback restores through one), before the instances are read.
+  await checkUpgrades(ctx, busy, add);
   await checkPartialBackups(ctx, busy, add);
 
   const supervisorUp = await ctx.processes.isRunning();
@@ -350,6 +353,30 @@ async function checkRestores(
         () => settleLocked(ctx, name),
       );
     }
+  }
+}
+
+/**
+ * Upgrades killed before their commit point, or while rolling back (upgrade-journal.ts): rolled
+ * back, so that each instance is wholly on its old version, never a mix.
+ */
+async function checkUpgrades(
+  ctx: AccContext,
+  busy: ReadonlySet<string>,
+  add: AddFinding,
+): Promise<void> {
+  for (const { name, journal } of await interruptedUpgrades(ctx)) {
+    if (busy.has(name) || upgradeUnderWay(journal)) continue;
+    const what = `${journal.model} ${journal.from.version} to ${journal.to.version}`;
+    await add(
+      `${name}: its upgrade from ${what} was interrupted ${journal.phase === "rolling-back" ? "while it was rolled back" : "before its commit point"}`,
+      `roll it back to ${journal.from.version}: its code, config and env${journal.ranCode ? `, and its data/ and database from the pre-upgrade backup ${journal.backup}` : " (no code of the new version ran: its data/ and database are as they were)"}; it is left stopped and wakes on its next request`,
+      () =>
+        withLease(ctx.store, name, "doctor", async () => void (await settleUpgrade(ctx, name)), {
+          waitMs: 1000,
+          what: `instance ${name}`,
+        }),
+    );
   }
 }
 

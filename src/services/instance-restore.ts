@@ -88,9 +88,9 @@ export async function restoreAsNew(
     hash: backup.manifest.model_hash,
   });
   const model = pinned ?? (await ctx.models.get(backup.manifest.model));
-  const params = Object.entries(
-    paramValuesOf(model.manifest, backup.manifest.params, env),
-  ).flatMap(([key, value]) => (value === "" ? [] : [`${key}=${value}`]));
+  const params = Object.entries(paramValuesOf(model.manifest, backup.manifest.params, env)).flatMap(
+    ([key, value]) => (value === "" ? [] : [`${key}=${value}`]),
+  );
   if (await ctx.store.getInstance(newName)) {
     throw new AccError("ACC_CONFLICT", `instance ${newName} already exists`, {
       hint: "restore --as-new makes a new instance: pick another name",

@@ -53,8 +53,20 @@ export async function pinnedModel(
   return { manifest, dir, source: "user", hash: pin.hash };
 }
 
-export async function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<string> {
+/** Copies under way in this process, by folder: a batch of upgrades makes one copy, not two. */
+const copying = new Map<string, Promise<string>>();
+
+export function ensureSharedCode(ctx: AccContext, model: LoadedModel): Promise<string> {
   const dir = codeDirOf(ctx, model.manifest.name, model.manifest.version, model.hash);
+  let copy = copying.get(dir);
+  if (copy === undefined) {
+    copy = copySharedCode(ctx, model, dir).finally(() => copying.delete(dir));
+    copying.set(dir, copy);
+  }
+  return copy;
+}
+
+async function copySharedCode(ctx: AccContext, model: LoadedModel, dir: string): Promise<string> {
   try {
     await stat(path.join(dir, ".acc-complete"));
     return dir;

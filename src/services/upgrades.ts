@@ -287,13 +287,16 @@ async function upgradeOne(
       item.reason = error.message;
       return item;
     }
+    // Before its journal, nothing was changed; after it, the rollback could not finish.
+    const journal = await readUpgradeJournal(ctx, name).catch(() => undefined);
+    const halfWay = journal !== undefined && journal.phase !== "committed";
     item.outcome = "failed";
-    item.reason = errorText(error);
+    item.reason = `${errorText(error)}${halfWay ? " (acc doctor --repair rolls it back)" : " (nothing was changed)"}`;
     item.duration_ms = elapsed(started);
     await recordEvent(ctx, name, "upgrade", "failed", {
       cause: causeOf(ctx),
-      durationMs: elapsed(started),
-      message: `${item.reason} (acc doctor --repair finishes it)`,
+      durationMs: item.duration_ms,
+      message: item.reason,
     }).catch(() => undefined);
     return item;
   }
