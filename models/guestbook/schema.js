@@ -8,7 +8,9 @@ export async function migrate(client) {
     created_at timestamptz NOT NULL DEFAULT now()
   )`);
   // 1.1.0: entries can be liked. Entries made by 1.0.0 start at 0.
-  await client.query("ALTER TABLE entries ADD COLUMN IF NOT EXISTS likes integer NOT NULL DEFAULT 0");
+  await client.query(
+    "ALTER TABLE entries ADD COLUMN IF NOT EXISTS likes integer NOT NULL DEFAULT 0",
+  );
   await client.query(`CREATE TABLE IF NOT EXISTS admins (
     email text PRIMARY KEY,
     password_hash text NOT NULL
