@@ -24,6 +24,7 @@ import { modelsCommand } from "../operations/models.js";
 import { tokenCommand } from "../operations/tokens.js";
 import { tlsCommand } from "../operations/tls.js";
 import { doctorOperation, monitorOperation, statusOperation } from "../operations/system.js";
+import { rollbackOperation, upgradeOperation } from "../operations/upgrades.js";
 import { completeCommand, completionCommand } from "./completion.js";
 import { didYouMean } from "./suggest.js";
 
@@ -52,6 +53,8 @@ export const COMMANDS: readonly Command[] = [
   commandFromOperation(backupOperation),
   commandFromOperation(backupsOperation),
   commandFromOperation(restoreOperation),
+  commandFromOperation(upgradeOperation),
+  commandFromOperation(rollbackOperation),
   dbCommand,
   commandFromOperation(doctorOperation),
   tokenCommand,
