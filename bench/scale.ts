@@ -18,7 +18,7 @@ import os from "node:os";
 import { createAccHome } from "../test/harness/acc.js";
 import { runMeasured } from "./run-measured.js";
 import { measureAt, printFigures, type Figures } from "./scale-measure.js";
-import { argString, argValue, machineNote, median } from "./stats.js";
+import { argString, argValue, HELLO_ONLY_ENV, machineNote, median } from "./stats.js";
 
 const sizes = argString("sizes", "100,1000,10000")
   .split(",")
@@ -37,10 +37,7 @@ const instancePorts = { min: portMin, max: portMin + largest + 10 };
 
 const acc = await createAccHome({
   env: {
-    // hello needs no database; the server's own passes would only add noise.
-    ACC_POSTGRES: "external",
-    ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
-    ACC_MONITOR_INTERVAL: "1h",
+    ...HELLO_ONLY_ENV,
     // Long, not "never": a pass then decides for every running instance, none of them due.
     ACC_IDLE_TIMEOUT: "30d",
     ACC_INSTANCE_PORT_MIN: String(instancePorts.min),

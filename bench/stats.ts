@@ -249,3 +249,50 @@ export async function nginxLogSummary(file: string, top = 5): Promise<string[]> 
 export function machineNote(): string {
   return `${os.cpus().length} CPUs, load average ${(os.loadavg()[0] ?? NaN).toFixed(2)} at the start`;
 }
+
+/**
+ * Calls fn for each item, `jobs` at a time. Once a call failed or `stop` says so, no new item
+ * is begun; the calls under way are waited for (a cleanup after this races none of them), then
+ * the first error is thrown.
+ */
+export async function eachAtOnce<T>(
+  items: readonly T[],
+  jobs: number,
+  fn: (item: T) => Promise<void>,
+  stop: () => boolean = () => false,
+): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (next < items.length && failure === undefined && !stop()) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, items.length) }, worker));
+  if (failure !== undefined) throw failure.error;
+}
+
+/**
+ * Widens a test home's instance ports (the harness's slice holds 100) to n instances and a few
+ * more, kept below Linux's ephemeral ports (32768+).
+ */
+export function widenInstancePorts(env: NodeJS.ProcessEnv, n: number): void {
+  const portMin = Math.min(Number(env.ACC_INSTANCE_PORT_MIN), 32_767 - n - 10);
+  env.ACC_INSTANCE_PORT_MIN = String(portMin);
+  env.ACC_INSTANCE_PORT_MAX = String(portMin + n + 10);
+}
+
+/**
+ * A home for hello instances only: hello needs no database (no Postgres cluster is started),
+ * and the server's monitor passes would only add noise.
+ */
+export const HELLO_ONLY_ENV: NodeJS.ProcessEnv = {
+  ACC_POSTGRES: "external",
+  ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
+  ACC_MONITOR_INTERVAL: "1h",
+};

@@ -17,6 +17,7 @@ import {
   argValue,
   counterDelta,
   dropNodeEnv,
+  eachAtOnce,
   instancePids,
   mb,
   machineNote,
@@ -29,6 +30,7 @@ import {
   tcpCounters,
   timedGet,
   type TimedAnswer,
+  widenInstancePorts,
 } from "./stats.js";
 
 const n = argValue("n", 200);
@@ -54,14 +56,9 @@ interface RunFigures {
 
 /** Runs `acc ARGS` for every name, `jobs` at a time. */
 async function forEach(acc: AccHome, args: (name: string) => string[]): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < names.length) {
-      const name = names[next++];
-      if (name !== undefined) await acc.ok(args(name));
-    }
-  };
-  await Promise.all(Array.from({ length: jobs }, worker));
+  await eachAtOnce(names, jobs, async (name) => {
+    await acc.ok(args(name));
+  });
 }
 
 /** The most intervals [end - duration, end] that overlap at one moment. */
@@ -85,10 +82,7 @@ function peakOverlap(events: readonly EventRecord[]): number {
 const machine = machineNote();
 const acc = await createAccHome();
 if (!inheritEnv) dropNodeEnv(acc.env);
-// The harness's slice holds 100 ports; keep the wider one below Linux's ephemeral ports (32768+).
-const portMin = Math.min(Number(acc.env.ACC_INSTANCE_PORT_MIN), 32_767 - n - 10);
-acc.env.ACC_INSTANCE_PORT_MIN = String(portMin);
-acc.env.ACC_INSTANCE_PORT_MAX = String(portMin + n + 10);
+widenInstancePorts(acc.env, n);
 const agent = new http.Agent({ keepAlive: false, maxSockets: n + 10 });
 try {
   await acc.ok(["boot"]);

@@ -25,7 +25,7 @@ export interface PruneResult {
   kept: number;
 }
 
-// ensureSharedCode copies into "<folder>.tmp-PID-MS" and renames; a prune renames a folder
+// ensureSharedCode copies into "<folder>.tmp-PID-N" (N random) and renames; a prune renames a folder
 // to ".prune-PID-<folder>" before removing it. Either, left by a dead process, is garbage.
 const UNFINISHED_COPY = /\.tmp-(\d+)-\d+$/;
 const PRUNING = /^\.prune-(\d+)-/;

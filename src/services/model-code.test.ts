@@ -65,3 +65,44 @@ describe("shared code of a model whose folder is a link", () => {
     assert.equal(installs.length, 1);
   });
 });
+
+describe("shared code made by several operations of one process at once", () => {
+  let tmp: string;
+  let ctx: AccContext;
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), "acc-model-code-"));
+    const model = path.join(tmp, "home", "models", "busy");
+    await mkdir(model, { recursive: true });
+    await writeFile(
+      path.join(model, "model.toml"),
+      'name = "busy"\nversion = "1.0.0"\ncommand = "node server.js"\n[health]\npath = "/"\n',
+    );
+    await writeFile(path.join(model, "server.js"), "// app\n");
+    ctx = {
+      paths: { code: path.join(tmp, "home", "code") },
+      exec: () => Promise.reject(new Error("nothing to install")),
+      progress: { step: () => undefined },
+      models: createModelRegistry({
+        bundledDir: path.join(tmp, "bundled"),
+        userDir: path.join(tmp, "home", "models"),
+      }),
+    } as unknown as AccContext;
+  });
+
+  after(() => rm(tmp, { recursive: true, force: true }));
+
+  // acc server creates (and upgrades) several instances at once: the first ones of a new version
+  // all make its code folder in the same process, often in the same millisecond.
+  it("gives each the one complete folder and leaves no temp folder", async () => {
+    const model = await ctx.models.get("busy");
+    const dirs = await Promise.all(Array.from({ length: 8 }, () => ensureSharedCode(ctx, model)));
+    assert.equal(new Set(dirs).size, 1);
+    assert.deepEqual(await readdir(path.join(tmp, "home", "code")), [path.basename(dirs[0]!)]);
+    assert.deepEqual((await readdir(dirs[0]!)).sort(), [
+      ".acc-complete",
+      "model.toml",
+      "server.js",
+    ]);
+  });
+});

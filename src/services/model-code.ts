@@ -1,4 +1,5 @@
 // Models' code in the home: one folder per model version, shared read-only by its instances.
+import { randomInt } from "node:crypto";
 import { chmod, cp, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseManifest, type ModelManifest } from "../core/model.js";
@@ -76,7 +77,10 @@ async function copySharedCode(ctx: AccContext, model: LoadedModel, dir: string):
   // Traversable, not listable: each instance opens its own model's folder (0755 below).
   await ensureDirMode(ctx.paths.code, 0o711);
   // Copy to a temp folder and rename: two creates racing, or a crash, never leave half a copy.
-  const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  // A random number, not the time: acc server makes the first instances of a version at once,
+  // in one process and often in one millisecond. Digits only: code-prune tells an unfinished
+  // copy by that name.
+  const temp = `${dir}.tmp-${process.pid}-${randomInt(2 ** 47)}`;
   // A model folder may be a link (HOME/models/foo -> /srv/foo): copy what it points to, else
   // the copy is a second link and npm and .acc-complete would write into the sysadmin's folder.
   const source = await realpath(model.dir);

@@ -25,7 +25,8 @@ export interface AccHome {
   home: string;
   httpPort: number;
   env: NodeJS.ProcessEnv;
-  run(args: string[], options?: { timeoutMs?: number }): Promise<RunResult>;
+  /** `signal` kills the CLI process (its result then has the code 1). */
+  run(args: string[], options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<RunResult>;
   /** Runs and fails unless the exit code is 0. */
   ok(args: string[]): Promise<string>;
   /** GET (or any method) through acc's nginx with the given Host. */
@@ -190,12 +191,20 @@ export async function createAccHome(options: { env?: NodeJS.ProcessEnv } = {}): 
     NO_COLOR: "1",
     ...options.env,
   };
-  const run = (args: string[], options: { timeoutMs?: number } = {}): Promise<RunResult> =>
+  const run = (
+    args: string[],
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<RunResult> =>
     new Promise((resolve) => {
       execFile(
         process.execPath,
         [ACC_BIN, ...args],
-        { env, timeout: options.timeoutMs ?? 120_000, encoding: "utf8" },
+        {
+          env,
+          timeout: options.timeoutMs ?? 120_000,
+          encoding: "utf8",
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        },
         (error, stdout, stderr) => {
           const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
           resolve({ code, stdout, stderr });
