@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, symlink } from "node:fs/promises";
+import { cp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { homePaths } from "../src/core/paths.js";
 import path from "node:path";
@@ -366,5 +366,221 @@ test(
     await page.goto(`${base}/ui/instances`);
     assert.match(page.url(), /\/ui\/signin$/);
     assert.deepEqual(dialogs, [], "no script of an instance's value ran");
+  },
+);
+
+test(
+  "admin UI in Chromium: an upgrade shows its dry run first (diff escaped), then upgrades; roll back; a whole model's rollout; an instance token gets none of it",
+  { timeout: 420_000 },
+  async (t) => {
+    if (!existsSync(CHROMIUM)) {
+      if (process.env.CI === "true")
+        assert.fail(`${CHROMIUM} is missing (apt-get install chromium)`);
+      t.skip(`${CHROMIUM} is not installed`);
+      return;
+    }
+    await mkdir(ARTIFACTS, { recursive: true });
+    const acc = await createAccHome({
+      env: {
+        ACC_POSTGRES: "external",
+        ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/none",
+        ACC_MONITOR_INTERVAL: "1h",
+      },
+    });
+    t.after(() => acc.cleanup());
+    await acc.ok(["boot"]);
+    const base = `http://acc.localhost:${acc.httpPort}`;
+    const admin = await token(acc, "admin");
+    // On the bundled hello 1.0.0.
+    await acc.ok(["create", "hello", "--name", "uu1", "--no-start"]);
+    await acc.ok(["create", "hello", "--name", "uu2", "--no-start"]);
+    const versionOf = async (name: string) =>
+      (JSON.parse(await acc.ok(["show", name, "--json"])) as { model_version: string })
+        .model_version;
+
+    const browser: Browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+    });
+    t.after(() => browser.close());
+    const context = await browser.newContext();
+    context.setDefaultTimeout(60_000);
+    const page = await context.newPage();
+    const dialogs: string[] = [];
+    page.on("dialog", (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    await signIn(page, base, admin);
+    const main = async () => await page.locator("main").innerText();
+
+    // Already on its model's version: the dry run says so and offers nothing to confirm.
+    await page.goto(`${base}/ui/instances/uu1`);
+    await page.getByRole("button", { name: "Upgrade…" }).click();
+    assert.match(page.url(), /\/ui\/instances\/uu1\/upgrade/);
+    assert.match(await main(), /Dry run, nothing changed yet/);
+    assert.match(
+      await page.locator('tr[data-name="uu1"]').innerText(),
+      /skipped: already on 1\.0\.0/,
+    );
+    assert.match(await main(), /Nothing to upgrade\./);
+    assert.equal(await page.getByRole("button", { name: /^Upgrade uu1/ }).count(), 0);
+    await shot(page, "upgrade-skipped");
+
+    // Never upgraded: nothing to roll back, said in the flash.
+    await page.goto(`${base}/ui/instances/uu1`);
+    await page.getByRole("button", { name: "Roll back…" }).click();
+    assert.match(await main(), /uu1 is on hello 1\.0\.0/);
+    await page.getByRole("button", { name: "Roll back uu1" }).click();
+    assert.match(page.url(), /\/ui\/instances\/uu1$/);
+    assert.match(await page.locator(".flash.error").innerText(), /uu1 has no upgrade to roll back/);
+
+    // A new version of hello in HOME/models: a parameter more and a template whose text is
+    // markup, which the dry run's diff must show as text.
+    const models = homePaths(acc.home).models;
+    const newHello = async (version: string, serverJs?: string) => {
+      const dir = path.join(models, "hello");
+      await rm(dir, { recursive: true, force: true });
+      await cp(path.join(ACC_ROOT, "models", "hello"), dir, { recursive: true });
+      const manifest = await readFile(path.join(dir, "model.toml"), "utf8");
+      await writeFile(
+        path.join(dir, "model.toml"),
+        `${manifest.replace('version = "1.0.0"', `version = "${version}"`)}
+[params.colour]
+type = "string"
+default = "blue"
+
+[[templates]]
+source = "templates/page.html"
+target = "page.html"
+`,
+      );
+      await mkdir(path.join(dir, "templates"));
+      await writeFile(
+        path.join(dir, "templates", "page.html"),
+        `<script>alert("diff {{ name }}")</script>\ncolour={{ params.colour }}\n`,
+      );
+      if (serverJs !== undefined) await writeFile(path.join(dir, "server.js"), serverJs);
+    };
+    await mkdir(models, { recursive: true });
+    await newHello("1.1.0");
+
+    await page.goto(`${base}/ui/instances/uu1/upgrade`);
+    const row = await page.locator('tr[data-name="uu1"]').innerText();
+    assert.match(row, /hello 1\.0\.0 → 1\.1\.0/);
+    assert.match(row, /would upgrade/);
+    assert.match(row, /colour/);
+    assert.match(row, /\+PARAM_COLOUR/);
+    const diff = await page.locator("pre.diff").innerText();
+    assert.ok(diff.includes('+<script>alert("diff uu1")</script>'), diff);
+    assert.ok(diff.includes("+colour=blue"), diff);
+    assert.equal(await page.locator("main script").count(), 0, "the diff's markup is text");
+    assert.equal(await page.getByLabel(/verify a\s+stopped instance/).isChecked(), true);
+    await shot(page, "upgrade-dry-run");
+    assert.equal(await versionOf("uu1"), "1.0.0", "the dry run changed nothing");
+
+    // A confirmation for another version than the page showed is refused.
+    /** A POST from the page itself with its session's CSRF token: its status (0: a redirect). */
+    const post = (where: Page, url: string, form: Record<string, string>) =>
+      where.evaluate(
+        async ([u, f]) => {
+          const csrf = (document.querySelector('input[name="_csrf"]') as HTMLInputElement).value;
+          const r = await fetch(u, {
+            method: "POST",
+            body: new URLSearchParams({ ...f, _csrf: csrf }),
+            redirect: "manual",
+          });
+          return r.status;
+        },
+        [url, form] as const,
+      );
+    assert.equal(await post(page, "/ui/instances/uu1/upgrade", { to: "9.9.9", verify: "1" }), 0);
+    assert.equal(await versionOf("uu1"), "1.0.0");
+    await page.goto(`${base}/ui/instances/uu1/upgrade`);
+    assert.match(await page.locator(".flash.error").innerText(), /changed since this dry run/);
+
+    // The upgrade itself: the flash tells its outcome, the page the new version.
+    await page.getByRole("button", { name: "Upgrade uu1" }).click();
+    assert.match(page.url(), /\/ui\/instances\/uu1$/);
+    const done = await page.locator(".flash.ok").innerText();
+    assert.match(done, /Upgrade: 1 upgraded, 0 rolled back, 0 skipped/);
+    assert.match(done, /uu1: upgraded \(hello 1\.0\.0 -> 1\.1\.0\)/);
+    assert.match(await page.locator("#facts").innerText(), /hello 1\.1\.0/);
+    assert.equal(await versionOf("uu1"), "1.1.0");
+    assert.equal(await stateOf(acc, "uu1"), "stopped");
+    await shot(page, "upgraded");
+
+    // And rolled back through its confirmation page.
+    await page.getByRole("button", { name: "Roll back…" }).click();
+    await page.getByRole("button", { name: "Roll back uu1" }).click();
+    assert.match(
+      await page.locator(".flash.ok").innerText(),
+      /uu1 rolled back from 1\.1\.0 to 1\.0\.0/,
+    );
+    assert.equal(await versionOf("uu1"), "1.0.0");
+
+    // The whole model: each instance's line and a summary, then the rollout with its fields.
+    await page.goto(`${base}/ui/models`);
+    await page.getByRole("link", { name: "Upgrade all instances of hello" }).click();
+    assert.match(page.url(), /\/ui\/models\/hello\/upgrade$/);
+    assert.match(await main(), /2 would be upgraded, 0 skipped/);
+    for (const name of ["uu1", "uu2"])
+      assert.match(await page.locator(`tr[data-name="${name}"]`).innerText(), /would upgrade/);
+    assert.equal(await page.getByLabel(/Batch size/).inputValue(), "1");
+    assert.equal(await page.getByLabel(/Max failures/).inputValue(), "1");
+    await shot(page, "upgrade-model-dry-run");
+    await page.getByLabel(/Batch size/).fill("2");
+    await page.getByRole("button", { name: "Upgrade the instances of hello" }).click();
+    assert.match(page.url(), /\/ui\/instances\?model=hello$/);
+    assert.match(
+      await page.locator(".flash.ok").innerText(),
+      /Upgrade: 2 upgraded, 0 rolled back, 0 skipped/,
+    );
+    assert.equal(await versionOf("uu1"), "1.1.0");
+    assert.equal(await versionOf("uu2"), "1.1.0");
+    await page.goto(`${base}/ui/models/hello/upgrade`);
+    assert.match(await main(), /Nothing to upgrade: every instance of the model is on its current/);
+    assert.equal(await page.getByRole("button", { name: /^Upgrade the instances/ }).count(), 0);
+
+    // A version that cannot start: rolled back, and the flash says why with the last lines.
+    await newHello("1.2.0", 'console.log("uu-boom");\nprocess.exit(3);\n');
+    await page.goto(`${base}/ui/instances/uu2/upgrade`);
+    await page.getByRole("button", { name: "Upgrade uu2" }).click();
+    const failed = await page.locator(".flash.error").innerText();
+    assert.match(failed, /Upgrade: 0 upgraded, 1 rolled back/);
+    assert.match(failed, /uu2: ROLLED BACK \(hello 1\.1\.0 -> 1\.2\.0\)/);
+    assert.match(failed, /uu-boom/);
+    assert.equal(await versionOf("uu2"), "1.1.0");
+    await shot(page, "upgrade-rolled-back");
+
+    // An instance token: no upgrade, no rollback, not even the pages that ask.
+    const customer = await token(acc, "instance:uu2");
+    const other = await browser.newContext();
+    t.after(() => other.close());
+    const mine = await other.newPage();
+    await signIn(mine, base, customer);
+    assert.match(mine.url(), /\/ui\/instances\/uu2$/);
+    const text = await mine.locator("main").innerText();
+    assert.ok(!/Upgrade|Roll back/.test(text), "no upgrade or rollback button");
+    for (const href of ["/ui/instances/uu2/upgrade", "/ui/instances/uu2/rollback"]) {
+      assert.equal((await mine.goto(`${base}${href}`))?.status(), 404, href);
+    }
+    assert.equal((await mine.goto(`${base}/ui/models/hello/upgrade`))?.status(), 403);
+    await mine.goto(`${base}/ui/instances/uu2`);
+    for (const action of ["upgrade", "rollback"]) {
+      const status = await post(mine, `/ui/instances/uu2/${action}`, { to: "1.2.0" });
+      assert.equal(status, 404, action);
+    }
+    assert.equal(await versionOf("uu2"), "1.1.0");
+
+    const events = JSON.parse(await acc.ok(["events", "--json", "--lines", "200"])) as {
+      message: string | null;
+    }[];
+    for (const op of ["instance.upgrade", "instance.rollback"])
+      assert.ok(
+        events.some((e) => (e.message ?? "").startsWith(`${op} by token`)),
+        `an event for ${op}`,
+      );
+    assert.deepEqual(dialogs, [], "no script of a template ran");
   },
 );

@@ -39,6 +39,13 @@ export function actionButton(
   </form>`;
 }
 
+/** A button to a page that asks before it changes anything (a GET: no CSRF token needed). */
+export function pageButton(href: string, label: string): SafeHtml {
+  return html`<form method="get" action="${href}" class="inline">
+    <button type="submit">${label}</button>
+  </form>`;
+}
+
 const ADMIN_NAV: readonly [string, string][] = [
   ["/ui/instances", "Instances"],
   ["/ui/create", "Create"],

@@ -7,7 +7,7 @@ import type { ListedInstance, ShownInstance } from "../../services/instance-view
 import type { ModelInfo } from "../../services/models.js";
 import type { StatusReport } from "../../services/system.js";
 import { html, type SafeHtml } from "./html.js";
-import { actionButton, csrfField, type Viewer } from "./layout.js";
+import { actionButton, csrfField, pageButton, type Viewer } from "./layout.js";
 
 /** The page of an instance, its actions and its downloads: names go in a path, encoded. */
 export const instanceHref = (name: string, rest = ""): string =>
@@ -296,6 +296,10 @@ export function instancePage(options: {
                 ] as const
               ).map(([action, label]) => actionButton(viewer, href(`/${action}`), label))}
             </div>
+            <div class="actions">
+              ${pageButton(href("/upgrade"), "Upgrade…")}${pageButton(href("/rollback"), "Roll back…")}
+              <span class="hint">(each shows what it does before it does it)</span>
+            </div>
             ${
               options.backups.length > 0
                 ? html`<form method="post" action="${href("/restore")}" class="filters">
@@ -514,6 +518,7 @@ export function createPage(options: {
 }
 
 export function modelsPage(models: ModelInfo[], viewer: Viewer): SafeHtml {
+  const admin = viewer.scope.kind === "admin";
   return html`<div class="scroll">
     <table class="cards">
       <thead>
@@ -522,6 +527,7 @@ export function modelsPage(models: ModelInfo[], viewer: Viewer): SafeHtml {
           <th scope="col">Version</th>
           <th scope="col">Source</th>
           <th scope="col">Description or error</th>
+          ${admin ? html`<th scope="col">Upgrade</th>` : ""}
         </tr>
       </thead>
       <tbody>
@@ -530,7 +536,7 @@ export function modelsPage(models: ModelInfo[], viewer: Viewer): SafeHtml {
             html`<tr>
               <td data-label="Model">
                 ${
-                  m.error === undefined && viewer.scope.kind === "admin"
+                  m.error === undefined && admin
                     ? html`<a href="/ui/create?model=${encodeURIComponent(m.name)}">${m.name}</a>`
                     : m.name
                 }
@@ -546,6 +552,19 @@ export function modelsPage(models: ModelInfo[], viewer: Viewer): SafeHtml {
                     : (m.description ?? "")
                 }
               </td>
+              ${
+                admin
+                  ? html`<td data-label="Upgrade">
+                      ${
+                        m.error === undefined
+                          ? html`<a href="/ui/models/${encodeURIComponent(m.name)}/upgrade"
+                              >Upgrade all instances of ${m.name}</a
+                            >`
+                          : "-"
+                      }
+                    </td>`
+                  : ""
+              }
             </tr>`,
         )}
       </tbody>

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createInput, instancesQuery } from "./routes.js";
+import { createInput, instancesQuery, rolloutInput } from "./routes.js";
 
 test("the table's query: unknown sorts and bad pages fall back to the defaults", () => {
   assert.deepEqual(instancesQuery({}), { q: "", state: "", model: "", sort: "name", page: 1 });
@@ -33,4 +33,19 @@ test("the create form as instance.create's input: empty fields left to defaults"
       start: true,
     },
   );
+});
+
+test("a whole model's upgrade form as instance.upgrade's rollout: defaults 1, whole numbers only", () => {
+  assert.deepEqual(rolloutInput({ batch: "", max_failures: "" }), {
+    batch: 1,
+    max_failures: 1,
+    verify: false,
+  });
+  assert.deepEqual(rolloutInput({ batch: " 4 ", max_failures: "2", verify: "1" }), {
+    batch: 4,
+    max_failures: 2,
+    verify: true,
+  });
+  for (const bad of ["-1", "1.5", "x", "1e3"])
+    assert.throws(() => rolloutInput({ batch: bad }), { code: "ACC_INVALID" });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { isValidInstanceName } from "../../core/validate.js";
+import { isValidInstanceName, isValidModelName } from "../../core/validate.js";
 import { AccError, httpStatusFor, isAccError } from "../../lib/errors.js";
 import type { EventJson } from "../../operations/events.js";
 import type { ModelShown } from "../../operations/models.js";
@@ -11,6 +11,7 @@ import type { ListedInstance, ShownInstance } from "../../services/instance-view
 import type { ModelInfo } from "../../services/models.js";
 import { refreshConfig } from "../../services/open.js";
 import type { StatusReport } from "../../services/system.js";
+import type { UpgradeReport } from "../../services/upgrades.js";
 import { checkAllowed, invokeOperation, sendDownload, sendStream } from "../api.js";
 import { sourceOf } from "../auth.js";
 import { CSS, JS } from "./assets.js";
@@ -31,6 +32,7 @@ import {
   type InstancesQuery,
 } from "./pages.js";
 import { sessionCookie, sessionIdOf, type Session, type SessionStore } from "./sessions.js";
+import { rollbackPage, upgradeFlash, upgradePage } from "./upgrade-pages.js";
 
 export interface UiDeps {
   ctx: AccContext;
@@ -66,6 +68,7 @@ const ADMIN_ACTIONS: Readonly<Record<string, string>> = {
   backup: "instance.backup",
   restore: "instance.restore",
   destroy: "instance.destroy",
+  rollback: "instance.rollback",
 };
 /** The end-user page's actions: wake, restart, back up (downloads are GETs). */
 const END_USER_ACTIONS = new Set(["start", "restart", "backup"]);
@@ -90,6 +93,14 @@ function cookieValue(request: FastifyRequest, name: string): string | undefined 
     if (key === name) return rest.join("=");
   }
   return undefined;
+}
+
+/** An AccError as a flash: its message and its hint. */
+function errorFlash(error: AccError): Flash {
+  return {
+    kind: "error",
+    text: `${error.message}${error.hint !== undefined ? ` (${error.hint})` : ""}`,
+  };
 }
 
 function viewerOf(session: Session): Viewer {
@@ -480,7 +491,18 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
               ? { name, backup: form.backup === "1" }
               : { name };
         try {
-          const output = await run<{ backup?: string | null }>(session, opId, input);
+          const output = await run<{
+            backup?: string | null;
+            rolled_back?: { from: string; to: string; backup: string };
+          }>(session, opId, input);
+          if (output.rolled_back !== undefined) {
+            const back = output.rolled_back;
+            session.flash = {
+              kind: "ok",
+              text: `${name} rolled back from ${back.from} to ${back.to}; what it had before the rollback is in the backup ${back.backup}.`,
+            };
+            return reply.redirect(instanceHref(name), 303);
+          }
           if (action === "destroy") {
             session.flash = {
               kind: "ok",
@@ -491,12 +513,105 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
           session.flash = { kind: "ok", text: `${name} ${DONE[action] ?? action}.` };
         } catch (error) {
           if (!isAccError(error)) throw error;
-          session.flash = {
-            kind: "error",
-            text: `${error.message}${error.hint !== undefined ? ` (${error.hint})` : ""}`,
-          };
+          session.flash = errorFlash(error);
         }
         return reply.redirect(instanceHref(name), 303);
+      });
+
+      /**
+       * Upgrades and rollbacks are an admin's: an instance token's own instance has no such
+       * page, as its other admin actions (404, like another instance's).
+       */
+      const noEndUser = (reply: FastifyReply, session: Session, name: string): boolean => {
+        if (session.caller.scope.kind !== "instance") return true;
+        sendPage(reply, 404, {
+          title: "Not found",
+          viewer: viewerOf(session),
+          body: messagePage("There is no such action.", {
+            href: instanceHref(name),
+            label: "Back",
+          }),
+        });
+        return false;
+      };
+
+      /**
+       * Whether the model is still at the version its dry run showed: an upgrade confirmed on a
+       * page goes to the version that page showed, never to one copied in since.
+       */
+      const sameTarget = async (session: Session, model: string, to: string | undefined) =>
+        (await run<ModelShown>(session, "model.show", { name: model })).version === to;
+
+      // The dry run first (changes nothing), then its form posts the upgrade itself.
+      ui.get("/instances/:name/upgrade", async (request, reply) => {
+        const session = await sessionOf(request, reply);
+        if (!session) return reply;
+        const name = instanceParam(request, reply, session);
+        if (name === undefined || !noEndUser(reply, session, name)) return reply;
+        const report = await run<UpgradeReport>(session, "instance.upgrade", {
+          names: [name],
+          dry_run: true,
+        });
+        const viewer = viewerOf(session);
+        const flash = takeFlash(session);
+        return sendPage(reply, 200, {
+          title: `Upgrade ${name}`,
+          viewer,
+          current: instanceHref(name),
+          ...(flash ? { flash } : {}),
+          body: upgradePage({
+            report,
+            viewer,
+            action: instanceHref(name, "/upgrade"),
+            what: name,
+            batch: false,
+            back: { href: instanceHref(name), label: `Back to ${name}` },
+          }),
+        });
+      });
+
+      ui.post("/instances/:name/upgrade", async (request, reply) => {
+        const session = await sessionOf(request, reply);
+        if (!session) return reply;
+        const form = formOf(request, reply, session);
+        if (!form) return reply;
+        const name = instanceParam(request, reply, session);
+        if (name === undefined || !noEndUser(reply, session, name)) return reply;
+        try {
+          const view = await run<ShownInstance>(session, "instance.show", { name });
+          if (!(await sameTarget(session, view.model, form.to))) {
+            session.flash = {
+              kind: "error",
+              text: `Not upgraded: ${view.model} changed since this dry run; here is the new one.`,
+            };
+            return reply.redirect(instanceHref(name, "/upgrade"), 303);
+          }
+          const report = await run<UpgradeReport>(session, "instance.upgrade", {
+            names: [name],
+            verify: form.verify === "1",
+          });
+          session.flash = upgradeFlash(report);
+        } catch (error) {
+          if (!isAccError(error)) throw error;
+          session.flash = errorFlash(error);
+        }
+        return reply.redirect(instanceHref(name), 303);
+      });
+
+      // The rollback's confirmation; its form posts to the action /instances/:name/rollback.
+      ui.get("/instances/:name/rollback", async (request, reply) => {
+        const session = await sessionOf(request, reply);
+        if (!session) return reply;
+        const name = instanceParam(request, reply, session);
+        if (name === undefined || !noEndUser(reply, session, name)) return reply;
+        const view = await run<ShownInstance>(session, "instance.show", { name });
+        const viewer = viewerOf(session);
+        return sendPage(reply, 200, {
+          title: `Roll back ${name}`,
+          viewer,
+          current: instanceHref(name),
+          body: rollbackPage({ name, model: view.model, version: view.model_version, viewer }),
+        });
       });
 
       ui.get("/instances/:name/logs/stream", async (request, reply) => {
@@ -609,6 +724,79 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
         });
       });
 
+      /** A model name from the path, or undefined once the 404 is sent. */
+      const modelParam = (
+        request: FastifyRequest,
+        reply: FastifyReply,
+        session: Session,
+      ): string | undefined => {
+        const model = (request.params as { model: string }).model;
+        if (isValidModelName(model)) return model;
+        sendPage(reply, 404, {
+          title: "Not found",
+          viewer: viewerOf(session),
+          body: messagePage("There is no such model.", { href: "/ui/models", label: "Back" }),
+        });
+        return undefined;
+      };
+      const modelUpgradeHref = (model: string) => `/ui/models/${encodeURIComponent(model)}/upgrade`;
+
+      ui.get("/models/:model/upgrade", async (request, reply) => {
+        const session = await sessionOf(request, reply);
+        if (!session || !adminOnly(reply, session)) return reply;
+        const model = modelParam(request, reply, session);
+        if (model === undefined) return reply;
+        const report = await run<UpgradeReport>(session, "instance.upgrade", {
+          model,
+          dry_run: true,
+        });
+        const viewer = viewerOf(session);
+        const flash = takeFlash(session);
+        return sendPage(reply, 200, {
+          title: `Upgrade all instances of ${model}`,
+          viewer,
+          current: "/ui/models",
+          ...(flash ? { flash } : {}),
+          body: upgradePage({
+            report,
+            viewer,
+            action: modelUpgradeHref(model),
+            what: `the instances of ${model}`,
+            batch: true,
+            back: { href: "/ui/models", label: "Back to the models" },
+          }),
+        });
+      });
+
+      ui.post("/models/:model/upgrade", async (request, reply) => {
+        const session = await sessionOf(request, reply);
+        if (!session) return reply;
+        const form = formOf(request, reply, session);
+        if (!form || !adminOnly(reply, session)) return reply;
+        const model = modelParam(request, reply, session);
+        if (model === undefined) return reply;
+        try {
+          const rollout = rolloutInput(form);
+          if (!(await sameTarget(session, model, form.to))) {
+            session.flash = {
+              kind: "error",
+              text: `Not upgraded: ${model} changed since this dry run; here is the new one.`,
+            };
+            return reply.redirect(modelUpgradeHref(model), 303);
+          }
+          const report = await run<UpgradeReport>(session, "instance.upgrade", {
+            model,
+            ...rollout,
+          });
+          session.flash = upgradeFlash(report);
+        } catch (error) {
+          if (!isAccError(error)) throw error;
+          session.flash = errorFlash(error);
+          return reply.redirect(modelUpgradeHref(model), 303);
+        }
+        return reply.redirect(`/ui/instances?model=${encodeURIComponent(model)}`, 303);
+      });
+
       ui.get("/backups", async (request, reply) => {
         const session = await sessionOf(request, reply);
         if (!session || !adminOnly(reply, session)) return reply;
@@ -686,5 +874,22 @@ export function createInput(form: Form): {
     ...(params.length > 0 ? { params } : {}),
     ...(idle !== "" ? { idle_timeout: idle } : {}),
     start: form.start === "1",
+  };
+}
+
+/** The whole-model upgrade form's rollout fields as instance.upgrade's input. */
+export function rolloutInput(form: Form): { batch: number; max_failures: number; verify: boolean } {
+  const count = (key: "batch" | "max_failures", label: string): number => {
+    const text = (form[key] ?? "").trim();
+    if (text === "") return 1;
+    if (!/^\d{1,6}$/.test(text)) {
+      throw new AccError("ACC_INVALID", `Not upgraded: the ${label} must be a whole number`);
+    }
+    return Number(text);
+  };
+  return {
+    batch: count("batch", "batch size"),
+    max_failures: count("max_failures", "max failures"),
+    verify: form.verify === "1",
   };
 }
