@@ -25,7 +25,6 @@ import { modelsCommand } from "../operations/models.js";
 import { tokenCommand } from "../operations/tokens.js";
 import { tlsCommand } from "../operations/tls.js";
 import { doctorOperation, monitorOperation, statusOperation } from "../operations/system.js";
-import { rollbackOperation, upgradeOperation } from "../operations/upgrades.js";
 import { completeCommand, completionCommand } from "./completion.js";
 import { didYouMean } from "./suggest.js";
 
