@@ -19,7 +19,7 @@ import {
   startCount,
 } from "./harness/attacker.js";
 import { guestbookEntries, sign } from "./harness/guestbook.js";
-import { ACC_MODELS, putModel, show, upgrade, withVersion } from "./harness/upgrade.js";
+import { ACC_MODELS, putModel, show, upgrade, withVersion, type Shown } from "./harness/upgrade.js";
 
 interface EventJson {
   action: string;
@@ -251,27 +251,46 @@ test(
       },
     );
 
-    await t.test(
-      "a health check that never passes rolls back to the running old version",
-      async () => {
-        await accOk(acc, ["create", "hello", "--name", "up-h1", "--param", "greeting=Hey"]);
-        await putModel(acc, "hello", path.join(ACC_MODELS, "hello"), (toml) =>
-          withVersion("1.1.0")(toml)
-            .replace('path = "/healthz"', 'path = "/never"')
-            .replace('start_timeout = "30s"', 'start_timeout = "3s"')
-            .replace('timeout = "30s"', 'timeout = "3s"'),
+    await t.test("a health check that never passes rolls back, running or stopped", async () => {
+      await accOk(acc, ["create", "hello", "--name", "up-h1", "--param", "greeting=Hey"]);
+      await accOk(acc, ["create", "hello", "--name", "up-h2", "--no-start"]);
+      // 1.1.0 also renders a config file, which a rollback must take away again.
+      await putModel(acc, "hello", path.join(ACC_MODELS, "hello"), (toml) =>
+        withVersion(
+          "1.1.0",
+          '[[templates]]\nsource = "package.json"\ntarget = "extra.json"',
+        )(toml)
+          .replace('path = "/healthz"', 'path = "/never"')
+          .replace('start_timeout = "30s"', 'start_timeout = "3s"')
+          .replace('timeout = "30s"', 'timeout = "3s"'),
+      );
+      const dry = await upgrade(acc, ["up-h1", "--dry-run"]);
+      assert.match(
+        dry.results[0]?.diff ?? "",
+        /^--- config\/extra\.json\n\+\+\+ config\/extra\.json\n@@ -0,0 \+1,\d+ @@\n\+\{/,
+      );
+      const report = await upgrade(acc, ["up-h1", "up-h2", "--max-failures", "2"], 1);
+      for (const item of report.results) {
+        assert.equal(item.outcome, "rolled_back", JSON.stringify(report));
+        assert.match(item.reason ?? "", new RegExp(`${item.name} failed to start`));
+        assert.equal(
+          await exists(path.join(acc.home, "instances", item.name, "config/extra.json")),
+          false,
+          "the new version's config file went with it",
         );
-        const report = await upgrade(acc, ["up-h1"], 1);
-        const item = report.results[0];
-        assert.equal(item?.outcome, "rolled_back", JSON.stringify(report));
-        assert.match(item.reason ?? "", /up-h1 failed to start/);
-        const shown = await show(acc, "up-h1");
-        assert.deepEqual([shown.model_version, shown.state], ["1.0.0", "running"]);
-        assert.match(await page(acc, "up-h1"), /Hey/);
-        const said = await events(acc, "up-h1");
-        assert.match(said.find((e) => e.action === "upgrade")?.message ?? "", /failed to start/);
-      },
-    );
+      }
+      const running = await show(acc, "up-h1");
+      assert.deepEqual([running.model_version, running.state], ["1.0.0", "running"]);
+      assert.match(await page(acc, "up-h1"), /Hey/);
+      const said = await events(acc, "up-h1");
+      assert.match(said.find((e) => e.action === "upgrade")?.message ?? "", /failed to start/);
+      // The stopped one is stopped again, with no error of its own: the failure was the upgrade's.
+      const stopped = (await show(acc, "up-h2")) as Shown & { last_error: string | null };
+      assert.deepEqual(
+        [stopped.model_version, stopped.state, stopped.last_error],
+        ["1.0.0", "stopped", null],
+      );
+    });
 
     await t.test("a sleeping instance is upgraded with --no-verify without starting", async () => {
       await accOk(acc, ["create", "hello", "--name", "up-s1", "--no-start"]);

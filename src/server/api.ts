@@ -386,7 +386,9 @@ export async function invokeOperation(
     caller.kind === "token" ? { ...call, ctx: { ...call.ctx, cause: causeOf(caller) } } : call;
   try {
     const output: unknown = await op.run(run, input);
-    if (change) await auditChange(ctx, call.caller, op, input, "ok", "");
+    // A dry run (upgrade, prune, monitor) changed nothing: its event says so.
+    const dryRun = (input as { dry_run?: unknown }).dry_run === true;
+    if (change) await auditChange(ctx, call.caller, op, input, "ok", dryRun ? "dry run" : "");
     return output;
   } catch (error) {
     // Refused input, or nothing of that name: nothing changed, and no event says so (a caller

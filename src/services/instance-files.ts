@@ -1,6 +1,6 @@
 // An instance's files: its folder, env file, rendered config and launch spec, and its setup and
 // upgrade steps.
-import { open, readFile } from "node:fs/promises";
+import { open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { instanceEnv, renderEnvFile } from "../core/instance-env.js";
 import type { ModelManifest } from "../core/model.js";
@@ -135,6 +135,24 @@ export function paramValuesOf(
     if (value !== undefined) params[key] = value;
   }
   return params;
+}
+
+/**
+ * Removes the rendered templates of another version of the instance's model that this one does
+ * not render (an upgrade dropped them, or a rollback goes back to a version without them). The
+ * config folder is root's: nothing in it can have been swapped for a link.
+ */
+export async function removeStaleTemplates(
+  ctx: AccContext,
+  name: string,
+  kept: ModelManifest,
+  other: ModelManifest | undefined,
+): Promise<void> {
+  const config = instancePaths(ctx.home, name).config;
+  const keep = new Set(kept.templates.map((t) => t.target));
+  for (const template of other?.templates ?? []) {
+    if (!keep.has(template.target)) await rm(path.join(config, template.target), { force: true });
+  }
 }
 
 /**

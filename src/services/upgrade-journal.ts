@@ -11,8 +11,13 @@ import { backupEnv, openBackup } from "./backups.js";
 import { killCgroup, stopProcesses } from "./cgroups.js";
 import type { AccContext } from "./context.js";
 import { dataOwner } from "./instance-data.js";
-import { paramValuesOf, writeInstanceFiles, writeInstanceProgram } from "./instance-files.js";
-import { pinnedModel, siteOf } from "./model-code.js";
+import {
+  paramValuesOf,
+  removeStaleTemplates,
+  writeInstanceFiles,
+  writeInstanceProgram,
+} from "./instance-files.js";
+import { pinnedModel, requestTimeoutOf, siteOf } from "./model-code.js";
 import { restoreInto } from "./restores.js";
 
 /** A model version an instance runs, with its public parameters (secret ones are in its env). */
@@ -197,7 +202,15 @@ export async function rollBack(
     instance.database !== null ? databaseEnvOf(env) : {},
   );
   await writeInstanceProgram(ctx, name, old.manifest, old.dir);
-  await ctx.proxy.applySite(siteOf(ctx, instance, old.manifest));
+  const upgraded = await pinnedModel(ctx, { model: journal.model, ...journal.to });
+  await removeStaleTemplates(ctx, name, old.manifest, upgraded?.manifest);
+  // nginx is reloaded only when the request timeout differs (at 10,000 sites a reload costs).
+  if (
+    upgraded === undefined ||
+    requestTimeoutOf(ctx, upgraded.manifest) !== requestTimeoutOf(ctx, old.manifest)
+  ) {
+    await ctx.proxy.applySite(siteOf(ctx, instance, old.manifest));
+  }
   if (journal.ranCode) await restoreInto(ctx, instance, backup, ids);
   await rm(instancePaths(ctx.home, name).upgrade, { force: true });
 }

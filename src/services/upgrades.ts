@@ -32,6 +32,7 @@ import type { AccContext } from "./context.js";
 import { dataOwner } from "./instance-data.js";
 import {
   paramValuesOf,
+  removeStaleTemplates,
   renderInstanceFiles,
   runModelStep,
   writeInstanceFiles,
@@ -381,6 +382,7 @@ async function upgradeLocked(
           instance.database !== null ? databaseEnvOf(plan.env) : {},
         );
         await writeInstanceProgram(ctx, name, target.manifest, codeDir);
+        await removeStaleTemplates(ctx, name, target.manifest, plan.oldManifest);
         if (requestTimeoutOf(ctx, target.manifest) !== requestTimeoutOf(ctx, plan.oldManifest)) {
           await ctx.proxy.applySite(siteOf(ctx, instance, target.manifest));
         }
@@ -465,7 +467,12 @@ async function failedUpgrade(
   } else if (journal.state === "suspended" || journal.state === "failed") {
     await ctx.store.updateInstance(name, { state: journal.state }, ctx.now().toISOString());
   }
-  await ctx.store.updateInstance(name, { operation: null }, ctx.now().toISOString());
+  // The new version's failure is the upgrade's, told by its event: not the old version's error.
+  await ctx.store.updateInstance(
+    name,
+    { operation: null, ...(journal.state !== "failed" ? { lastError: null } : {}) },
+    ctx.now().toISOString(),
+  );
   steps.rollback = elapsed(at);
   item.outcome = "rolled_back";
   item.reason = reason;

@@ -124,10 +124,9 @@ export function createWaker(ctx: AccContext): Waker {
           if (current.state === "suspended")
             throw new AccError("ACC_STATE", `instance ${name} is suspended`);
           if (current.state === "running") {
-            if (
-              await probeHealth(current.port, manifest.health.path, 1000, manifest.health.statuses)
-            )
-              return current;
+            // Its manifest again: an upgrade that held the lease may have changed its version.
+            const { health } = await instanceManifest(ctx, current);
+            if (await probeHealth(current.port, health.path, 1000, health.statuses)) return current;
             // Its process died and the exit listener has not recorded it yet: record it now, so
             // the start below obeys the crash-loop rule instead of restarting it at once.
             await handleDeadRunning(ctx, current);
