@@ -3,19 +3,19 @@
 // backup's, never one of each, and no staging folder in its folder. A .partial backup is found
 // and removed by doctor. restore --as-new renders the new instance for itself.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { Client } from "pg";
 import { parseEnvFile } from "../src/core/instance-env.js";
-import { ACC_BIN, stopAccServer, type AccHome } from "./harness/acc.js";
+import { stopAccServer, type AccHome } from "./harness/acc.js";
 import {
   accOk,
   backupOf,
   bootHome,
   instanceIdentity,
   instanceView,
+  killedAcc,
   nodeAs,
   requireRoot,
   runAcc,
@@ -63,41 +63,6 @@ async function setMarkers(acc: AccHome, name: string, who: Identity, value: stri
     { dir: path.join(acc.home, "instances", name, "data"), value },
   );
   await query(await databaseUrl(acc, name), `update marker set v = '${value}'`);
-}
-
-/**
- * Runs `acc restore` and kills it (-9) after delayMs: acc's process alone (as `kill -9 PID` does:
- * a tar or pg_restore it started may go on meanwhile), or with everything it started (as a
- * crash of the machine's session would). Returns how it ended, and a clean-up that kills what
- * is left of its process group.
- */
-function killedRestore(
-  acc: AccHome,
-  args: string[],
-  delayMs: number,
-  group: boolean,
-): Promise<{ how: string; cleanup: () => void }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ACC_BIN, ...args], {
-      env: acc.env,
-      detached: true,
-      stdio: "ignore",
-    });
-    const pid = child.pid ?? 0;
-    const kill = (target: number): void => {
-      try {
-        process.kill(target, "SIGKILL");
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
-      }
-    };
-    const timer = setTimeout(() => kill(group ? -pid : pid), delayMs);
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ how: signal ?? `exit ${code}`, cleanup: () => kill(-pid) });
-    });
-  });
 }
 
 async function stagedDatabases(acc: AccHome, name: string): Promise<string[]> {
@@ -155,12 +120,7 @@ test(
       for (let i = 0; i < KILLS; i++) {
         const delay = Math.round((duration * (i + 0.5)) / KILLS);
         const group = i % 2 === 0;
-        const { how, cleanup } = await killedRestore(
-          acc,
-          ["restore", name, backup.id],
-          delay,
-          group,
-        );
+        const { how, cleanup } = await killedAcc(acc, ["restore", name, backup.id], delay, group);
         t.after(cleanup);
         // Every fifth time, no doctor: the instance's next start settles the restore itself.
         const byStart = i % 5 === 4;
@@ -309,7 +269,7 @@ test(
         for (let i = 0; i < 4; i++) {
           const copy = `rsk${i}${process.pid}`;
           const delay = Math.round((asNewMs * (i + 0.5)) / 4);
-          const { cleanup } = await killedRestore(
+          const { cleanup } = await killedAcc(
             acc,
             ["restore", copy, backup.id, "--as-new"],
             delay,

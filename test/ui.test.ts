@@ -5,7 +5,7 @@ import { cp, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { homePaths } from "../src/core/paths.js";
 import path from "node:path";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { ACC_ROOT, createAccHome, type AccHome } from "./harness/acc.js";
 
@@ -69,44 +69,64 @@ async function stateOf(acc: AccHome, name: string): Promise<string> {
   return view.state;
 }
 
+/** A booted home (no Postgres), an admin token, and Chromium on a fresh page, closed after t. */
+async function uiHome(
+  t: TestContext,
+  options: { acceptDownloads?: boolean; timeoutMs: number },
+): Promise<
+  | {
+      acc: AccHome;
+      base: string;
+      admin: string;
+      browser: Browser;
+      context: BrowserContext;
+      page: Page;
+      dialogs: string[];
+    }
+  | undefined
+> {
+  if (!existsSync(CHROMIUM)) {
+    // CI installs chromium (.ci/run): there, a missing browser is a failure, never a skip.
+    if (process.env.CI === "true") assert.fail(`${CHROMIUM} is missing (apt-get install chromium)`);
+    t.skip(`${CHROMIUM} is not installed`);
+    return undefined;
+  }
+  await mkdir(ARTIFACTS, { recursive: true });
+  const acc = await createAccHome({
+    env: {
+      ACC_POSTGRES: "external",
+      ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/none",
+      ACC_MONITOR_INTERVAL: "1h",
+    },
+  });
+  t.after(() => acc.cleanup());
+  await acc.ok(["boot"]);
+  const base = `http://acc.localhost:${acc.httpPort}`;
+  const admin = await token(acc, "admin");
+  const browser: Browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+  });
+  t.after(() => browser.close());
+  const context = await browser.newContext({ acceptDownloads: options.acceptDownloads ?? false });
+  context.setDefaultTimeout(options.timeoutMs);
+  const page = await context.newPage();
+  const dialogs: string[] = [];
+  page.on("dialog", (dialog) => {
+    dialogs.push(dialog.message());
+    void dialog.dismiss();
+  });
+  return { acc, base, admin, browser, context, page, dialogs };
+}
+
 test(
   "admin UI in Chromium: sign in, create from the form, wake, log, stop, back up, destroy; an instance token sees only its page; CSRF refused",
   { timeout: 420_000 },
   async (t) => {
-    if (!existsSync(CHROMIUM)) {
-      // CI installs chromium (.ci/run): there, a missing browser is a failure, never a skip.
-      if (process.env.CI === "true")
-        assert.fail(`${CHROMIUM} is missing (apt-get install chromium)`);
-      t.skip(`${CHROMIUM} is not installed`);
-      return;
-    }
-    await mkdir(ARTIFACTS, { recursive: true });
-    const acc = await createAccHome({
-      env: {
-        ACC_POSTGRES: "external",
-        ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/none",
-        ACC_MONITOR_INTERVAL: "1h",
-      },
-    });
-    t.after(() => acc.cleanup());
-    await acc.ok(["boot"]);
-    const base = `http://acc.localhost:${acc.httpPort}`;
-    const admin = await token(acc, "admin");
+    const ui = await uiHome(t, { acceptDownloads: true, timeoutMs: 15_000 });
+    if (ui === undefined) return;
+    const { acc, base, admin, browser, context, page, dialogs } = ui;
     await acc.ok(["create", "hello", "--name", "ub1", "--no-start"]);
-
-    const browser: Browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
-    t.after(() => browser.close());
-    const context: BrowserContext = await browser.newContext({ acceptDownloads: true });
-    context.setDefaultTimeout(15_000);
-    const page = await context.newPage();
-    const dialogs: string[] = [];
-    page.on("dialog", (dialog) => {
-      dialogs.push(dialog.message());
-      void dialog.dismiss();
-    });
 
     // Signed out: every page leads to the sign-in form; a wrong token is refused.
     await page.goto(`${base}/ui/instances`);
@@ -373,24 +393,9 @@ test(
   "admin UI in Chromium: an upgrade shows its dry run first (diff escaped), then upgrades; roll back; a whole model's rollout; an instance token gets none of it",
   { timeout: 420_000 },
   async (t) => {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI === "true")
-        assert.fail(`${CHROMIUM} is missing (apt-get install chromium)`);
-      t.skip(`${CHROMIUM} is not installed`);
-      return;
-    }
-    await mkdir(ARTIFACTS, { recursive: true });
-    const acc = await createAccHome({
-      env: {
-        ACC_POSTGRES: "external",
-        ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/none",
-        ACC_MONITOR_INTERVAL: "1h",
-      },
-    });
-    t.after(() => acc.cleanup());
-    await acc.ok(["boot"]);
-    const base = `http://acc.localhost:${acc.httpPort}`;
-    const admin = await token(acc, "admin");
+    const ui = await uiHome(t, { timeoutMs: 60_000 });
+    if (ui === undefined) return;
+    const { acc, base, admin, browser, page, dialogs } = ui;
     // On the bundled hello 1.0.0.
     await acc.ok(["create", "hello", "--name", "uu1", "--no-start"]);
     await acc.ok(["create", "hello", "--name", "uu2", "--no-start"]);
@@ -398,19 +403,6 @@ test(
       (JSON.parse(await acc.ok(["show", name, "--json"])) as { model_version: string })
         .model_version;
 
-    const browser: Browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
-    t.after(() => browser.close());
-    const context = await browser.newContext();
-    context.setDefaultTimeout(60_000);
-    const page = await context.newPage();
-    const dialogs: string[] = [];
-    page.on("dialog", (dialog) => {
-      dialogs.push(dialog.message());
-      void dialog.dismiss();
-    });
     await signIn(page, base, admin);
     const main = async () => await page.locator("main").innerText();
 

@@ -2,18 +2,18 @@
 // --repair` (or the instance's next start), leaves the instance wholly on its old version or
 // wholly on its new one: store, env, launch spec, supervisord program, data/ and database agree.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { Client } from "pg";
 import { parseEnvFile } from "../src/core/instance-env.js";
-import { ACC_BIN, stopAccServer, type AccHome } from "./harness/acc.js";
+import { stopAccServer, type AccHome } from "./harness/acc.js";
 import {
   accOk,
   bootHome,
   FIXTURE_MODELS,
   instanceIdentity,
+  killedAcc,
   nodeAs,
   requireRoot,
   runAcc,
@@ -64,35 +64,6 @@ async function parts(acc: AccHome, who: Identity): Promise<Record<string, "old" 
     data: kind(marker !== null),
     database: kind(likes[0]?.n === 1),
   };
-}
-
-/** Runs `acc upgrade` and kills it (-9) after delayMs: its process alone, or its whole group. */
-function killedUpgrade(
-  acc: AccHome,
-  delayMs: number,
-  group: boolean,
-): Promise<{ how: string; cleanup: () => void }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ACC_BIN, "upgrade", NAME], {
-      env: acc.env,
-      detached: true,
-      stdio: "ignore",
-    });
-    const pid = child.pid ?? 0;
-    const kill = (target: number): void => {
-      try {
-        process.kill(target, "SIGKILL");
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
-      }
-    };
-    const timer = setTimeout(() => kill(group ? -pid : pid), delayMs);
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ how: signal ?? `exit ${code}`, cleanup: () => kill(-pid) });
-    });
-  });
 }
 
 test(
@@ -146,7 +117,7 @@ test(
     for (let i = 0; i < KILLS; i++) {
       const delay = Math.round((duration * (i + 0.5)) / KILLS);
       const group = i % 2 === 0;
-      const { how, cleanup } = await killedUpgrade(acc, delay, group);
+      const { how, cleanup } = await killedAcc(acc, ["upgrade", NAME], delay, group);
       t.after(cleanup);
       // Every fifth time, no doctor: the instance's next start settles the upgrade itself.
       const byStart = i % 5 === 4;

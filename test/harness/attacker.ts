@@ -129,6 +129,41 @@ export function runAcc(
   });
 }
 
+/**
+ * Runs the acc CLI and kills it (-9) after delayMs: its process alone (as `kill -9 PID` does:
+ * a tar, pg_dump or pg_restore it started may go on meanwhile), or its whole process group (as
+ * a crash of the machine's session would). Returns how it ended, and a clean-up that kills
+ * what is left of its process group.
+ */
+export function killedAcc(
+  acc: AccHome,
+  args: string[],
+  delayMs: number,
+  group: boolean,
+): Promise<{ how: string; cleanup: () => void }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [ACC_BIN, ...args], {
+      env: acc.env,
+      detached: true,
+      stdio: "ignore",
+    });
+    const pid = child.pid ?? 0;
+    const kill = (target: number): void => {
+      try {
+        process.kill(target, "SIGKILL");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+      }
+    };
+    const timer = setTimeout(() => kill(group ? -pid : pid), delayMs);
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ how: signal ?? `exit ${code}`, cleanup: () => kill(-pid) });
+    });
+  });
+}
+
 /** Runs an acc command and fails (with its output) unless it exits 0. */
 export async function accOk(
   acc: AccHome,
