@@ -21,8 +21,11 @@ export interface CrashPolicy {
 
 export const FIRST_RETRY_DELAY_MS = 1_000;
 
-/** Starts the sysadmin asked for: they are always let through and begin a new series. */
-const EXPLICIT_CAUSES = new Set(["cli", "create", "restore"]);
+/**
+ * Starts the sysadmin asked for: they are always let through and begin a new series (an
+ * upgrade's start checks the new version, a rollback's brings the old one back).
+ */
+const EXPLICIT_CAUSES = new Set(["cli", "create", "restore", "upgrade", "rollback"]);
 
 export function isExplicitStart(cause: string | null): boolean {
   return EXPLICIT_CAUSES.has(cause ?? "");

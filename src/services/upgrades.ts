@@ -21,6 +21,7 @@ import { unifiedDiff } from "../core/line-diff.js";
 import { parseParamArgs, resolveParams } from "../core/model-params.js";
 import { isValidModelName, type ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
+import { escapeUntrusted } from "../core/untrusted-text.js";
 import { mayBeAlive, SETTLED_STATES } from "../core/states.js";
 import { showValue, validateInstanceName } from "../core/validate.js";
 import { AccError, isAccError } from "../lib/errors.js";
@@ -218,7 +219,7 @@ async function describePlan(
       .filter(([, spec]) => spec.secret)
       .map(([key]) => env[`PARAM_${key.toUpperCase()}`] ?? ""),
     env.PGPASSWORD ?? "",
-  ].filter((value) => value.length >= 4);
+  ].filter((value) => value !== "");
   const mask = (text: string): string =>
     secrets.reduce((out, secret) => out.replaceAll(secret, "(secret)"), text);
   const configDir = instancePaths(ctx.home, instance.name).config;
@@ -233,13 +234,14 @@ async function describePlan(
     const after = rendered.templates.find((t) => t.target === target)?.text ?? "";
     diffs.push(unifiedDiff(mask(before), mask(after), [`config/${target}`, `config/${target}`]));
   }
+  // Shown on a terminal: whatever the templates hold, no escape sequence reaches it.
+  const diff = escapeUntrusted(diffs.join(""), { keepLines: true });
   const envChanges: string[] = [];
   for (const key of new Set([...Object.keys(env), ...Object.keys(rendered.env)])) {
     if (!(key in rendered.env)) envChanges.push(`-${key}`);
     else if (!(key in env)) envChanges.push(`+${key}`);
     else if (env[key] !== rendered.env[key]) envChanges.push(`~${key}`);
   }
-  const diff = diffs.join("");
   return { ...(diff !== "" ? { diff } : {}), env_changes: envChanges.sort() };
 }
 
