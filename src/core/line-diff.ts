@@ -13,7 +13,7 @@ function splitLines(text: string): string[] {
   return lines;
 }
 
-/** The edit script from a to b: a longest common subsequence, kept lines first. */
+/** The edit script from a to b, along a longest common subsequence. */
 function editScript(a: string[], b: string[]): Op[] {
   const n = a.length;
   const m = b.length;
@@ -36,12 +36,13 @@ function editScript(a: string[], b: string[]): Op[] {
       ops.push({ kind: " ", line: a[i++] as string });
       j++;
     } else if (
-      j < m &&
-      (i >= n || (lcs[i * width + j + 1] as number) >= (lcs[(i + 1) * width + j] as number))
+      i < n &&
+      (j >= m || (lcs[(i + 1) * width + j] as number) >= (lcs[i * width + j + 1] as number))
     ) {
-      ops.push({ kind: "+", line: b[j++] as string });
-    } else {
+      // Removed lines before added ones, as diff -u shows a change.
       ops.push({ kind: "-", line: a[i++] as string });
+    } else {
+      ops.push({ kind: "+", line: b[j++] as string });
     }
   }
   return ops;

@@ -73,6 +73,24 @@ function knownParamsHint(manifest: ModelManifest): string {
     : `known: ${known.join(", ")}`;
 }
 
+/** Refuses a value the model's parameter does not take (its type, or empty when required). */
+export function checkParamValue(manifest: ModelManifest, name: string, value: string): void {
+  const spec = manifest.params[name];
+  if (spec === undefined) throw new Error(`bug: no parameter ${name} in model ${manifest.name}`);
+  const problem =
+    paramValueProblem(spec.type, value) ??
+    (spec.required && value === "" ? "must not be empty" : undefined);
+  if (problem === undefined) return;
+  const shown = spec.secret ? "(secret, not shown)" : showValue(value);
+  throw new AccError(
+    "ACC_INVALID",
+    `invalid value ${shown} for parameter ${name} of model ${manifest.name}: ${problem}`,
+    {
+      hint: `${name} takes ${TYPE_WORDS[spec.type]}${spec.description ? ` (${spec.description})` : ""}`,
+    },
+  );
+}
+
 /**
  * Checks the given parameters against the model, fills defaults and generates missing
  * passwords. A secret value is never shown in an error: the error could end up in a log.
@@ -100,19 +118,7 @@ export function resolveParams(
     if (spec.secret) secrets.push(name);
     const value = Object.hasOwn(given, name) ? given[name] : undefined;
     if (value !== undefined) {
-      const problem =
-        paramValueProblem(spec.type, value) ??
-        (spec.required && value === "" ? "must not be empty" : undefined);
-      if (problem !== undefined) {
-        const shown = spec.secret ? "(secret, not shown)" : showValue(value);
-        throw new AccError(
-          "ACC_INVALID",
-          `invalid value ${shown} for parameter ${name} of model ${manifest.name}: ${problem}`,
-          {
-            hint: `${name} takes ${TYPE_WORDS[spec.type]}${spec.description ? ` (${spec.description})` : ""}`,
-          },
-        );
-      }
+      checkParamValue(manifest, name, value);
       values[name] = value;
     } else if (spec.default !== undefined) {
       values[name] = spec.default;

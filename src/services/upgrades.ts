@@ -18,7 +18,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { databaseEnvOf, parseEnvFile } from "../core/instance-env.js";
 import { unifiedDiff } from "../core/line-diff.js";
-import { parseParamArgs, resolveParams } from "../core/model-params.js";
+import { checkParamValue, parseParamArgs, resolveParams } from "../core/model-params.js";
 import { isValidModelName, type ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
@@ -544,14 +544,17 @@ async function targetsOf(
     names = requested;
     for (const name of names) await modelOf((await getInstance(ctx, name)).model);
   }
-  for (const key of Object.keys(given)) {
-    if (![...models.values()].some((m) => Object.hasOwn(m.manifest.params, key))) {
+  for (const [key, value] of Object.entries(given)) {
+    const declaring = [...models.values()].filter((m) => Object.hasOwn(m.manifest.params, key));
+    if (declaring.length === 0) {
       throw new AccError(
         "ACC_INVALID",
         `unknown parameter ${showValue(key)}: no model being upgraded to declares it`,
         { hint: "--param gives a value to a parameter the new version adds" },
       );
     }
+    // A bad value is refused before anything, not once per instance.
+    for (const model of declaring) checkParamValue(model.manifest, key, value);
   }
   return { names, models, given };
 }
