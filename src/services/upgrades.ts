@@ -449,16 +449,14 @@ async function failedUpgrade(
   steps: NonNullable<UpgradeItem["steps"]>,
   started: number,
 ): Promise<UpgradeItem> {
-  // Only acc's own errors are the instance's failure; a bug is not rolled back quietly.
-  if (!isAccError(error)) throw error;
+  // Whatever failed (the instance, or acc: a full disk, a bug), nothing is left half-upgraded.
   const name = instance.name;
+  const details = isAccError(error) ? error.details : undefined;
   const log =
-    error.details !== undefined && error.details !== ""
-      ? error.details
-      : await lastLogLines(ctx, name, 20);
+    details !== undefined && details !== "" ? details : await lastLogLines(ctx, name, 20);
   const at = Date.now();
   await rollBack(ctx, instance, journal);
-  let reason = error.message;
+  let reason = errorText(error);
   if (journal.state === "running") {
     try {
       await startLocked(ctx, instance, "rollback");
