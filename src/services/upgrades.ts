@@ -452,8 +452,7 @@ async function failedUpgrade(
   // Whatever failed (the instance, or acc: a full disk, a bug), nothing is left half-upgraded.
   const name = instance.name;
   const details = isAccError(error) ? error.details : undefined;
-  const log =
-    details !== undefined && details !== "" ? details : await lastLogLines(ctx, name, 20);
+  const log = details !== undefined && details !== "" ? details : await lastLogLines(ctx, name, 20);
   const at = Date.now();
   await rollBack(ctx, instance, journal);
   let reason = errorText(error);
