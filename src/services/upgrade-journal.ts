@@ -162,8 +162,12 @@ export async function rollBack(
   journal: UpgradeJournal,
 ): Promise<void> {
   const name = instance.name;
-  if (journal.phase !== "rolling-back") {
+  // The journal becomes this process's: killed now, the rollback is anyone's to finish (a
+  // committed journal's holder is the upgrade's process, which may live on: acc server).
+  const holder = processIdentity(process.pid) ?? String(process.pid);
+  if (journal.phase !== "rolling-back" || journal.holder !== holder) {
     journal.phase = "rolling-back";
+    journal.holder = holder;
     await writeUpgradeJournal(ctx, journal);
   }
   ctx.progress.step(`${name}: rolling back to ${journal.model} ${journal.from.version}`);
