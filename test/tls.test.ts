@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { cp, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { appendFile, cp, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import https from "node:https";
 import path from "node:path";
 import { test } from "node:test";
@@ -71,6 +71,11 @@ test(
     t.after(() => removeDir(certDir));
     const ca = await createTestCa(certDir);
     await cp(ECHO_MODEL, path.join(acc.home, "models/echo"), { recursive: true });
+    // A secret parameter: the env file, written again when the URL turns https, must keep it.
+    await appendFile(
+      path.join(acc.home, "models/echo/model.toml"),
+      '\n[params.token]\ntype = "password"\n',
+    );
     await acc.ok(["boot"]);
     await acc.ok([
       "create",
@@ -140,6 +145,9 @@ test(
 
     // A good one: stored root's (readable by nginx's workers: test/tls-files), served by SNI,
     // the URL becomes https.
+    const envFile = path.join(acc.home, "instances/ta1/env");
+    const secret = /^PARAM_TOKEN='([^']+)'$/m.exec(await readFile(envFile, "utf8"))?.[1];
+    assert.equal(secret?.length, 24, "a generated secret");
     const imported = await acc.run([
       "tls",
       "import",
@@ -165,10 +173,9 @@ test(
     const url = `https://shop.tls-other.test:${httpsPort}/`;
     const shown = JSON.parse(await acc.ok(["show", "ta1", "--json"])) as { url: string };
     assert.equal(shown.url, url);
-    assert.match(
-      await readFile(path.join(acc.home, "instances/ta1/env"), "utf8"),
-      new RegExp(`ACC_URL='${url}'`),
-    );
+    const env = await readFile(envFile, "utf8");
+    assert.match(env, new RegExp(`ACC_URL='${url}'`));
+    assert.match(env, new RegExp(`^PARAM_TOKEN='${secret}'$`, "m"), "its secret is kept");
 
     // ACC_URL is read at a start: the HTTP request above started ta1 with the old one.
     await acc.ok(["stop", "ta1"]);
