@@ -215,6 +215,18 @@ test(
     await t.test(
       "acc rollback after a good upgrade: the old version, files and database",
       async () => {
+        // acc show says which upgrade a rollback would undo.
+        const before = JSON.parse(await accOk(acc, ["show", "up-gb1", "--json"])) as {
+          last_upgrade: { from: string; to: string; phase: string } | null;
+        };
+        assert.deepEqual(
+          [before.last_upgrade?.from, before.last_upgrade?.to, before.last_upgrade?.phase],
+          ["1.0.0", "1.1.0", "committed"],
+        );
+        assert.match(
+          await accOk(acc, ["show", "up-gb1"]),
+          /last upgrade\s+1\.0\.0 to 1\.1\.0 at .* \(acc rollback up-gb1 goes back to 1\.0\.0\)/,
+        );
         await sign(acc, "up-gb1", "Bob", "after the upgrade");
         const rolled = JSON.parse(
           await accOk(acc, ["rollback", "up-gb1", "--json"], { timeoutMs: 300_000 }),
@@ -234,6 +246,10 @@ test(
         );
         assert.ok(!(await columns(acc, "up-gb1", "entries")).includes("likes"));
         assert.equal((await envOf(acc, "up-gb1")).PARAM_TITLE, undefined, "1.0.0's env again");
+        const after = JSON.parse(await accOk(acc, ["show", "up-gb1", "--json"])) as {
+          last_upgrade: unknown;
+        };
+        assert.equal(after.last_upgrade, null, "nothing left to roll back");
         const again = await runAcc(acc, ["rollback", "up-gb1"]);
         assert.equal(again.code, 1, again.stderr);
         assert.match(again.stderr, /up-gb1 has no upgrade to roll back/);

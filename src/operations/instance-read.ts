@@ -268,6 +268,15 @@ function showRows(view: ShownInstance): [string, string][] {
     ]);
     if (cert.warning !== null) rows.push(["warning", cert.warning]);
   }
+  const upgrade = view.last_upgrade;
+  if (upgrade !== null) {
+    rows.push([
+      "last upgrade",
+      upgrade.phase === "committed"
+        ? `${upgrade.from} to ${upgrade.to} at ${upgrade.finished_at ?? "?"} (acc rollback ${view.name} goes back to ${upgrade.from})`
+        : `${upgrade.from} to ${upgrade.to}, interrupted (acc doctor --repair rolls it back)`,
+    ]);
+  }
   for (const [key, value] of Object.entries(view.params)) rows.push([`param ${key}`, value]);
   for (const [key, value] of Object.entries(view.env ?? {})) rows.push([`env ${key}`, value]);
   return rows;
@@ -302,6 +311,17 @@ export const showOperation: Operation<ShowInput, ShownInstance> = {
           limits: { type: "object" },
           memory_bytes: { type: ["integer", "null"] },
           oom_kills: { type: "integer" },
+          last_upgrade: {
+            type: ["object", "null"],
+            description: "its last upgrade while acc rollback may undo it (phase committed)",
+            properties: {
+              from: { type: "string" },
+              to: { type: "string" },
+              phase: { type: "string", enum: ["changing", "committed", "rolling-back"] },
+              finished_at: { type: ["string", "null"] },
+              backup: { type: "string", description: "the pre-upgrade backup" },
+            },
+          },
           certificate: {
             type: ["object", "null"],
             properties: {

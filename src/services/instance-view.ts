@@ -125,6 +125,17 @@ export interface ShownInstance extends InstanceJson {
   oom_kills: number;
   /** Its certificate (null when tls is off): where it came from, expiry, renewal, warning. */
   certificate: import("./acme.js").CertificateStatus | null;
+  /**
+   * Its last upgrade, while its journal is kept: from and to which version, when, and how far
+   * (committed: `acc rollback` goes back to `from`; else it was interrupted: doctor rolls it back).
+   */
+  last_upgrade: {
+    from: string;
+    to: string;
+    phase: string;
+    finished_at: string | null;
+    backup: string;
+  } | null;
   /** The env file's values, with secrets: only when asked. */
   env?: Record<string, string>;
 }
@@ -144,6 +155,7 @@ export async function showInstanceView(
     { effectiveLimitsOf },
     { instanceCgroups },
     { certificateStatus },
+    { readUpgradeJournal },
   ] = await Promise.all([
     import("./instances.js"),
     import("./instance-secrets.js"),
@@ -153,8 +165,10 @@ export async function showInstanceView(
     import("./instance-settings.js"),
     import("./cgroups.js"),
     import("./acme.js"),
+    import("./upgrade-journal.js"),
   ]);
   const instance = await getInstance(ctx, name);
+  const upgrade = await readUpgradeJournal(ctx, name);
   const view = instanceJson(ctx, instance);
   const secrets = options.secrets ? await readEnvSecrets(ctx, name) : undefined;
   // Looked at only while it runs: null when it does not.
@@ -185,6 +199,16 @@ export async function showInstanceView(
     memory_bytes: mayBeAlive(instance.state) ? (memoryBytes ?? null) : null,
     oom_kills: oomKills,
     certificate: ctx.config.tls === "off" ? null : await certificateStatus(ctx, instance),
+    last_upgrade:
+      upgrade === undefined
+        ? null
+        : {
+            from: upgrade.from.version,
+            to: upgrade.to.version,
+            phase: upgrade.phase,
+            finished_at: upgrade.finished_at ?? null,
+            backup: upgrade.backup,
+          },
   };
   return secrets ? { ...data, env: secrets } : data;
 }
