@@ -513,6 +513,11 @@ target = "page.html"
 
     // The whole model: each instance's line and a summary, then the rollout with its fields.
     await page.goto(`${base}/ui/models`);
+    assert.match(
+      await page.locator("tr", { hasText: "Upgrade all instances of hello" }).innerText(),
+      /2 on 1\.0\.0/,
+      "how many instances run each version",
+    );
     await page.getByRole("link", { name: "Upgrade all instances of hello" }).click();
     assert.match(page.url(), /\/ui\/models\/hello\/upgrade$/);
     assert.match(await main(), /2 would be upgraded, 0 skipped/);
@@ -530,6 +535,11 @@ target = "page.html"
     );
     assert.equal(await versionOf("uu1"), "1.1.0");
     assert.equal(await versionOf("uu2"), "1.1.0");
+    await page.goto(`${base}/ui/models`);
+    assert.match(
+      await page.locator("tr", { hasText: "Upgrade all instances of hello" }).innerText(),
+      /2 on 1\.1\.0/,
+    );
     await page.goto(`${base}/ui/models/hello/upgrade`);
     assert.match(await main(), /Nothing to upgrade: every instance of the model is on its current/);
     assert.equal(await page.getByRole("button", { name: /^Upgrade the instances/ }).count(), 0);

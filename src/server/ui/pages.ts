@@ -6,6 +6,7 @@ import type { BackupInfo } from "../../services/backups.js";
 import type { ListedInstance, ShownInstance } from "../../services/instance-view.js";
 import type { ModelInfo } from "../../services/models.js";
 import type { StatusReport } from "../../services/system.js";
+import { describeInstanceVersions, type ModelListed } from "../../operations/models.js";
 import { html, type SafeHtml } from "./html.js";
 import { actionButton, csrfField, pageButton, type Viewer } from "./layout.js";
 
@@ -517,7 +518,7 @@ export function createPage(options: {
     </form>`;
 }
 
-export function modelsPage(models: ModelInfo[], viewer: Viewer): SafeHtml {
+export function modelsPage(models: ModelListed[], viewer: Viewer): SafeHtml {
   const admin = viewer.scope.kind === "admin";
   return html`<div class="scroll">
     <table class="cards">
@@ -526,6 +527,7 @@ export function modelsPage(models: ModelInfo[], viewer: Viewer): SafeHtml {
           <th scope="col">Model</th>
           <th scope="col">Version</th>
           <th scope="col">Source</th>
+          <th scope="col">Instances</th>
           <th scope="col">Description or error</th>
           ${admin ? html`<th scope="col">Upgrade</th>` : ""}
         </tr>
@@ -545,6 +547,7 @@ export function modelsPage(models: ModelInfo[], viewer: Viewer): SafeHtml {
               <td data-label="Source">
                 ${m.source}${m.overrides ? " (overrides the bundled one)" : ""}
               </td>
+              <td data-label="Instances">${describeInstanceVersions(m.instances, m.version)}</td>
               <td data-label="Description">
                 ${
                   m.error !== undefined

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isValidInstanceName, isValidModelName } from "../../core/validate.js";
 import { AccError, httpStatusFor, isAccError } from "../../lib/errors.js";
 import type { EventJson } from "../../operations/events.js";
-import type { ModelShown } from "../../operations/models.js";
+import type { ModelListed, ModelShown } from "../../operations/models.js";
 import type { Caller, Download, Operation, OperationCall } from "../../operations/types.js";
 import type { BackupInfo } from "../../services/backups.js";
 import type { AccContext } from "../../services/context.js";
@@ -715,7 +715,7 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
       ui.get("/models", async (request, reply) => {
         const session = await sessionOf(request, reply);
         if (!session || !adminOnly(reply, session)) return reply;
-        const models = await run<ModelInfo[]>(session, "model.list", {});
+        const models = await run<ModelListed[]>(session, "model.list", {});
         return sendPage(reply, 200, {
           title: "Models",
           viewer: viewerOf(session),
