@@ -123,7 +123,7 @@ export function renderUpgrade(report: UpgradeReport): string {
     : [
         `${c.upgraded} upgraded`,
         `${c.rolled_back} rolled back`,
-        ...(c.failed > 0 ? [`${c.failed} failed (acc doctor)`] : []),
+        ...(c.failed > 0 ? [`${c.failed} failed`] : []),
         `${c.skipped} skipped`,
         ...(c.not_started > 0 ? [`${c.not_started} not started`] : []),
       ];
