@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
-import { Client } from "pg";
 import { parseEnvFile } from "../src/core/instance-env.js";
 import { stopAccServer, type AccHome } from "./harness/acc.js";
+import { instanceDatabaseUrl, queryDatabase } from "./harness/postgres.js";
 import {
   accOk,
   backupOf,
@@ -24,23 +24,6 @@ import {
 
 const KILLS = 20;
 
-async function query<T>(url: string, sql: string): Promise<T[]> {
-  const client = new Client({ connectionString: url });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows as T[];
-  } finally {
-    await client.end();
-  }
-}
-
-async function databaseUrl(acc: AccHome, name: string): Promise<string> {
-  const env = parseEnvFile(await readFile(path.join(acc.home, "instances", name, "env"), "utf8"));
-  assert.ok(env.DATABASE_URL, `${name} has a DATABASE_URL`);
-  return env.DATABASE_URL;
-}
-
 /** The marker of data/ (a file, as the app writes it) and of the database (a row). */
 async function markers(
   acc: AccHome,
@@ -52,7 +35,10 @@ async function markers(
     `try { return await fs.readFile(path.join(input, "marker"), "utf8"); } catch { return null; }`,
     path.join(acc.home, "instances", name, "data"),
   );
-  const rows = await query<{ v: string }>(await databaseUrl(acc, name), "select v from marker");
+  const rows = await queryDatabase<{ v: string }>(
+    await instanceDatabaseUrl(acc, name),
+    "select v from marker",
+  );
   return { file, row: rows[0]?.v ?? null };
 }
 
@@ -62,13 +48,13 @@ async function setMarkers(acc: AccHome, name: string, who: Identity, value: stri
     `await fs.writeFile(path.join(input.dir, "marker"), input.value); return true;`,
     { dir: path.join(acc.home, "instances", name, "data"), value },
   );
-  await query(await databaseUrl(acc, name), `update marker set v = '${value}'`);
+  await queryDatabase(await instanceDatabaseUrl(acc, name), `update marker set v = '${value}'`);
 }
 
 async function stagedDatabases(acc: AccHome, name: string): Promise<string[]> {
   // The instance's role sees pg_database's names (it is readable by all).
-  const rows = await query<{ datname: string }>(
-    await databaseUrl(acc, name),
+  const rows = await queryDatabase<{ datname: string }>(
+    await instanceDatabaseUrl(acc, name),
     `select datname from pg_database where datname in ('r_${name}', 'o_${name}')`,
   );
   return rows.map((r) => r.datname);
@@ -89,9 +75,9 @@ test(
     const name = `rsa${process.pid}`;
     await accOk(acc, ["create", "rsdb", "--name", name, "--no-start"]);
     const who = await instanceIdentity(name);
-    const url = await databaseUrl(acc, name);
+    const url = await instanceDatabaseUrl(acc, name);
     // Enough rows and bytes that pg_restore and tar take a while: kills land inside them too.
-    await query(
+    await queryDatabase(
       url,
       "create table marker (v text); insert into marker values ('B');" +
         "create table bulk as select g, md5(g::text) as h from generate_series(1, 60000) g",
@@ -234,10 +220,10 @@ test(
           await readFile(path.join(acc.home, "instances", name, "env"), "utf8"),
         );
         assert.equal(page.token, originalEnv.PARAM_TOKEN, "the secret parameter is the backup's");
-        const copyUrl = await databaseUrl(acc, copy);
+        const copyUrl = await instanceDatabaseUrl(acc, copy);
         assert.notEqual(new URL(copyUrl).password, new URL(url).password, "its own password");
         assert.equal(new URL(copyUrl).username, `i_${copy}`);
-        assert.deepEqual(await query(copyUrl, "select v from marker"), [{ v: "B" }]);
+        assert.deepEqual(await queryDatabase(copyUrl, "select v from marker"), [{ v: "B" }]);
 
         // A backup whose model version the home no longer has: the current model, said so.
         const manifestFile = path.join(backup.dir, "manifest.json");

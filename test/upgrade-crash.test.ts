@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
-import { Client } from "pg";
 import { parseEnvFile } from "../src/core/instance-env.js";
 import { stopAccServer, type AccHome } from "./harness/acc.js";
 import {
@@ -20,23 +19,12 @@ import {
   type Identity,
 } from "./harness/attacker.js";
 import { sign } from "./harness/guestbook.js";
+import { instanceDatabaseUrl, queryDatabase } from "./harness/postgres.js";
 import { ACC_MODELS, putModel, show } from "./harness/upgrade.js";
 
 const KILLS = 20;
 const NAME = "up-k1";
 const NEW = "1.1.0-k";
-
-async function query<T>(acc: AccHome, sql: string): Promise<T[]> {
-  const env = parseEnvFile(await readFile(path.join(acc.home, "instances", NAME, "env"), "utf8"));
-  const client = new Client({ connectionString: env.DATABASE_URL });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows as T[];
-  } finally {
-    await client.end();
-  }
-}
 
 /** Each part of the instance that an upgrade changes, as old or new. */
 async function parts(acc: AccHome, who: Identity): Promise<Record<string, "old" | "new">> {
@@ -51,8 +39,8 @@ async function parts(acc: AccHome, who: Identity): Promise<Record<string, "old" 
     `try { return await fs.readFile(path.join(input, "version"), "utf8"); } catch { return null; }`,
     path.join(acc.home, "instances", NAME, "data"),
   );
-  const likes = await query<{ n: number }>(
-    acc,
+  const likes = await queryDatabase<{ n: number }>(
+    await instanceDatabaseUrl(acc, NAME),
     "select count(*)::int as n from information_schema.columns where table_name = 'entries' and column_name = 'likes'",
   );
   const kind = (isNew: boolean): "old" | "new" => (isNew ? "new" : "old");
@@ -160,7 +148,10 @@ test(
       const left = check.stdout + check.stderr;
       assert.doesNotMatch(left, byStart ? /upgrade|restore/ : /upgrade|restore|up-k1:/, left);
       if (byStart) await accOk(acc, ["doctor", "--repair"], { timeoutMs: 120_000 });
-      const rows = await query<{ author: string }>(acc, "select author from entries");
+      const rows = await queryDatabase<{ author: string }>(
+        await instanceDatabaseUrl(acc, NAME),
+        "select author from entries",
+      );
       assert.deepEqual(
         rows.map((r) => r.author),
         ["Ann"],

@@ -7,7 +7,6 @@ import { createHash } from "node:crypto";
 import { readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
-import { Client } from "pg";
 import { parseEnvFile } from "../src/core/instance-env.js";
 import type { AccHome } from "./harness/acc.js";
 import {
@@ -19,6 +18,7 @@ import {
   startCount,
 } from "./harness/attacker.js";
 import { guestbookEntries, sign } from "./harness/guestbook.js";
+import { instanceDatabaseUrl, queryDatabase } from "./harness/postgres.js";
 import { ACC_MODELS, putModel, show, upgrade, withVersion, type Shown } from "./harness/upgrade.js";
 
 interface EventJson {
@@ -55,18 +55,12 @@ async function exists(file: string): Promise<boolean> {
 }
 
 async function columns(acc: AccHome, name: string, table: string): Promise<string[]> {
-  const client = new Client({ connectionString: (await envOf(acc, name)).DATABASE_URL });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ column_name: string }>(
-      "select column_name from information_schema.columns where table_name = $1 order by column_name",
-      [table],
-    );
-    return rows.map((r) => r.column_name);
-  } finally {
-    await client.end();
-  }
+  const rows = await queryDatabase<{ column_name: string }>(
+    await instanceDatabaseUrl(acc, name),
+    "select column_name from information_schema.columns where table_name = $1 order by column_name",
+    [table],
+  );
+  return rows.map((r) => r.column_name);
 }
 
 async function page(acc: AccHome, name: string): Promise<string> {

@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import type { TestContext } from "node:test";
 import { Client } from "pg";
+import { parseEnvFile } from "../../src/core/instance-env.js";
 import { homePaths } from "../../src/core/paths.js";
 import {
   createManagedPostgres,
@@ -16,7 +20,31 @@ import { isAccError } from "../../src/lib/errors.js";
 import { exec } from "../../src/lib/exec.js";
 import { writeFileAtomic } from "../../src/lib/files.js";
 import { createUsers } from "../../src/services/users.js";
+import type { AccHome } from "./acc.js";
 import { freePort, makeTempDir, removeDir, requireBinary, waitFor } from "./common.js";
+
+/** An instance's DATABASE_URL, from its env file. */
+export async function instanceDatabaseUrl(acc: AccHome, name: string): Promise<string> {
+  const env = parseEnvFile(await readFile(path.join(acc.home, "instances", name, "env"), "utf8"));
+  assert.ok(env.DATABASE_URL, `${name} has a DATABASE_URL`);
+  return env.DATABASE_URL;
+}
+
+/** One query on a database, in a connection of its own. */
+export async function queryDatabase<T>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const client = new Client({ connectionString: url });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
 
 /** A real Postgres cluster for one test file: its own folder, port and socket. */
 export interface TestPostgres {
