@@ -8,6 +8,19 @@ import type { AccContext } from "./context.js";
 import { ensureSharedCode } from "./model-code.js";
 import { createModelRegistry } from "./models.js";
 
+/** What ensureSharedCode needs of a context: a home in tmp, its models, and exec. */
+function contextIn(tmp: string, exec: Exec): AccContext {
+  return {
+    paths: { code: path.join(tmp, "home", "code") },
+    exec,
+    progress: { step: () => undefined },
+    models: createModelRegistry({
+      bundledDir: path.join(tmp, "bundled"),
+      userDir: path.join(tmp, "home", "models"),
+    }),
+  } as unknown as AccContext;
+}
+
 describe("shared code of a model whose folder is a link", () => {
   let tmp: string;
   let target: string;
@@ -33,15 +46,7 @@ describe("shared code of a model whose folder is a link", () => {
       await mkdir(path.join(options.cwd ?? "", "node_modules", "left-pad"), { recursive: true });
       return { stdout: "", stderr: "" };
     };
-    ctx = {
-      paths: { code: path.join(tmp, "home", "code") },
-      exec,
-      progress: { step: () => undefined },
-      models: createModelRegistry({
-        bundledDir: path.join(tmp, "bundled"),
-        userDir: path.join(tmp, "home", "models"),
-      }),
-    } as unknown as AccContext;
+    ctx = contextIn(tmp, exec);
   });
 
   after(() => rm(tmp, { recursive: true, force: true }));
@@ -79,15 +84,7 @@ describe("shared code made by several operations of one process at once", () => 
       'name = "busy"\nversion = "1.0.0"\ncommand = "node server.js"\n[health]\npath = "/"\n',
     );
     await writeFile(path.join(model, "server.js"), "// app\n");
-    ctx = {
-      paths: { code: path.join(tmp, "home", "code") },
-      exec: () => Promise.reject(new Error("nothing to install")),
-      progress: { step: () => undefined },
-      models: createModelRegistry({
-        bundledDir: path.join(tmp, "bundled"),
-        userDir: path.join(tmp, "home", "models"),
-      }),
-    } as unknown as AccContext;
+    ctx = contextIn(tmp, () => Promise.reject(new Error("nothing to install")));
   });
 
   after(() => rm(tmp, { recursive: true, force: true }));
