@@ -146,6 +146,15 @@ export function resolveParams(
   return { values, secrets, generated };
 }
 
+/** The values of the parameters that are not secret: what the store keeps. */
+export function publicParamsOf(resolved: ResolvedParams): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(resolved.values)) {
+    if (!resolved.secrets.includes(key)) out[key] = value;
+  }
+  return out;
+}
+
 /** Parses `--param NAME=VALUE` arguments; the value may hold '=' and may be empty. */
 export function parseParamArgs(args: readonly string[]): Record<string, string> {
   const out = new Map<string, string>();

@@ -6,7 +6,7 @@ import { readDirIfExists } from "../lib/files.js";
 import { processGone } from "../lib/processes.js";
 import type { AccContext } from "./context.js";
 import { codeDirOf } from "./model-code.js";
-import { versionsKeptForRollback } from "./upgrade-journal.js";
+import { upgradeJournals } from "./upgrade-journal.js";
 
 export interface PrunedFolder {
   /** The folder's name under HOME/code. */
@@ -50,10 +50,17 @@ async function diskUsage(dir: string, seen = new Set<string>()): Promise<number>
 
 async function usedFolders(ctx: AccContext): Promise<Set<string>> {
   const instances = await ctx.store.listInstances();
+  const journals = await upgradeJournals(
+    ctx,
+    instances.map((i) => i.name),
+  );
   const pins = [
     ...instances.map((i) => ({ model: i.model, version: i.modelVersion, hash: i.modelHash })),
-    // The version an upgrade would roll back to, while its journal is kept (acc rollback).
-    ...(await versionsKeptForRollback(ctx)),
+    // The versions an upgrade journal names, while it is kept: acc rollback goes back to `from`.
+    ...journals.flatMap(({ journal }) => [
+      { model: journal.model, ...journal.from },
+      { model: journal.model, ...journal.to },
+    ]),
   ];
   return new Set(pins.map((p) => path.basename(codeDirOf(ctx, p.model, p.version, p.hash))));
 }

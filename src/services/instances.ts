@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import { formatDuration, parseDuration } from "../core/duration.js";
-import { parseParamArgs, resolveParams } from "../core/model-params.js";
+import { parseParamArgs, publicParamsOf, resolveParams } from "../core/model-params.js";
 import type { ModelManifest } from "../core/model.js";
 import { certificateStatePath, instancePaths } from "../core/paths.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
@@ -182,10 +182,7 @@ export async function createInstance(
       ? undefined
       : parseDuration(options.idleTimeout, "idle timeout");
   const limits = parseLimitArgs(options.limits ?? [], "--limit");
-  const publicParams: Record<string, string> = {};
-  for (const [key, value] of Object.entries(resolved.values)) {
-    if (!resolved.secrets.includes(key)) publicParams[key] = value;
-  }
+  const publicParams = publicParamsOf(resolved);
   const generated: Record<string, string> = {};
   for (const key of resolved.generated) generated[key] = resolved.values[key] ?? "";
 

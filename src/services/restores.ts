@@ -13,7 +13,7 @@ import path from "node:path";
 import { instancePaths } from "../core/paths.js";
 import { isValidInstanceName, validateInstanceName } from "../core/validate.js";
 import { stagedDatabaseName } from "../drivers/postgres/render.js";
-import { AccError, hasErrno } from "../lib/errors.js";
+import { AccError, errorMessage, hasErrno } from "../lib/errors.js";
 import {
   ensureDirMode,
   ensureOwnedDir,
@@ -285,7 +285,7 @@ export async function restoreInto(
     await undoRestore(ctx, p, journal, owner).catch((undoError: unknown) => {
       throw new AccError(
         "ACC_FAILED",
-        `restore of ${name} failed (${errorText(error)}), and removing what it staged failed too (${errorText(undoError)})`,
+        `restore of ${name} failed (${errorMessage(error)}), and removing what it staged failed too (${errorMessage(undoError)})`,
         { cause: error, hint: "the instance is unchanged; acc doctor --repair removes the rest" },
       );
     });
@@ -298,15 +298,11 @@ export async function restoreInto(
   } catch (error) {
     throw new AccError(
       "ACC_FAILED",
-      `restore of ${name} is committed but not finished: ${errorText(error)}`,
+      `restore of ${name} is committed but not finished: ${errorMessage(error)}`,
       {
         cause: error,
         hint: "acc doctor --repair (or the instance's next start) finishes it",
       },
     );
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -83,29 +83,25 @@ export function upgradeUnderWay(journal: UpgradeJournal): boolean {
   return holderAlive(journal.holder);
 }
 
-/** Upgrades killed half-way: their journal says "changing" or "rolling-back". */
-export async function interruptedUpgrades(
+/** The upgrade journals of these instances, for those that have one. */
+export async function upgradeJournals(
   ctx: AccContext,
+  names: readonly string[],
 ): Promise<{ name: string; journal: UpgradeJournal }[]> {
   const out: { name: string; journal: UpgradeJournal }[] = [];
-  for (const instance of await ctx.store.listInstances()) {
-    const journal = await readUpgradeJournal(ctx, instance.name);
-    if (journal && journal.phase !== "committed") out.push({ name: instance.name, journal });
+  for (const name of names) {
+    const journal = await readUpgradeJournal(ctx, name);
+    if (journal) out.push({ name, journal });
   }
   return out;
 }
 
-/** The code folders upgrade journals keep: the version a rollback goes back to. */
-export async function versionsKeptForRollback(
+/** Upgrades killed half-way: their journal says "changing" or "rolling-back". */
+export async function interruptedUpgrades(
   ctx: AccContext,
-): Promise<{ model: string; version: string; hash: string }[]> {
-  const out: { model: string; version: string; hash: string }[] = [];
-  for (const instance of await ctx.store.listInstances()) {
-    const journal = await readUpgradeJournal(ctx, instance.name);
-    if (journal)
-      out.push({ model: journal.model, ...journal.from }, { model: journal.model, ...journal.to });
-  }
-  return out;
+): Promise<{ name: string; journal: UpgradeJournal }[]> {
+  const names = (await ctx.store.listInstances()).map((i) => i.name);
+  return (await upgradeJournals(ctx, names)).filter(({ journal }) => journal.phase !== "committed");
 }
 
 /**

@@ -18,13 +18,18 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { databaseEnvOf, parseEnvFile } from "../core/instance-env.js";
 import { unifiedDiff } from "../core/line-diff.js";
-import { checkParamValue, parseParamArgs, resolveParams } from "../core/model-params.js";
+import {
+  checkParamValue,
+  parseParamArgs,
+  publicParamsOf,
+  resolveParams,
+} from "../core/model-params.js";
 import { isValidModelName, type ModelManifest } from "../core/model.js";
 import { instancePaths } from "../core/paths.js";
 import { escapeUntrusted } from "../core/untrusted-text.js";
-import { mayBeAlive, SETTLED_STATES } from "../core/states.js";
+import { mayBeAlive, SETTLED_STATES, type InstanceState } from "../core/states.js";
 import { showValue, validateInstanceName } from "../core/validate.js";
-import { AccError, isAccError } from "../lib/errors.js";
+import { AccError, errorMessage, isAccError } from "../lib/errors.js";
 import { readFileIfExists } from "../lib/files.js";
 import { processIdentity, type InstanceRecord } from "../store/store.js";
 import { createBackup, openBackup } from "./backups.js";
@@ -137,18 +142,11 @@ interface Plan {
 
 class Skip extends Error {}
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function versionText(
-  version: string,
-  hash: string,
-  other: { version: string; hash: string },
-): string {
-  return version === other.version && hash !== other.hash
-    ? `${version} (${hash.slice(0, 12)})`
-    : version;
+/** The version an instance is on, with its hash when only that differs from the target's. */
+function versionText(instance: InstanceRecord, target: LoadedModel): string {
+  return instance.modelVersion === target.manifest.version && instance.modelHash !== target.hash
+    ? `${instance.modelVersion} (${instance.modelHash.slice(0, 12)})`
+    : instance.modelVersion;
 }
 
 /** What the upgrade of one instance would do; throws Skip with the reason when it may not. */
@@ -181,16 +179,12 @@ async function planUpgrade(
     if (!isAccError(error, "ACC_INVALID")) throw error;
     throw new Skip(`${error.message}${error.hint ? ` (${error.hint})` : ""}`);
   }
-  const publicParams: Record<string, string> = {};
-  for (const [key, value] of Object.entries(resolved.values)) {
-    if (!resolved.secrets.includes(key)) publicParams[key] = value;
-  }
   return {
     instance,
     target,
     oldManifest,
     values: resolved.values,
-    publicParams,
+    publicParams: publicParamsOf(resolved),
     added: Object.keys(newParams).filter((key) => !Object.hasOwn(oldManifest.params, key)),
     dropped: Object.keys(oldManifest.params).filter((key) => !Object.hasOwn(newParams, key)),
     generated: resolved.generated,
@@ -270,10 +264,7 @@ async function upgradeOne(
       await settleUpgrade(ctx, name);
       await settleRestore(ctx, name);
       const instance = await getInstance(ctx, name);
-      item.from = versionText(instance.modelVersion, instance.modelHash, {
-        version: target.manifest.version,
-        hash: target.hash,
-      });
+      item.from = versionText(instance, target);
       let plan: Plan;
       try {
         plan = await planUpgrade(ctx, instance, target, given);
@@ -294,7 +285,7 @@ async function upgradeOne(
     const journal = await readUpgradeJournal(ctx, name).catch(() => undefined);
     const halfWay = journal !== undefined && journal.phase !== "committed";
     item.outcome = "failed";
-    item.reason = `${errorText(error)}${halfWay ? " (acc doctor --repair rolls it back)" : " (nothing was changed)"}`;
+    item.reason = `${errorMessage(error)}${halfWay ? " (acc doctor --repair rolls it back)" : " (nothing was changed)"}`;
     item.duration_ms = elapsed(started);
     await recordEvent(ctx, name, "upgrade", "failed", {
       cause: causeOf(ctx),
@@ -439,6 +430,21 @@ async function upgradeLocked(
   return item;
 }
 
+/**
+ * After rollBack (which leaves the instance stopped): the state it had before, running again
+ * (a failed start throws) when it ran.
+ */
+async function giveStateBack(
+  ctx: AccContext,
+  instance: InstanceRecord,
+  state: InstanceState,
+): Promise<void> {
+  if (state === "running") await startLocked(ctx, instance, "rollback");
+  else if (state === "suspended" || state === "failed") {
+    await ctx.store.updateInstance(instance.name, { state }, ctx.now().toISOString());
+  }
+}
+
 /** An upgrade step failed: back to the old version, the old state, and an event saying why. */
 async function failedUpgrade(
   ctx: AccContext,
@@ -455,16 +461,12 @@ async function failedUpgrade(
   const log = details !== undefined && details !== "" ? details : await lastLogLines(ctx, name, 20);
   const at = Date.now();
   await rollBack(ctx, instance, journal);
-  let reason = errorText(error);
-  if (journal.state === "running") {
-    try {
-      await startLocked(ctx, instance, "rollback");
-    } catch (startError) {
-      if (!isAccError(startError)) throw startError;
-      reason = `${reason}; the old version did not start again either: ${startError.message}`;
-    }
-  } else if (journal.state === "suspended" || journal.state === "failed") {
-    await ctx.store.updateInstance(name, { state: journal.state }, ctx.now().toISOString());
+  let reason = errorMessage(error);
+  try {
+    await giveStateBack(ctx, instance, journal.state);
+  } catch (startError) {
+    if (!isAccError(startError)) throw startError;
+    reason = `${reason}; the old version did not start again either: ${startError.message}`;
   }
   // The new version's failure is the upgrade's, told by its event: not the old version's error.
   await ctx.store.updateInstance(
@@ -495,7 +497,7 @@ async function failedUpgrade(
 async function targetsOf(
   ctx: AccContext,
   options: UpgradeOptions,
-): Promise<{ names: string[]; models: Map<string, LoadedModel>; given: Record<string, string> }> {
+): Promise<{ targets: { name: string; target: LoadedModel }[]; given: Record<string, string> }> {
   if (!Number.isSafeInteger(options.batch) || options.batch < 1 || options.batch > 64) {
     throw new AccError("ACC_INVALID", `invalid batch ${showValue(String(options.batch))}`, {
       hint: "--batch takes a number of instances at once, from 1 to 64",
@@ -531,15 +533,17 @@ async function targetsOf(
     }
     return loaded;
   };
-  let names: string[];
+  let targets: { name: string; target: LoadedModel }[];
   if (options.model !== undefined) {
     const target = await modelOf(options.model);
-    names = (await ctx.store.listInstances())
+    targets = (await ctx.store.listInstances())
       .filter((i) => i.model === target.manifest.name && i.modelHash !== target.hash)
-      .map((i) => i.name);
+      .map((i) => ({ name: i.name, target }));
   } else {
-    names = requested;
-    for (const name of names) await modelOf((await getInstance(ctx, name)).model);
+    targets = [];
+    for (const name of requested) {
+      targets.push({ name, target: await modelOf((await getInstance(ctx, name)).model) });
+    }
   }
   for (const [key, value] of Object.entries(given)) {
     const declaring = [...models.values()].filter((m) => Object.hasOwn(m.manifest.params, key));
@@ -553,7 +557,7 @@ async function targetsOf(
     // A bad value is refused before anything, not once per instance.
     for (const model of declaring) checkParamValue(model.manifest, key, value);
   }
-  return { names, models, given };
+  return { targets, given };
 }
 
 /**
@@ -565,23 +569,17 @@ export async function upgradeInstances(
   options: UpgradeOptions,
 ): Promise<UpgradeReport> {
   const started = Date.now();
-  const { names, models, given } = await targetsOf(ctx, options);
+  const { targets, given } = await targetsOf(ctx, options);
   const results: UpgradeItem[] = [];
   let stopped: string | null = null;
-  const modelOf = async (name: string): Promise<LoadedModel> =>
-    models.get((await getInstance(ctx, name)).model) as LoadedModel;
 
   if (options.dryRun) {
-    for (const name of names) {
+    for (const { name, target } of targets) {
       const instance = await getInstance(ctx, name);
-      const target = await modelOf(name);
       const item: UpgradeItem = {
         name,
         model: instance.model,
-        from: versionText(instance.modelVersion, instance.modelHash, {
-          version: target.manifest.version,
-          hash: target.hash,
-        }),
+        from: versionText(instance, target),
         to: target.manifest.version,
         outcome: "skipped",
       };
@@ -603,9 +601,9 @@ export async function upgradeInstances(
     let next = 0;
     let rolledBack = 0;
     const worker = async (): Promise<void> => {
-      while (next < names.length && stopped === null) {
-        const name = names[next++] as string;
-        const item = await upgradeOne(ctx, name, await modelOf(name), given, options.verify);
+      while (next < targets.length && stopped === null) {
+        const { name, target } = targets[next++] as (typeof targets)[number];
+        const item = await upgradeOne(ctx, name, target, given, options.verify);
         results.push(item);
         if (item.outcome === "rolled_back" || item.outcome === "failed") {
           rolledBack++;
@@ -615,20 +613,20 @@ export async function upgradeInstances(
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(options.batch, names.length) }, worker));
-    for (const name of names.slice(next)) {
+    await Promise.all(Array.from({ length: Math.min(options.batch, targets.length) }, worker));
+    for (const { name, target } of targets.slice(next)) {
       const instance = await getInstance(ctx, name);
       results.push({
         name,
         model: instance.model,
         from: instance.modelVersion,
-        to: (await modelOf(name)).manifest.version,
+        to: target.manifest.version,
         outcome: "not_started",
         reason: `the rollout stopped: ${stopped ?? "?"}`,
       });
     }
   }
-  const order = new Map(names.map((name, index) => [name, index]));
+  const order = new Map(targets.map(({ name }, index) => [name, index]));
   results.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
   const counts: Record<UpgradeOutcome, number> = {
     upgraded: 0,
@@ -674,7 +672,7 @@ export async function rollbackInstance(
     } catch (error) {
       throw new AccError(
         "ACC_STATE",
-        `cannot roll ${name} back to ${journal.from.version}: its pre-upgrade backup ${journal.backup} is gone or damaged (${errorText(error)})`,
+        `cannot roll ${name} back to ${journal.from.version}: its pre-upgrade backup ${journal.backup} is gone or damaged (${errorMessage(error)})`,
         { cause: error, hint: "restore another backup with acc restore, or upgrade again" },
       );
     }
@@ -695,10 +693,7 @@ export async function rollbackInstance(
     } finally {
       done();
     }
-    if (wasState === "running") await startLocked(ctx, instance, "rollback");
-    else if (wasState === "suspended" || wasState === "failed") {
-      await ctx.store.updateInstance(name, { state: wasState }, ctx.now().toISOString());
-    }
+    await giveStateBack(ctx, instance, wasState);
     await ctx.store.updateInstance(name, { operation: null }, ctx.now().toISOString());
     await recordEvent(ctx, name, "rollback", "ok", {
       cause: causeOf(ctx),
