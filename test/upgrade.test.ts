@@ -4,10 +4,11 @@
 // --max-failures; a sleeping instance upgraded without a start; acc rollback.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFile, rm, stat } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
 import { parseEnvFile } from "../src/core/instance-env.js";
+import { pathExists } from "../src/lib/files.js";
 import type { AccHome } from "./harness/acc.js";
 import {
   accOk,
@@ -45,13 +46,6 @@ async function filesOf(acc: AccHome, name: string): Promise<Record<string, strin
     out[file] = createHash("sha256").update(text).digest("hex");
   }
   return out;
-}
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
 }
 
 async function columns(acc: AccHome, name: string, table: string): Promise<string[]> {
@@ -120,7 +114,7 @@ test(
         [["Ann: before the upgrade of up-gb2", undefined]],
       );
       assert.ok(!(await columns(acc, "up-gb2", "entries")).includes("likes"), "schema restored");
-      assert.equal(await exists(path.join(acc.home, "instances/up-gb2/data/upgraded")), false);
+      assert.equal(await pathExists(path.join(acc.home, "instances/up-gb2/data/upgraded")), false);
       assert.deepEqual(await filesOf(acc, "up-gb2"), files, "env and launch spec as before");
       const said = await events(acc, "up-gb2");
       const failed = said.find((e) => e.action === "upgrade");
@@ -163,7 +157,7 @@ test(
         for (const item of report.results) {
           assert.ok((item.steps?.command ?? 0) > 0, `${item.name}: its upgrade command ran`);
           assert.ok((item.steps?.backup ?? 0) > 0, `${item.name}: backed up first`);
-          assert.ok(item.backup !== undefined && (await exists(item.backup)));
+          assert.ok(item.backup !== undefined && (await pathExists(item.backup)));
         }
         for (const name of ["up-gb1", "up-gb2"]) {
           const shown = await show(acc, name);
@@ -233,7 +227,10 @@ test(
           [rolled.model_version, rolled.state, rolled.rolled_back.from, rolled.rolled_back.to],
           ["1.0.0", "running", "1.1.0", "1.0.0"],
         );
-        assert.ok(await exists(rolled.rolled_back.backup), "what it had since is kept in a backup");
+        assert.ok(
+          await pathExists(rolled.rolled_back.backup),
+          "what it had since is kept in a backup",
+        );
         assert.deepEqual(
           (await guestbookEntries(acc, "up-gb1")).map((e) => [e.text, e.likes]),
           [["Ann: before the upgrade of up-gb1", undefined]],
@@ -284,7 +281,7 @@ test(
         assert.equal(item.outcome, "rolled_back", JSON.stringify(report));
         assert.match(item.reason ?? "", new RegExp(`${item.name} failed to start`));
         assert.equal(
-          await exists(path.join(acc.home, "instances", item.name, "config/extra.json")),
+          await pathExists(path.join(acc.home, "instances", item.name, "config/extra.json")),
           false,
           "the new version's config file went with it",
         );
@@ -358,7 +355,10 @@ test(
           before.get(name),
           `${name}'s files as they were`,
         );
-        assert.equal(await exists(path.join(acc.home, "instances", name, "upgrade.json")), false);
+        assert.equal(
+          await pathExists(path.join(acc.home, "instances", name, "upgrade.json")),
+          false,
+        );
       }
       assert.equal((await show(acc, "up-b0")).model_version, "1.3.0");
       const text = await runAcc(acc, ["upgrade", "up-b3", "up-b4", "--no-verify"]);
