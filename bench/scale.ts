@@ -16,9 +16,10 @@
 //   [--port-min 23000]
 import os from "node:os";
 import { createAccHome } from "../test/harness/acc.js";
+import { NO_DATABASE } from "../test/harness/api.js";
 import { runMeasured } from "./run-measured.js";
 import { measureAt, printFigures, type Figures } from "./scale-measure.js";
-import { argString, argValue, HELLO_ONLY_ENV, machineNote, median } from "./stats.js";
+import { argString, argValue, machineNote, median } from "./stats.js";
 
 const sizes = argString("sizes", "100,1000,10000")
   .split(",")
@@ -37,7 +38,7 @@ const instancePorts = { min: portMin, max: portMin + largest + 10 };
 
 const acc = await createAccHome({
   env: {
-    ...HELLO_ONLY_ENV,
+    ...NO_DATABASE,
     // Long, not "never": a pass then decides for every running instance, none of them due.
     ACC_IDLE_TIMEOUT: "30d",
     ACC_INSTANCE_PORT_MIN: String(instancePorts.min),

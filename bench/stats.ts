@@ -286,13 +286,3 @@ export function widenInstancePorts(env: NodeJS.ProcessEnv, n: number): void {
   env.ACC_INSTANCE_PORT_MIN = String(portMin);
   env.ACC_INSTANCE_PORT_MAX = String(portMin + n + 10);
 }
-
-/**
- * A home for hello instances only: hello needs no database (no Postgres cluster is started),
- * and the server's monitor passes would only add noise.
- */
-export const HELLO_ONLY_ENV: NodeJS.ProcessEnv = {
-  ACC_POSTGRES: "external",
-  ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/x",
-  ACC_MONITOR_INTERVAL: "1h",
-};

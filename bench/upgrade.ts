@@ -16,13 +16,13 @@ import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { UpgradeItem, UpgradeReport } from "../src/services/upgrades.js";
 import { ACC_ROOT, createAccHome } from "../test/harness/acc.js";
+import { NO_DATABASE } from "../test/harness/api.js";
 import {
   argFlag,
   argString,
   argValue,
   dropNodeEnv,
   eachAtOnce,
-  HELLO_ONLY_ENV,
   instancePids,
   machineNote,
   median,
@@ -65,7 +65,7 @@ function checkStopping(): void {
 }
 
 const machine = machineNote();
-const acc = await createAccHome({ env: HELLO_ONLY_ENV });
+const acc = await createAccHome({ env: NO_DATABASE });
 if (!inheritEnv) dropNodeEnv(acc.env);
 widenInstancePorts(acc.env, n);
 

@@ -8,6 +8,7 @@ import path from "node:path";
 import { test, type TestContext } from "node:test";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { ACC_ROOT, createAccHome, type AccHome } from "./harness/acc.js";
+import { NO_DATABASE } from "./harness/api.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = path.join(ACC_ROOT, "test-artifacts", "ui");
@@ -92,13 +93,7 @@ async function uiHome(
     return undefined;
   }
   await mkdir(ARTIFACTS, { recursive: true });
-  const acc = await createAccHome({
-    env: {
-      ACC_POSTGRES: "external",
-      ACC_POSTGRES_ADMIN_URL: "postgres://nobody@127.0.0.1:1/none",
-      ACC_MONITOR_INTERVAL: "1h",
-    },
-  });
+  const acc = await createAccHome({ env: NO_DATABASE });
   t.after(() => acc.cleanup());
   await acc.ok(["boot"]);
   const base = `http://acc.localhost:${acc.httpPort}`;
